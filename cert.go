@@ -1,0 +1,87 @@
+package openssl
+
+/*
+#include <stdlib.h>
+#include <openssl/x509.h>
+#include <openssl/evp.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"crypto/x509"
+	"errors"
+	"runtime"
+	"unsafe"
+)
+
+// Certificate is an X.509 certificate held by OpenSSL. It is freed when
+// garbage collected; a Ctx that uses it takes its own reference.
+type Certificate struct {
+	x *C.X509 // constant
+}
+
+// PrivateKey is a private key held by OpenSSL. It is freed when garbage
+// collected; a Ctx that uses it takes its own reference.
+type PrivateKey struct {
+	k *C.EVP_PKEY // constant
+}
+
+// LoadCertificateFromPEM parses the first certificate in pem. Input without
+// a certificate, or a damaged one, is an *Error naming OpenSSL's reason
+// (corresponds to PEM_read_bio_X509).
+func LoadCertificateFromPEM(pem []byte) (*Certificate, error) {
+	if len(pem) == 0 {
+		return nil, &Error{Op: "load certificate", Err: errors.New("openssl: empty PEM input")}
+	}
+	var r C.go_ossl_result
+	buf := C.CBytes(pem)
+	defer C.free(buf)
+	x := C.go_ossl_x509_from_pem(buf, C.int(len(pem)), &r)
+	if x == nil {
+		return nil, callError("load certificate", &r)
+	}
+	cert := &Certificate{x: x}
+	runtime.AddCleanup(cert, func(x *C.X509) { C.X509_free(x) }, x)
+	return cert, nil
+}
+
+// LoadPrivateKeyFromPEM parses the first private key in pem (PKCS#8,
+// PKCS#1 or SEC1). Encrypted keys are refused; input without a key is an
+// *Error naming OpenSSL's reason (corresponds to PEM_read_bio_PrivateKey).
+func LoadPrivateKeyFromPEM(pem []byte) (*PrivateKey, error) {
+	if len(pem) == 0 {
+		return nil, &Error{Op: "load private key", Err: errors.New("openssl: empty PEM input")}
+	}
+	var r C.go_ossl_result
+	buf := C.CBytes(pem)
+	defer func() {
+		// The buffer held key material.
+		C.OPENSSL_cleanse(buf, C.size_t(len(pem)))
+		C.free(buf)
+	}()
+	k := C.go_ossl_pkey_from_pem(buf, C.int(len(pem)), &r)
+	if k == nil {
+		return nil, callError("load private key", &r)
+	}
+	key := &PrivateKey{k: k}
+	runtime.AddCleanup(key, func(k *C.EVP_PKEY) { C.EVP_PKEY_free(k) }, k)
+	return key, nil
+}
+
+// X509 returns the certificate parsed by crypto/x509.
+func (c *Certificate) X509() (*x509.Certificate, error) {
+	defer runtime.KeepAlive(c)
+	return parseX509(c.x)
+}
+
+// parseX509 converts an OpenSSL certificate to crypto/x509's form.
+func parseX509(x *C.X509) (*x509.Certificate, error) {
+	var der *C.uchar
+	n := C.go_ossl_x509_der(x, &der)
+	if n <= 0 {
+		return nil, &Error{Op: "encode certificate", Err: errors.New("openssl: i2d_X509 failed")}
+	}
+	defer C.go_ossl_free(unsafe.Pointer(der))
+	return x509.ParseCertificate(C.GoBytes(unsafe.Pointer(der), n))
+}

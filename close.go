@@ -1,0 +1,197 @@
+package openssl
+
+/*
+#include <openssl/ssl.h>
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// DefaultCloseTimeout bounds Close when ClosePolicy.Timeout is zero.
+const DefaultCloseTimeout = 5 * time.Second
+
+// ClosePolicy says what Close does before it closes the socket. The zero
+// policy sends our close_notify (if the handshake completed), does not wait
+// for the peer's, and closes. Every wait is bounded by Timeout.
+type ClosePolicy struct {
+	// WaitForPeer: after sending our close_notify, wait for the peer's, as
+	// Shutdown does, discarding data that arrives first.
+	WaitForPeer bool
+	// Quiet: send no close_notify and mark both directions shut
+	// (SSL_set_quiet_shutdown). This breaks TLS; it suits peers known to
+	// misbehave.
+	Quiet bool
+	// DrainSendQueue: after the alert, wait until the kernel's send queue is
+	// empty (SendQueueLen 0: the peer's TCP acknowledged everything).
+	DrainSendQueue bool
+	// Lingering: after the alert, half-close TCP (CloseWrite), then read and
+	// discard until the peer closes, so that unread input does not make the
+	// kernel answer with RST and destroy data the peer has not read yet
+	// (nginx's lingering close).
+	Lingering bool
+	// Timeout bounds the whole of Close; zero means DefaultCloseTimeout.
+	Timeout time.Duration
+}
+
+func (p ClosePolicy) timeout() time.Duration {
+	if p.Timeout <= 0 {
+		return DefaultCloseTimeout
+	}
+	return p.Timeout
+}
+
+// SetClosePolicy sets the ClosePolicy of this connection; it starts as its
+// Ctx's.
+func (c *Conn) SetClosePolicy(p ClosePolicy) {
+	c.policyMu.Lock()
+	c.policy = p
+	c.policyMu.Unlock()
+}
+
+// Close shuts the connection down as its ClosePolicy says, closes the
+// socket, and frees the SSL object once no goroutine is inside OpenSSL with
+// it. It always closes the socket and returns within the policy's Timeout
+// (plus scheduling), even when the peer stops reading and the alert cannot
+// be flushed. Goroutines blocked in Read, Write or Shutdown return errors
+// wrapping net.ErrClosed.
+//
+// No close_notify is sent before the handshake completed, after a fatal
+// error, after SetLinger(0), or while a Write is in progress in another
+// goroutine (its record may be half sent; crypto/tls does the same). When
+// Read has already returned io.EOF, the peer's close_notify is in, and Close
+// completes the exchange without waiting. Close does not wait for the peer
+// while a Read is in progress in another goroutine.
+//
+// It returns nil, or the error of the shutdown steps (ErrShutdownTimeout,
+// ErrTruncated, a transport error), wrapped in an *Error for "close": the
+// socket is closed all the same. A second Close returns an *Error wrapping
+// net.ErrClosed.
+func (c *Conn) Close() error {
+	if c.closed.Swap(true) {
+		return &Error{Op: "close", Err: net.ErrClosed}
+	}
+	c.policyMu.Lock()
+	p := c.policy
+	c.policyMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
+	defer cancel()
+
+	var err error
+	if c.handshakeDone.Load() && !c.abortive.Load() {
+		err = c.closeTLS(ctx, p)
+	}
+	if cerr := c.conn.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	c.freeSSL()
+	if err != nil {
+		return &Error{Op: "close", Err: fmt.Errorf("%w (the connection was closed anyway)", err)}
+	}
+	return nil
+}
+
+// closeTLS runs the policy's steps before the socket is closed.
+func (c *Conn) closeTLS(ctx context.Context, p ClosePolicy) error {
+	if p.Quiet {
+		c.sslMu.Lock()
+		if c.ssl != nil {
+			C.SSL_set_quiet_shutdown(c.ssl, 1)
+		}
+		c.sslMu.Unlock()
+		_, err := c.ShutdownOnce()
+		return err
+	}
+	if !c.out.lock.TryLock() {
+		return nil // a Write is in flight: no alert
+	}
+	c.out.lock.Unlock()
+	complete, err := c.sendCloseNotify(ctx)
+	if err != nil || complete {
+		return err
+	}
+	switch {
+	case p.Lingering:
+		return c.lingeringClose(ctx)
+	case p.WaitForPeer:
+		if !c.in.lock.TryLock() {
+			return nil // a Read is in flight and will take the alert
+		}
+		c.in.lock.Unlock()
+		return c.awaitCloseNotify(ctx)
+	case p.DrainSendQueue:
+		return c.drainSendQueue(ctx)
+	}
+	return nil
+}
+
+// lingeringClose half-closes TCP, then reads and discards until the peer
+// closes or ctx ends: closing with unread input would make the kernel send
+// RST.
+func (c *Conn) lingeringClose(ctx context.Context) error {
+	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err != nil {
+			return c.ioError(opShutdown, err)
+		}
+	}
+	if !c.in.lock.TryLock() {
+		return nil
+	}
+	defer c.in.lock.Unlock()
+	stop := c.interruptOn(ctx, true, false)
+	err := c.discardUntilCloseNotify()
+	if err == nil || errors.Is(err, ErrTruncated) {
+		// After close_notify OpenSSL reads no more; the socket may still
+		// hold bytes (or a FIN) that must be read for a clean close.
+		_, err = io.Copy(io.Discard, c.conn)
+	}
+	if stop() {
+		return c.shutdownTimeout(ctx, ctx.Err())
+	}
+	if err != nil && !errors.Is(err, ErrTruncated) {
+		return c.shutdownError(ctx, err)
+	}
+	return nil
+}
+
+// drainSendQueue waits until the kernel's send queue is empty. The kernel
+// has no readiness event for that, so it polls SIOCOUTQ with growing pauses.
+func (c *Conn) drainSendQueue(ctx context.Context) error {
+	pause := time.Millisecond
+	timer := time.NewTimer(pause)
+	defer timer.Stop()
+	for {
+		n, err := c.SendQueueLen()
+		if err != nil || n == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return c.shutdownTimeout(ctx, ctx.Err())
+		case <-timer.C:
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+		timer.Reset(pause)
+	}
+}
+
+// freeSSL frees the SSL object, keeping its shutdown flags for
+// ShutdownState. Every call into the SSL holds sslMu and checks for nil, so
+// none can use it afterwards.
+func (c *Conn) freeSSL() {
+	c.sslMu.Lock()
+	defer c.sslMu.Unlock()
+	if c.ssl == nil {
+		return
+	}
+	c.finalState = ShutdownState(C.SSL_get_shutdown(c.ssl))
+	C.SSL_free(c.ssl)
+	c.ssl = nil
+	liveSSL.Add(-1)
+}

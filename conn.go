@@ -1,0 +1,275 @@
+package openssl
+
+/*
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Conn is a TLS connection made by OpenSSL on a socket's own file
+// descriptor. It implements net.Conn.
+//
+// One Read and one Write may run at once, together with Close, the deadline
+// setters, Shutdown, ShutdownOnce, ShutdownState and ConnectionState from
+// other goroutines. Readers (Read, the wait inside Shutdown and Close) are
+// serialised with each other, and so are writers (Write, CloseWrite, the
+// alert sent by Shutdown and Close); a reader never waits for a writer.
+type Conn struct {
+	conn     net.Conn        // constant
+	raw      syscall.RawConn // constant
+	ctx      *Ctx            // constant; keeps the SSL_CTX's ALPN list alive
+	isClient bool            // constant
+
+	// sslMu serialises every call into ssl. It is held for one C call at a
+	// time, never while waiting for the socket.
+	sslMu        sync.Mutex
+	ssl          *C.SSL        // protected by sslMu; nil once Close freed it
+	fatalErr     error         // protected by sslMu; first SSL_ERROR_SSL or SSL_ERROR_SYSCALL
+	alertFlushed bool          // protected by sslMu; our close_notify reached the kernel
+	finalState   ShutdownState // protected by sslMu; SSL_get_shutdown when ssl was freed
+
+	handshakeMu   sync.Mutex      // serialises handshakes
+	handshakeErr  error           // protected by handshakeMu; sticky
+	handshakeStep sslStep         // protected by handshakeMu
+	state         ConnectionState // written under handshakeMu before handshakeDone is set; constant after
+	handshakeDone atomic.Bool
+
+	in  halfConn // reading: Read, and the waits of Shutdown and Close
+	out halfConn // writing: Write, CloseWrite, and the alerts of Shutdown and Close
+
+	// writeShut is set once our close_notify is asked for: Write returns
+	// ErrWriteAfterShutdown from then on.
+	writeShut atomic.Bool
+	closed    atomic.Bool // Close was called
+	abortive  atomic.Bool // SetLinger(0): Close sends no alert, TCP sends RST
+	discarded atomic.Int64
+
+	deadlineMu    sync.Mutex // guards the socket's deadlines against Shutdown's context handling
+	readDeadline  time.Time  // protected by deadlineMu
+	writeDeadline time.Time  // protected by deadlineMu
+
+	policyMu sync.Mutex  // guards policy
+	policy   ClosePolicy // protected by policyMu
+}
+
+// halfConn is one direction of a Conn.
+type halfConn struct {
+	lock gate    // serialises this direction; held while waiting for the socket
+	step sslStep // protected by lock
+	err  error   // protected by lock; first permanent error, returned by every later call
+}
+
+// Client returns a TLS client on conn, which must expose its file descriptor
+// (syscall.Conn: *net.TCPConn, *net.UnixConn with SOCK_STREAM). The
+// handshake runs on the first Read, Write or Handshake. ctx's verify mode
+// applies; Dial adds host name verification and SNI. The Conn owns conn:
+// Close closes it. Any other kind of conn, or a nil argument, is an *Error.
+func Client(conn net.Conn, ctx *Ctx) (*Conn, error) {
+	return newConn(conn, ctx, false)
+}
+
+// Server returns a TLS server on conn, as Client does for clients. ctx needs
+// a certificate and key (UseCertificate, UsePrivateKey) for the handshake
+// to succeed.
+func Server(conn net.Conn, ctx *Ctx) (*Conn, error) {
+	return newConn(conn, ctx, true)
+}
+
+func newConn(conn net.Conn, ctx *Ctx, server bool) (*Conn, error) {
+	const op = "new conn"
+	if conn == nil || ctx == nil {
+		return nil, &Error{Op: op, Err: errors.New("openssl: nil net.Conn or Ctx")}
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil, &Error{Op: op, Err: fmt.Errorf("openssl: %T does not expose a file descriptor (syscall.Conn); TCP and Unix stream connections do", conn)}
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, &Error{Op: op, Err: err}
+	}
+	var fd uintptr
+	var sockType int
+	var sockErr error
+	if err := raw.Control(func(f uintptr) {
+		fd = f
+		sockType, sockErr = unix.GetsockoptInt(int(f), unix.SOL_SOCKET, unix.SO_TYPE)
+	}); err != nil {
+		return nil, &Error{Op: op, Err: err}
+	}
+	if sockErr != nil || sockType != unix.SOCK_STREAM {
+		return nil, &Error{Op: op, Err: fmt.Errorf("openssl: %T is not a stream socket (TLS needs TCP or a Unix stream socket)", conn)}
+	}
+
+	c := &Conn{conn: conn, raw: raw, ctx: ctx, isClient: !server, policy: ctx.getClosePolicy()}
+	var r C.go_ossl_result
+	isServer := C.int(0)
+	if server {
+		isServer = 1
+	}
+	ctx.mu.Lock()
+	c.ssl = C.go_ossl_new_ssl(ctx.ctx, C.int(fd), isServer, &r)
+	ctx.mu.Unlock()
+	if c.ssl == nil {
+		return nil, callError(op, &r)
+	}
+	liveSSL.Add(1)
+	c.in.lock, c.out.lock = newGate(), newGate()
+	c.in.step.init(c)
+	c.out.step.init(c)
+	c.handshakeStep.init(c)
+	return c, nil
+}
+
+// Read reads application data into b, running the handshake first if
+// needed. It returns:
+//   - io.EOF once the peer's close_notify arrived (and on every later call);
+//   - an *Error wrapping ErrTruncated (and io.ErrUnexpectedEOF) when the
+//     peer closed TCP without close_notify, or io.EOF for that with
+//     IgnoreUnexpectedEOF;
+//   - an *Error wrapping os.ErrDeadlineExceeded (Timeout() true) when the
+//     read deadline passed; the Conn stays usable;
+//   - an *Error wrapping net.ErrClosed after Close, also for a Read that
+//     Close woke up;
+//   - an *Error wrapping syscall.ECONNRESET when the peer reset the
+//     connection, or OpenSSL's error.
+//
+// All errors but the deadline are permanent (corresponds to SSL_read_ex).
+func (c *Conn) Read(b []byte) (int, error) {
+	if err := c.Handshake(); err != nil {
+		return 0, err
+	}
+	c.in.lock.Lock()
+	defer c.in.lock.Unlock()
+	return c.readLocked(b)
+}
+
+// readLocked is Read with c.in.lock held.
+func (c *Conn) readLocked(b []byte) (int, error) {
+	if c.in.err != nil {
+		return 0, c.in.err
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if err := c.in.step.run(opRead, b, false); err != nil {
+		err = c.ioError(opRead, err)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.in.err = err
+		}
+		return 0, err
+	}
+	r := &c.in.step.res
+	if r.ret == 1 {
+		return int(r.n), nil
+	}
+	err := classify("read", r)
+	if err.Code == ErrorZeroReturn {
+		c.in.err = io.EOF
+	} else {
+		c.in.err = err
+	}
+	return 0, c.in.err
+}
+
+// Write writes all of b, running the handshake first if needed, and returns
+// len(b) or an error with the count written before it. Errors are
+// permanent: a Write that fails, or whose write deadline passes, may have
+// left part of a record inside OpenSSL, so every later Write returns the
+// same error (as crypto/tls does). After our close_notify (CloseWrite,
+// Shutdown, ShutdownOnce) it returns an *Error wrapping
+// ErrWriteAfterShutdown; after Close, one wrapping net.ErrClosed; on a reset
+// connection, one wrapping syscall.EPIPE or syscall.ECONNRESET, never a
+// SIGPIPE (corresponds to SSL_write_ex).
+func (c *Conn) Write(b []byte) (int, error) {
+	if err := c.Handshake(); err != nil {
+		return 0, err
+	}
+	c.out.lock.Lock()
+	defer c.out.lock.Unlock()
+	if c.out.err != nil {
+		return 0, c.out.err
+	}
+	if c.writeShut.Load() {
+		return 0, &Error{Op: "write", Err: ErrWriteAfterShutdown}
+	}
+	n := 0
+	for n < len(b) {
+		if err := c.out.step.run(opWrite, b[n:], true); err != nil {
+			c.out.err = c.ioError(opWrite, err)
+			return n, c.out.err
+		}
+		r := &c.out.step.res
+		if r.ret == 1 {
+			n += int(r.n)
+			continue
+		}
+		err := classify("write", r)
+		if c.writeShut.Load() {
+			err.Err = ErrWriteAfterShutdown
+		}
+		c.out.err = err
+		return n, err
+	}
+	return n, nil
+}
+
+// ioError turns a failed wait or a skipped call into the error for op.
+func (c *Conn) ioError(op sslOp, err error) error {
+	if c.closed.Load() && !errors.Is(err, net.ErrClosed) {
+		err = net.ErrClosed
+	}
+	return opError(op.String(), err)
+}
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+
+// RemoteAddr returns the remote network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+
+// NetConn returns the underlying connection. Reading or writing it directly
+// corrupts the TLS stream.
+func (c *Conn) NetConn() net.Conn { return c.conn }
+
+// SetDeadline sets the read and write deadlines. They bound every operation
+// that waits for the socket, the handshake and shutdown included; a zero
+// value means no deadline.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.readDeadline, c.writeDeadline = t, t
+	return c.conn.SetDeadline(t)
+}
+
+// SetReadDeadline sets the deadline of Read, and of the waits for the
+// peer's close_notify in Shutdown and Close. A Read that times out leaves
+// the Conn usable.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.readDeadline = t
+	return c.conn.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the deadline of Write and of sending close_notify. A
+// Write that times out makes every later Write fail.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.writeDeadline = t
+	return c.conn.SetWriteDeadline(t)
+}

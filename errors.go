@@ -1,0 +1,329 @@
+package openssl
+
+/*
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// ErrorCode is SSL_get_error's answer for a failed call. Its constants have
+// OpenSSL's values.
+type ErrorCode int
+
+const (
+	// ErrorNone: the call succeeded.
+	ErrorNone ErrorCode = C.SSL_ERROR_NONE
+	// ErrorSSL: a protocol error; the error queue says which. Fatal: the
+	// connection makes no further SSL call.
+	ErrorSSL ErrorCode = C.SSL_ERROR_SSL
+	// ErrorWantRead: wait until the socket is readable and call again.
+	ErrorWantRead ErrorCode = C.SSL_ERROR_WANT_READ
+	// ErrorWantWrite: wait until the socket is writable and call again.
+	ErrorWantWrite ErrorCode = C.SSL_ERROR_WANT_WRITE
+	// ErrorWantX509Lookup: a certificate callback asked to be called again.
+	ErrorWantX509Lookup ErrorCode = C.SSL_ERROR_WANT_X509_LOOKUP
+	// ErrorSyscall: the transport failed (Errno says how; 0 means the peer
+	// closed TCP without close_notify). Fatal.
+	ErrorSyscall ErrorCode = C.SSL_ERROR_SYSCALL
+	// ErrorZeroReturn: the peer's close_notify arrived; it sends no more data.
+	ErrorZeroReturn ErrorCode = C.SSL_ERROR_ZERO_RETURN
+	// ErrorWantConnect and ErrorWantAccept: a BIO is still connecting or
+	// accepting (not used with socket BIOs on connected sockets).
+	ErrorWantConnect ErrorCode = C.SSL_ERROR_WANT_CONNECT
+	ErrorWantAccept  ErrorCode = C.SSL_ERROR_WANT_ACCEPT
+	// ErrorWantAsync and ErrorWantAsyncJob: asynchronous engines (unused).
+	ErrorWantAsync    ErrorCode = C.SSL_ERROR_WANT_ASYNC
+	ErrorWantAsyncJob ErrorCode = C.SSL_ERROR_WANT_ASYNC_JOB
+	// ErrorWantClientHello: a client-hello callback asked to be called again.
+	ErrorWantClientHello ErrorCode = C.SSL_ERROR_WANT_CLIENT_HELLO_CB
+	// ErrorWantRetryVerify: a verify callback asked to be called again.
+	ErrorWantRetryVerify ErrorCode = C.SSL_ERROR_WANT_RETRY_VERIFY
+)
+
+var errorCodeNames = map[ErrorCode]string{
+	ErrorNone:            "none",
+	ErrorSSL:             "SSL error",
+	ErrorWantRead:        "want read",
+	ErrorWantWrite:       "want write",
+	ErrorWantX509Lookup:  "want X509 lookup",
+	ErrorSyscall:         "syscall error",
+	ErrorZeroReturn:      "zero return (close_notify received)",
+	ErrorWantConnect:     "want connect",
+	ErrorWantAccept:      "want accept",
+	ErrorWantAsync:       "want async",
+	ErrorWantAsyncJob:    "want async job",
+	ErrorWantClientHello: "want client hello callback",
+	ErrorWantRetryVerify: "want retry verify",
+}
+
+// String returns a short description such as "want read".
+func (c ErrorCode) String() string {
+	if s, ok := errorCodeNames[c]; ok {
+		return s
+	}
+	return fmt.Sprintf("SSL_get_error %d", int(c))
+}
+
+// fatal reports whether OpenSSL forbids further calls after this code,
+// SSL_shutdown included.
+func (c ErrorCode) fatal() bool {
+	return c == ErrorSSL || c == ErrorSyscall
+}
+
+// Sentinel errors, for errors.Is. Errors returned by this package wrap them.
+var (
+	// ErrWantRead: a non-blocking step must wait until the socket is
+	// readable; Retry does that.
+	ErrWantRead = errors.New("openssl: want read")
+	// ErrWantWrite: a non-blocking step must wait until the socket is
+	// writable; Retry does that.
+	ErrWantWrite = errors.New("openssl: want write")
+	// ErrTruncated: the peer closed TCP without close_notify, so the data
+	// may have been cut short by an attacker. errors.Is(ErrTruncated,
+	// io.ErrUnexpectedEOF) is true.
+	ErrTruncated = fmt.Errorf("openssl: peer closed the connection without close_notify (possible truncation): %w", io.ErrUnexpectedEOF)
+	// ErrShutdownTimeout: the peer's close_notify did not arrive (or ours
+	// could not be sent) before the context, the deadline or the close
+	// policy's timeout ended. The cause is wrapped too.
+	ErrShutdownTimeout = errors.New("openssl: shutdown timed out")
+	// ErrHandshakeIncomplete: a shutdown was asked for before the handshake
+	// finished; nothing was sent.
+	ErrHandshakeIncomplete = errors.New("openssl: handshake not complete")
+	// ErrWriteAfterShutdown: Write after our close_notify was sent
+	// (ShutdownOnce, Shutdown or CloseWrite).
+	ErrWriteAfterShutdown = errors.New("openssl: write after shutdown")
+	// ErrNilContext: a method that takes a context.Context was given nil.
+	ErrNilContext = errors.New("openssl: nil context")
+)
+
+// QueueEntry is one entry of OpenSSL's error queue.
+type QueueEntry struct {
+	Code   uint64 // packed code, as ERR_get_error returns it
+	Lib    int    // ERR_GET_LIB(Code)
+	Reason int    // ERR_GET_REASON(Code)
+	// LibText and ReasonText are OpenSSL's names for Lib and Reason, such as
+	// "SSL routines" and "unexpected eof while reading".
+	LibText, ReasonText string
+	// Data is the entry's extra text, if OpenSSL added one.
+	Data string
+}
+
+// VerifyResult is the certificate verification result of a connection
+// (SSL_get_verify_result); 0 means verified or not checked.
+type VerifyResult int
+
+// VerifyOK is the result of a successful verification.
+const VerifyOK VerifyResult = C.X509_V_OK
+
+// String returns OpenSSL's text, such as "certificate has expired".
+func (v VerifyResult) String() string {
+	return C.GoString(C.X509_verify_cert_error_string(C.long(v)))
+}
+
+// Error is an error reported by OpenSSL, or by this package about an SSL
+// operation. Use errors.As to reach it and errors.Is to compare with the
+// sentinels, syscall errnos, io.ErrUnexpectedEOF, os.ErrDeadlineExceeded,
+// context.DeadlineExceeded and net.ErrClosed.
+type Error struct {
+	// Op is the operation: "handshake", "read", "write", "shutdown",
+	// "close", or a Ctx method such as "set cipher list".
+	Op string
+	// Code is SSL_get_error's answer; ErrorNone for errors that did not come
+	// from an SSL call (a timeout, a closed connection, a bad argument).
+	Code ErrorCode
+	// Errno is errno after the failed call (0 if none).
+	Errno syscall.Errno
+	// Queue is OpenSSL's error queue after the call, oldest first.
+	Queue []QueueEntry
+	// Verify is the certificate verification result for handshake errors.
+	Verify VerifyResult
+	// Err is what the error means for the caller: one of the sentinels, an
+	// I/O error such as os.ErrDeadlineExceeded or net.ErrClosed, or nil.
+	Err error
+}
+
+// Error reads like "openssl: shutdown: want read (waiting for the peer's
+// close_notify)" or "openssl: handshake: SSL error: certificate verify
+// failed (certificate has expired)".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("openssl: ")
+	b.WriteString(e.Op)
+	b.WriteString(": ")
+	switch {
+	case e.Err != nil:
+		b.WriteString(strings.TrimPrefix(e.Err.Error(), "openssl: "))
+	default:
+		b.WriteString(e.Code.String())
+	}
+	if hint := e.hint(); hint != "" {
+		b.WriteString(" (" + hint + ")")
+	}
+	for _, q := range e.Queue {
+		b.WriteString(": ")
+		b.WriteString(q.ReasonText)
+		if q.Data != "" {
+			b.WriteString(" (" + q.Data + ")")
+		}
+	}
+	if e.Verify != VerifyOK {
+		b.WriteString(": certificate verification: " + e.Verify.String())
+	}
+	if e.Errno != 0 && !errors.Is(e.Err, e.Errno) {
+		b.WriteString(": " + e.Errno.Error())
+	}
+	return b.String()
+}
+
+// hint says what a want-read or want-write means for a shutdown, the
+// question OpenSSL users ask most.
+func (e *Error) hint() string {
+	if e.Op != "shutdown" {
+		return ""
+	}
+	switch e.Code {
+	case ErrorWantRead:
+		return "waiting for the peer's close_notify"
+	case ErrorWantWrite:
+		return "our close_notify is not yet in the kernel's send buffer"
+	}
+	return ""
+}
+
+// Unwrap returns Err and, when set, Errno.
+func (e *Error) Unwrap() []error {
+	errs := make([]error, 0, 2)
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	if e.Errno != 0 {
+		errs = append(errs, e.Errno)
+	}
+	return errs
+}
+
+// Timeout reports whether the error is a deadline, context or shutdown
+// timeout, for net.Error.
+func (e *Error) Timeout() bool {
+	return errors.Is(e.Err, os.ErrDeadlineExceeded) ||
+		errors.Is(e.Err, context.DeadlineExceeded) ||
+		errors.Is(e.Err, ErrShutdownTimeout)
+}
+
+// Temporary is false: no error of this package goes away by itself. It
+// exists for net.Error.
+func (e *Error) Temporary() bool { return false }
+
+// classify builds the Error for an SSL call that failed with r. OpenSSL
+// reports a TCP EOF without close_notify in two ways (SSL_ERROR_SSL with
+// reason "unexpected eof while reading", or SSL_ERROR_SYSCALL with errno 0
+// and an empty queue); both become the same Error: Code ErrorSyscall, no
+// Errno, no Queue, Err ErrTruncated.
+func classify(op string, r *C.go_ossl_result) *Error {
+	e := &Error{
+		Op:    op,
+		Code:  ErrorCode(r.ssl_error),
+		Errno: syscall.Errno(r.err_no),
+	}
+	if e.Code != ErrorSyscall && !errors.Is(e.Errno, syscall.EAGAIN) {
+		// errno is meaningful only after a transport failure.
+		e.Errno = 0
+	}
+	if e.Code == ErrorWantRead || e.Code == ErrorWantWrite {
+		e.Errno = 0
+	}
+	e.Queue = queueEntries(r)
+	switch e.Code {
+	case ErrorWantRead:
+		e.Err = ErrWantRead
+	case ErrorWantWrite:
+		e.Err = ErrWantWrite
+	case ErrorZeroReturn:
+		e.Err = io.EOF
+	case ErrorSyscall:
+		if e.Errno == 0 && len(e.Queue) == 0 {
+			e.Err = ErrTruncated
+		}
+	case ErrorSSL:
+		if e.hasReason(C.ERR_LIB_SSL, C.SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			e.Err = ErrTruncated
+		}
+	}
+	if e.Err == ErrTruncated {
+		return &Error{Op: op, Code: ErrorSyscall, Err: ErrTruncated}
+	}
+	return e
+}
+
+// queueEntries converts the error queue drained by the shim.
+func queueEntries(r *C.go_ossl_result) []QueueEntry {
+	if r.nerrors == 0 {
+		return nil
+	}
+	q := make([]QueueEntry, int(r.nerrors))
+	for i := range q {
+		ent := &r.errors[i]
+		code := ent.code
+		q[i] = QueueEntry{
+			Code:       uint64(code),
+			Lib:        int(C.ERR_GET_LIB(code)),
+			Reason:     int(C.ERR_GET_REASON(code)),
+			LibText:    cString(C.ERR_lib_error_string(code)),
+			ReasonText: cString(C.ERR_reason_error_string(code)),
+			Data:       C.GoString(&ent.data[0]),
+		}
+		if q[i].ReasonText == "" {
+			q[i].ReasonText = fmt.Sprintf("reason %d", q[i].Reason)
+		}
+	}
+	return q
+}
+
+func cString(s *C.char) string {
+	if s == nil {
+		return ""
+	}
+	return C.GoString(s)
+}
+
+// hasReason reports whether the queue holds lib's reason.
+func (e *Error) hasReason(lib, reason C.int) bool {
+	for _, q := range e.Queue {
+		if q.Lib == int(lib) && q.Reason == int(reason) {
+			return true
+		}
+	}
+	return false
+}
+
+// callError is the Error of a set-up call that returned failure without an
+// SSL object to ask: the queue says why.
+func callError(op string, r *C.go_ossl_result) *Error {
+	e := &Error{Op: op, Queue: queueEntries(r)}
+	if len(e.Queue) == 0 {
+		e.Err = errors.New("openssl: failed without a reason in the error queue")
+	}
+	return e
+}
+
+// opError wraps an error that did not come from OpenSSL (a deadline, a
+// closed connection, a bad argument) in an Error for op.
+func opError(op string, err error) *Error {
+	// An Error from an earlier call (a stored fatal error) keeps its Op.
+	if e, ok := err.(*Error); ok {
+		return e
+	}
+	return &Error{Op: op, Err: err}
+}

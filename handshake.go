@@ -1,0 +1,134 @@
+package openssl
+
+/*
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"context"
+	"crypto/x509"
+	"unsafe"
+)
+
+// ConnectionState describes a connection after its handshake. Fields named
+// as in crypto/tls mean the same.
+type ConnectionState struct {
+	// HandshakeComplete is true once the handshake succeeded; the other
+	// fields are zero before.
+	HandshakeComplete bool
+	// Version is the TLS version, as crypto/tls's VersionTLS12 and
+	// VersionTLS13.
+	Version uint16
+	// CipherSuite is OpenSSL's name of the cipher suite, such as
+	// "TLS_AES_128_GCM_SHA256" or "ECDHE-ECDSA-AES128-GCM-SHA256".
+	CipherSuite string
+	// NegotiatedProtocol is the ALPN protocol, or "".
+	NegotiatedProtocol string
+	// ServerName is the SNI name the client sent, or "".
+	ServerName string
+	// DidResume is true when the session was resumed.
+	DidResume bool
+	// PeerCertificates is the peer's chain, leaf first; nil when the peer
+	// sent none.
+	PeerCertificates []*x509.Certificate
+	// VerifyResult is the verification result of the peer's certificate
+	// (VerifyOK also when the peer sent none).
+	VerifyResult VerifyResult
+}
+
+// Handshake runs the TLS handshake if it has not run yet. Read and Write
+// call it; most programs need not. Its result is permanent: after a failure
+// every call returns the same *Error, with OpenSSL's reason in Queue and, for
+// certificate failures, Verify (corresponds to SSL_do_handshake).
+func (c *Conn) Handshake() error {
+	if c.handshakeDone.Load() {
+		return nil
+	}
+	return c.HandshakeContext(context.Background())
+}
+
+// HandshakeContext is Handshake bounded by ctx as well as by the deadlines.
+// When ctx ends first, the handshake fails for good with an *Error wrapping
+// ctx's error. A nil ctx is ErrNilContext.
+func (c *Conn) HandshakeContext(ctx context.Context) error {
+	if c.handshakeDone.Load() {
+		return nil
+	}
+	if ctx == nil {
+		return &Error{Op: "handshake", Err: ErrNilContext}
+	}
+	c.handshakeMu.Lock()
+	defer c.handshakeMu.Unlock()
+	if c.handshakeErr != nil || c.handshakeDone.Load() {
+		return c.handshakeErr
+	}
+	stop := c.interruptOn(ctx, true, true)
+	err := c.handshakeStep.run(opHandshake, nil, false)
+	if stop() {
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.handshakeErr = c.ioError(opHandshake, err)
+		return c.handshakeErr
+	}
+	r := &c.handshakeStep.res
+	if r.ret != 1 {
+		e := classify("handshake", r)
+		c.sslMu.Lock()
+		if c.ssl != nil {
+			e.Verify = VerifyResult(C.SSL_get_verify_result(c.ssl))
+		}
+		c.sslMu.Unlock()
+		c.handshakeErr = e
+		return e
+	}
+	c.state = c.readState()
+	c.handshakeDone.Store(true)
+	return nil
+}
+
+// readState reads the ConnectionState from the SSL after the handshake.
+func (c *Conn) readState() ConnectionState {
+	c.sslMu.Lock()
+	defer c.sslMu.Unlock()
+	s := ConnectionState{HandshakeComplete: true}
+	if c.ssl == nil {
+		return s
+	}
+	s.Version = uint16(C.SSL_version(c.ssl))
+	s.CipherSuite = cString(C.SSL_CIPHER_get_name(C.SSL_get_current_cipher(c.ssl)))
+	var proto *C.uchar
+	var protoLen C.uint
+	C.SSL_get0_alpn_selected(c.ssl, &proto, &protoLen)
+	if protoLen > 0 {
+		s.NegotiatedProtocol = C.GoStringN((*C.char)(unsafe.Pointer(proto)), C.int(protoLen))
+	}
+	s.ServerName = cString(C.go_ossl_servername(c.ssl))
+	s.DidResume = C.SSL_session_reused(c.ssl) == 1
+	s.VerifyResult = VerifyResult(C.SSL_get_verify_result(c.ssl))
+
+	const maxChain = 16
+	var chain [maxChain]*C.X509
+	n := int(C.go_ossl_peer_chain(c.ssl, &chain[0], maxChain))
+	for _, x := range chain[:n] {
+		// A certificate OpenSSL accepted but crypto/x509 cannot parse is
+		// left out rather than failing a working connection.
+		if cert, err := parseX509(x); err == nil {
+			s.PeerCertificates = append(s.PeerCertificates, cert)
+		}
+		C.X509_free(x)
+	}
+	return s
+}
+
+// ConnectionState returns the state of the connection; before the handshake
+// completes, the zero ConnectionState.
+func (c *Conn) ConnectionState() ConnectionState {
+	if !c.handshakeDone.Load() {
+		return ConnectionState{}
+	}
+	return c.state
+}

@@ -1,0 +1,350 @@
+package openssl
+
+/*
+#include <openssl/ssl.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// ShutdownResult is what one SSL_shutdown call achieved.
+type ShutdownResult int
+
+const (
+	// ShutdownFailed: SSL_shutdown returned -1; the error says why and what
+	// to do (ErrWantRead, ErrWantWrite, or a fatal *Error).
+	ShutdownFailed ShutdownResult = -1
+	// ShutdownSent: SSL_shutdown returned 0. Our close_notify is in the
+	// kernel; the peer's has not arrived. Next: Read until io.EOF (or
+	// Shutdown), CloseWrite's half-close, or simply Close.
+	ShutdownSent ShutdownResult = 0
+	// ShutdownComplete: SSL_shutdown returned 1. Both close_notify alerts
+	// have been exchanged.
+	ShutdownComplete ShutdownResult = 1
+)
+
+func (r ShutdownResult) String() string {
+	switch r {
+	case ShutdownSent:
+		return "sent"
+	case ShutdownComplete:
+		return "complete"
+	case ShutdownFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("ShutdownResult(%d)", int(r))
+}
+
+// ShutdownState holds the flags of SSL_get_shutdown.
+type ShutdownState int
+
+// Sent reports whether our close_notify was sent (or queued to be sent),
+// or a quiet shutdown was made.
+func (s ShutdownState) Sent() bool { return s&C.SSL_SENT_SHUTDOWN != 0 }
+
+// Received reports whether the peer's close_notify arrived (or a quiet
+// shutdown was made).
+func (s ShutdownState) Received() bool { return s&C.SSL_RECEIVED_SHUTDOWN != 0 }
+
+func (s ShutdownState) String() string {
+	return fmt.Sprintf("sent=%t received=%t", s.Sent(), s.Received())
+}
+
+// ShutdownState returns the connection's shutdown flags; after Close, the
+// flags it had when Close freed the SSL (corresponds to SSL_get_shutdown).
+func (c *Conn) ShutdownState() ShutdownState {
+	c.sslMu.Lock()
+	defer c.sslMu.Unlock()
+	if c.ssl == nil {
+		return c.finalState
+	}
+	return ShutdownState(C.SSL_get_shutdown(c.ssl))
+}
+
+// DiscardedBytes returns how many bytes of application data the peer sent
+// after our close_notify that Shutdown, or a Close waiting for the peer, read
+// and threw away. Use CloseWrite and Read to keep such data.
+func (c *Conn) DiscardedBytes() int64 { return c.discarded.Load() }
+
+// ShutdownOnce makes exactly one SSL_shutdown call and never waits:
+//   - ShutdownSent, nil: SSL_shutdown returned 0;
+//   - ShutdownComplete, nil: it returned 1;
+//   - ShutdownFailed with an *Error whose Code is SSL_get_error's answer
+//     when it returned -1: errors.Is(err, ErrWantWrite) means the alert is
+//     not yet in the kernel, ErrWantRead that a later call waits for the
+//     peer's close_notify; Retry waits for either. Other codes are fatal.
+//
+// Before the handshake completed it returns ErrHandshakeIncomplete and sends
+// nothing; after a fatal error, that error, without calling OpenSSL. Write
+// fails with ErrWriteAfterShutdown from the first call on. A second call
+// reads the peer's close_notify itself and fails if application data comes
+// first (OpenSSL's "application data after close notify"): to wait for the
+// peer, prefer Shutdown, which reads with SSL_read.
+func (c *Conn) ShutdownOnce() (ShutdownResult, error) {
+	if err := c.checkHandshake("shutdown"); err != nil {
+		return ShutdownFailed, err
+	}
+	c.writeShut.Store(true)
+	var r C.go_ossl_result
+	var skipped error
+	if err := c.raw.Control(func(uintptr) { skipped = c.callSSL(opShutdown, nil, &r) }); err != nil {
+		return ShutdownFailed, c.ioError(opShutdown, err)
+	}
+	if skipped != nil {
+		return ShutdownFailed, c.ioError(opShutdown, skipped)
+	}
+	switch r.ret {
+	case 1:
+		return ShutdownComplete, nil
+	case 0:
+		return ShutdownSent, nil
+	}
+	return ShutdownFailed, classify("shutdown", &r)
+}
+
+// checkHandshake returns the error of a shutdown asked for before the
+// handshake completed: the handshake's own error when it failed,
+// ErrHandshakeIncomplete otherwise.
+func (c *Conn) checkHandshake(op string) error {
+	if c.handshakeDone.Load() {
+		return nil
+	}
+	if c.handshakeMu.TryLock() {
+		err := c.handshakeErr
+		c.handshakeMu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return &Error{Op: op, Err: ErrHandshakeIncomplete}
+}
+
+// Retry runs op, a non-blocking step such as ShutdownOnce, until it returns
+// an error that is neither ErrWantRead nor ErrWantWrite (or nil), waiting in
+// Go's netpoller until the socket is readable or writable as the error asks.
+// When ctx ends or a deadline passes first, it returns an *Error wrapping
+// both op's last error and the cause (ctx's error or
+// os.ErrDeadlineExceeded). op must not block: Read and Write are not steps.
+func (c *Conn) Retry(ctx context.Context, op func() error) error {
+	if ctx == nil {
+		return &Error{Op: "retry", Err: ErrNilContext}
+	}
+	if op == nil {
+		return &Error{Op: "retry", Err: errors.New("openssl: nil step")}
+	}
+	stop := c.interruptOn(ctx, true, true)
+	defer stop()
+	for {
+		err := op()
+		var write bool
+		switch {
+		case errors.Is(err, ErrWantRead):
+		case errors.Is(err, ErrWantWrite):
+			write = true
+		default:
+			return err
+		}
+		if ctx.Err() != nil {
+			return &Error{Op: "retry", Err: fmt.Errorf("%w (%w)", err, ctx.Err())}
+		}
+		if werr := c.waitReady(write); werr != nil {
+			if ctx.Err() != nil {
+				werr = ctx.Err()
+			} else if c.closed.Load() {
+				werr = net.ErrClosed
+			}
+			return &Error{Op: "retry", Err: fmt.Errorf("%w (%w)", err, werr)}
+		}
+	}
+}
+
+// Shutdown shuts the TLS connection down in both directions: it sends our
+// close_notify, waiting while the socket's send buffer is full, then reads
+// until the peer's close_notify arrives. Application data the peer sends
+// meanwhile is read and discarded (counted by DiscardedBytes): to keep it,
+// use CloseWrite and Read instead. Shutdown never calls SSL_shutdown a
+// second time, so such data cannot break it. It returns:
+//   - nil when both alerts were exchanged (also when the peer's had already
+//     arrived through Read);
+//   - an *Error wrapping ErrTruncated when the peer closed TCP without
+//     close_notify;
+//   - an *Error wrapping ErrShutdownTimeout and the cause
+//     (context.DeadlineExceeded, context.Canceled or os.ErrDeadlineExceeded)
+//     when ctx or a deadline ended first;
+//   - ErrHandshakeIncomplete before the handshake completed, ErrNilContext
+//     for a nil ctx, or the transport's or OpenSSL's error.
+//
+// It does not close the socket; Close does.
+func (c *Conn) Shutdown(ctx context.Context) error {
+	if ctx == nil {
+		return &Error{Op: "shutdown", Err: ErrNilContext}
+	}
+	if err := c.checkHandshake("shutdown"); err != nil {
+		return err
+	}
+	complete, err := c.sendCloseNotify(ctx)
+	if err == nil && !complete {
+		err = c.awaitCloseNotify(ctx)
+	}
+	return err
+}
+
+// sendCloseNotify sends our close_notify, unless it already reached the
+// kernel, and reports whether the peer's had arrived too.
+func (c *Conn) sendCloseNotify(ctx context.Context) (complete bool, err error) {
+	c.writeShut.Store(true)
+	if err := c.out.lock.LockContext(ctx); err != nil {
+		return false, c.shutdownTimeout(ctx, err)
+	}
+	defer c.out.lock.Unlock()
+	c.sslMu.Lock()
+	flushed := c.alertFlushed
+	c.sslMu.Unlock()
+	if flushed {
+		return c.ShutdownState().Received(), nil
+	}
+	stop := c.interruptOn(ctx, false, true)
+	err = c.out.step.run(opShutdown, nil, true)
+	if stop() {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return false, c.shutdownError(ctx, err)
+	}
+	r := &c.out.step.res
+	switch {
+	case r.ret == 1:
+		return true, nil
+	case r.ret == 0 || ErrorCode(r.ssl_error) == ErrorWantRead:
+		return false, nil
+	}
+	return false, classify("shutdown", r)
+}
+
+// awaitCloseNotify reads, discarding application data, until the peer's
+// close_notify arrives.
+func (c *Conn) awaitCloseNotify(ctx context.Context) error {
+	if err := c.in.lock.LockContext(ctx); err != nil {
+		return c.shutdownTimeout(ctx, err)
+	}
+	defer c.in.lock.Unlock()
+	stop := c.interruptOn(ctx, true, false)
+	err := c.discardUntilCloseNotify()
+	if stop() {
+		err = ctx.Err()
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrTruncated):
+		return err
+	}
+	return c.shutdownError(ctx, err)
+}
+
+// discardUntilCloseNotify reads with c.in.lock held until Read would return
+// io.EOF, and returns nil then; the peer's data is counted and dropped.
+func (c *Conn) discardUntilCloseNotify() error {
+	var scratch [16 << 10]byte
+	for {
+		n, err := c.readLocked(scratch[:])
+		c.discarded.Add(int64(n))
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// shutdownError turns the error of a shutdown wait into ErrShutdownTimeout
+// when a context or deadline ended it.
+func (c *Conn) shutdownError(ctx context.Context, err error) error {
+	if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		return c.shutdownTimeout(ctx, err)
+	}
+	return c.ioError(opShutdown, err)
+}
+
+func (c *Conn) shutdownTimeout(ctx context.Context, cause error) error {
+	if ctx.Err() != nil {
+		cause = ctx.Err()
+	} else if errors.Is(cause, os.ErrDeadlineExceeded) {
+		cause = os.ErrDeadlineExceeded
+	}
+	return &Error{Op: "shutdown", Err: fmt.Errorf("%w: %w", ErrShutdownTimeout, cause)}
+}
+
+// CloseWrite sends our close_notify (waiting, within the write deadline,
+// while the send buffer is full) and then half-closes TCP (shutdown(fd,
+// SHUT_WR)): the peer sees close_notify followed by FIN. Read goes on
+// returning the peer's data until its close_notify (io.EOF); Write returns
+// ErrWriteAfterShutdown. Before the handshake completed it returns
+// ErrHandshakeIncomplete and sends nothing. A second call does nothing more.
+func (c *Conn) CloseWrite() error {
+	if err := c.checkHandshake("close write"); err != nil {
+		return err
+	}
+	if _, err := c.sendCloseNotify(context.Background()); err != nil {
+		return err
+	}
+	cw, ok := c.conn.(interface{ CloseWrite() error })
+	if !ok {
+		return &Error{Op: "close write", Err: fmt.Errorf("openssl: %T cannot half-close", c.conn)}
+	}
+	if err := cw.CloseWrite(); err != nil {
+		return c.ioError(opShutdown, err)
+	}
+	return nil
+}
+
+// SetLinger sets SO_LINGER on the socket: sec < 0 restores the default
+// (close returns at once, the kernel sends what is queued in the
+// background); sec > 0 makes the socket's close wait up to sec seconds for
+// queued data; sec == 0 makes Close abortive: it sends no close_notify, and
+// the kernel drops queued data and sends RST.
+func (c *Conn) SetLinger(sec int) error {
+	l := unix.Linger{Onoff: 1, Linger: int32(sec)}
+	if sec < 0 {
+		l = unix.Linger{}
+	}
+	var serr error
+	if err := c.raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &l)
+	}); err != nil {
+		return c.ioError(opShutdown, err)
+	}
+	if serr != nil {
+		return &Error{Op: "set linger", Err: serr}
+	}
+	c.abortive.Store(sec == 0)
+	return nil
+}
+
+// SendQueueLen returns how many bytes the kernel holds that the peer's TCP
+// has not yet acknowledged (ioctl SIOCOUTQ). 0 means everything written,
+// close_notify included, reached the peer.
+func (c *Conn) SendQueueLen() (int, error) {
+	var n int
+	var ierr error
+	if err := c.raw.Control(func(fd uintptr) {
+		n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+	}); err != nil {
+		return 0, c.ioError(opShutdown, err)
+	}
+	if ierr != nil {
+		return 0, &Error{Op: "send queue", Err: ierr}
+	}
+	return n, nil
+}
