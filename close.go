@@ -19,7 +19,9 @@ const DefaultCloseTimeout = 5 * time.Second
 
 // ClosePolicy says what Close does before it closes the socket. The zero
 // policy sends our close_notify (if the handshake completed), does not wait
-// for the peer's, and closes. Every wait is bounded by Timeout.
+// for the peer's, and closes. Every wait is bounded by Timeout. Lingering
+// includes waiting for the peer, so WaitForPeer adds nothing to it;
+// DrainSendQueue runs last and combines with either.
 type ClosePolicy struct {
 	// WaitForPeer: after sending our close_notify, wait for the peer's, as
 	// Shutdown does, discarding data that arrives first.
@@ -108,27 +110,35 @@ func (c *Conn) closeTLS(ctx context.Context, p ClosePolicy) error {
 		_, err := c.ShutdownOnce()
 		return err
 	}
+	c.sslMu.Lock()
+	broken := c.fatalErr != nil
+	c.sslMu.Unlock()
+	if broken {
+		return nil // OpenSSL forbids further calls; the error was reported
+	}
 	if !c.out.lock.TryLock() {
 		return nil // a Write is in flight: no alert
 	}
 	c.out.lock.Unlock()
 	complete, err := c.sendCloseNotify(ctx)
-	if err != nil || complete {
+	if err != nil {
 		return err
 	}
 	switch {
+	case complete:
 	case p.Lingering:
-		return c.lingeringClose(ctx)
+		err = c.lingeringClose(ctx)
 	case p.WaitForPeer:
 		if !c.in.lock.TryLock() {
-			return nil // a Read is in flight and will take the alert
+			break // a Read is in flight and will take the peer's alert
 		}
 		c.in.lock.Unlock()
-		return c.awaitCloseNotify(ctx)
-	case p.DrainSendQueue:
-		return c.drainSendQueue(ctx)
+		err = c.awaitCloseNotify(ctx)
 	}
-	return nil
+	if err == nil && p.DrainSendQueue {
+		err = c.drainSendQueue(ctx)
+	}
+	return err
 }
 
 // lingeringClose half-closes TCP, then reads and discards until the peer
