@@ -101,6 +101,12 @@ func (c *Conn) Close() error {
 
 // closeTLS runs the policy's steps before the socket is closed.
 func (c *Conn) closeTLS(ctx context.Context, p ClosePolicy) error {
+	c.sslMu.Lock()
+	broken := c.fatalErr != nil
+	c.sslMu.Unlock()
+	if broken {
+		return nil // OpenSSL forbids further calls; the error was reported
+	}
 	if p.Quiet {
 		c.sslMu.Lock()
 		if c.ssl != nil {
@@ -109,12 +115,6 @@ func (c *Conn) closeTLS(ctx context.Context, p ClosePolicy) error {
 		c.sslMu.Unlock()
 		_, err := c.ShutdownOnce()
 		return err
-	}
-	c.sslMu.Lock()
-	broken := c.fatalErr != nil
-	c.sslMu.Unlock()
-	if broken {
-		return nil // OpenSSL forbids further calls; the error was reported
 	}
 	if !c.out.lock.TryLock() {
 		return nil // a Write is in flight: no alert

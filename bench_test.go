@@ -1,0 +1,162 @@
+package openssl_test
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/closenotify/openssl"
+)
+
+// The benchmarks run each workload twice in the same process, once with
+// this package's client and once with crypto/tls's, against the same
+// crypto/tls server, so that `make bench` reports comparable figures.
+
+type clientImpl struct {
+	name string
+	dial func(b *testing.B, c net.Conn) net.Conn // wraps a raw TCP conn
+}
+
+var clientImpls = []clientImpl{
+	{"openssl", func(b *testing.B, c net.Conn) net.Conn {
+		conn, err := openssl.Client(c, benchClientCtx(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return conn
+	}},
+	{"cryptotls", func(b *testing.B, c net.Conn) net.Conn {
+		return tls.Client(c, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+	}},
+}
+
+var benchCtx *openssl.Ctx
+
+func benchClientCtx(b *testing.B) *openssl.Ctx {
+	if benchCtx == nil {
+		benchCtx = clientCtx(b)
+	}
+	return benchCtx
+}
+
+// benchPair returns a handshaken client of impl connected to a crypto/tls
+// server whose connection is passed to serve in its own goroutine.
+func benchPair(b *testing.B, impl clientImpl, serve func(*tls.Conn)) net.Conn {
+	c, s := tcpPair(b)
+	srv := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serve(srv)
+	}()
+	client := impl.dial(b, c)
+	b.Cleanup(func() {
+		client.Close()
+		<-done
+	})
+	return client
+}
+
+func BenchmarkWrite(b *testing.B) {
+	for _, size := range []int{1 << 10, 16 << 10} {
+		for _, impl := range clientImpls {
+			b.Run(sizeName(size)+"/"+impl.name, func(b *testing.B) {
+				conn := benchPair(b, impl, func(s *tls.Conn) { io.Copy(io.Discard, s) })
+				buf := make([]byte, size)
+				if _, err := conn.Write(buf); err != nil { // handshake
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					if _, err := conn.Write(buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkRead(b *testing.B) {
+	for _, size := range []int{1 << 10, 16 << 10} {
+		for _, impl := range clientImpls {
+			b.Run(sizeName(size)+"/"+impl.name, func(b *testing.B) {
+				conn := benchPair(b, impl, func(s *tls.Conn) {
+					buf := make([]byte, size)
+					for {
+						if _, err := s.Write(buf); err != nil {
+							return
+						}
+					}
+				})
+				buf := make([]byte, size)
+				if _, err := io.ReadFull(conn, buf); err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					if _, err := io.ReadFull(conn, buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkPingPong64(b *testing.B) {
+	for _, impl := range clientImpls {
+		b.Run(impl.name, func(b *testing.B) {
+			conn := benchPair(b, impl, func(s *tls.Conn) { io.Copy(s, s) })
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := conn.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(conn, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkHandshake(b *testing.B) {
+	for _, impl := range clientImpls {
+		b.Run(impl.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				conn := benchPair(b, impl, func(s *tls.Conn) { s.Handshake() })
+				if err := conn.(interface{ Handshake() error }).Handshake(); err != nil {
+					b.Fatal(err)
+				}
+				conn.Close()
+			}
+		})
+	}
+}
+
+func sizeName(n int) string {
+	if n >= 1<<10 {
+		return itoa(n>>10) + "KiB"
+	}
+	return itoa(n) + "B"
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
