@@ -1,0 +1,350 @@
+package peer_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/closenotify/openssl/internal/testcert"
+)
+
+const (
+	// wait bounds every step that is expected to happen.
+	wait = 10 * time.Second
+	// quietWindow is how long a test watches for something that must not
+	// happen. It is twice s_server's and s_client's 500 ms lingering close.
+	quietWindow = time.Second
+)
+
+// bundle is the PKI of every test; its files are in a temporary directory.
+var bundle *testcert.Bundle
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	version, err := exec.CommandContext(ctx, "openssl", "version").CombinedOutput()
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "openssl version: %v: %s\n", err, version)
+		return 1
+	}
+	fmt.Printf("openssl: %s", version)
+	dir, err := os.MkdirTemp("", "peer-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bundle, err = testcert.New()
+	if err == nil {
+		err = bundle.WriteFiles(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// ending says how a crypto/tls peer's reading stopped.
+type ending string
+
+const (
+	endCloseNotify ending = "close_notify"
+	endTruncated   ending = "TCP EOF without close_notify"
+)
+
+// observedConn records whether the TCP stream under a tls.Conn reached EOF.
+// crypto/tls returns io.EOF both for close_notify and for a TCP EOF at a
+// record boundary; only a close_notify stops it before it reads the TCP EOF.
+type observedConn struct {
+	net.Conn
+	tcpEOF atomic.Bool
+}
+
+func (c *observedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err == io.EOF {
+		c.tcpEOF.Store(true)
+	}
+	return n, err
+}
+
+// goPeer is one crypto/tls end of a connection with a goroutine that reads
+// everything and reports data and the end on channels.
+type goPeer struct {
+	tls  *tls.Conn
+	raw  *observedConn
+	data chan string // one value per Read that returned data
+	end  chan ending // the reason reading stopped; "error: ..." for other errors
+	got  string      // data taken from the data channel so far; test goroutine only
+}
+
+func newGoPeer(t *testing.T, raw net.Conn, server bool, cfg *tls.Config) *goPeer {
+	t.Helper()
+	oc := &observedConn{Conn: raw}
+	p := &goPeer{raw: oc, data: make(chan string, 100), end: make(chan ending, 1)}
+	if server {
+		p.tls = tls.Server(oc, cfg)
+	} else {
+		p.tls = tls.Client(oc, cfg)
+	}
+	t.Cleanup(func() { raw.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	if err := p.tls.HandshakeContext(ctx); err != nil {
+		t.Fatalf("crypto/tls handshake: %v", err)
+	}
+	go p.readLoop()
+	return p
+}
+
+func (p *goPeer) readLoop() {
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := p.tls.Read(buf)
+		if n > 0 {
+			p.data <- string(buf[:n])
+		}
+		switch {
+		case err == nil:
+		case err == io.EOF && !p.raw.tcpEOF.Load():
+			p.end <- endCloseNotify
+			return
+		case err == io.EOF:
+			p.end <- endTruncated
+			return
+		default:
+			p.end <- ending("error: " + err.Error())
+			return
+		}
+	}
+}
+
+// dialGo connects a crypto/tls client trusting bundle to addr.
+func dialGo(t *testing.T, addr string, version uint16) *goPeer {
+	t.Helper()
+	d := net.Dialer{Timeout: wait}
+	raw, err := d.DialContext(t.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newGoPeer(t, raw, false, &tls.Config{
+		RootCAs:    bundle.Pool,
+		ServerName: "localhost",
+		MinVersion: version,
+		MaxVersion: version,
+	})
+}
+
+// listenGo listens on 127.0.0.1:0 and returns the listener's address and a
+// function that accepts one connection and makes it a crypto/tls server.
+func listenGo(t *testing.T, version uint16) (addr string, accept func() *goPeer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{bundle.TLSCert},
+		MinVersion:   version,
+		MaxVersion:   version,
+	}
+	return ln.Addr().String(), func() *goPeer {
+		t.Helper()
+		type result struct {
+			c   net.Conn
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			c, err := ln.Accept()
+			ch <- result{c, err}
+		}()
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			return newGoPeer(t, r.c, true, cfg)
+		case <-timer.C:
+			ln.Close()
+			t.Fatalf("no connection to %s within %v", ln.Addr(), wait)
+			return nil
+		}
+	}
+}
+
+// expectData waits until the data read since the last call adds up to
+// exactly want.
+func (p *goPeer) expectData(t *testing.T, want string) {
+	t.Helper()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var got string
+	for len(got) < len(want) {
+		select {
+		case d := <-p.data:
+			got += d
+		case e := <-p.end:
+			p.end <- e
+			t.Fatalf("read %q, then the stream ended (%s); want %q", got, e, want)
+		case <-timer.C:
+			t.Fatalf("read %q in %v, want %q", got, wait, want)
+		}
+	}
+	if got != want {
+		t.Fatalf("read %q, want %q", got, want)
+	}
+}
+
+// expectDataPrefix is expectData for a reply of unknown length: it reads
+// until the stream ends and checks that the data starts with prefix. The
+// end is left for expectEnd.
+func (p *goPeer) expectDataPrefix(t *testing.T, prefix string) string {
+	t.Helper()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var got string
+	for {
+		select {
+		case d := <-p.data:
+			got += d
+			continue
+		case e := <-p.end:
+			p.end <- e
+		case <-timer.C:
+			t.Fatalf("stream did not end in %v; read %q", wait, got)
+		}
+		break
+	}
+	// Data sent before the end is in the channel before the end is.
+	for len(p.data) > 0 {
+		got += <-p.data
+	}
+	if !strings.HasPrefix(got, prefix) {
+		t.Fatalf("read %q, want it to start with %q", got, prefix)
+	}
+	return got
+}
+
+// expectEnd waits until reading stops and checks why. Data still unread
+// fails the test.
+func (p *goPeer) expectEnd(t *testing.T, want ending) {
+	t.Helper()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case e := <-p.end:
+		if e != want {
+			t.Fatalf("stream ended with %s, want %s", e, want)
+		}
+	case <-timer.C:
+		t.Fatalf("stream did not end in %v, want %s", wait, want)
+	}
+	if len(p.data) > 0 {
+		t.Fatalf("unexpected data before the end: %q", <-p.data)
+	}
+}
+
+// expectFIN reads the TCP stream under the TLS connection, after the
+// reading goroutine stopped at a close_notify, and checks that the next
+// thing on it is EOF, within timeout when fin is true; when fin is false it
+// checks that nothing, EOF included, arrives within timeout.
+func (p *goPeer) expectFIN(t *testing.T, fin bool, timeout time.Duration) {
+	t.Helper()
+	p.raw.SetReadDeadline(time.Now().Add(timeout))
+	defer p.raw.SetReadDeadline(time.Time{})
+	var buf [1]byte
+	n, err := p.raw.Conn.Read(buf[:])
+	var ne net.Error
+	timedOut := errors.As(err, &ne) && ne.Timeout()
+	switch {
+	case fin && (n != 0 || err != io.EOF):
+		t.Fatalf("after close_notify: read %d bytes, error %v; want EOF", n, err)
+	case !fin && (n != 0 || !timedOut):
+		t.Fatalf("after close_notify: read %d bytes, error %v; want nothing for %v", n, err, timeout)
+	}
+}
+
+// closeTCP closes the TCP connection without sending close_notify.
+func (p *goPeer) closeTCP(t *testing.T) {
+	t.Helper()
+	if err := p.raw.Conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *goPeer) write(t *testing.T, s string) {
+	t.Helper()
+	p.tls.SetWriteDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(p.tls, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closeWrite sends close_notify and keeps the connection open for reading.
+func (p *goPeer) closeWrite(t *testing.T) {
+	t.Helper()
+	if err := p.tls.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// versions are the TLS versions the shutdown tests run with.
+var versions = []struct {
+	name    string
+	version uint16
+}{
+	{"TLS1.2", tls.VersionTLS12},
+	{"TLS1.3", tls.VersionTLS13},
+}
+
+// expectExit waits for p to exit and checks the exit code.
+func expectExit(t *testing.T, p interface {
+	Wait(time.Duration) (int, error)
+}, want int) {
+	t.Helper()
+	code, err := p.Wait(wait)
+	if err != nil || code != want {
+		t.Fatalf("exit code %d, error %v; want %d", code, err, want)
+	}
+}
+
+// inOrder checks that s contains each of substrs, in order.
+func inOrder(t *testing.T, s string, substrs ...string) {
+	t.Helper()
+	at := 0
+	for _, sub := range substrs {
+		i := strings.Index(s[at:], sub)
+		if i < 0 {
+			t.Fatalf("output lacks %q after offset %d; want in order %q; output:\n%s", sub, at, substrs, s)
+		}
+		at += i + len(sub)
+	}
+}
+
+// absent checks that s contains none of substrs.
+func absent(t *testing.T, s string, substrs ...string) {
+	t.Helper()
+	for _, sub := range substrs {
+		if strings.Contains(s, sub) {
+			t.Fatalf("output contains %q; output:\n%s", sub, s)
+		}
+	}
+}
