@@ -1,0 +1,50 @@
+# Build, test and demo targets for github.com/closenotify/openssl.
+#
+# Every target that compiles cgo code depends on deps, which installs the
+# Debian packages the build and the tests need when they are missing (as
+# root only) and downloads the Go modules.
+
+GO ?= go
+
+# Debian packages needed to build against OpenSSL 3 and run the tests.
+DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc
+
+.PHONY: deps test vet fmt-check demo bench
+
+# deps installs the missing packages of DEBIAN_PACKAGES (apt-get update, then
+# apt-get install -y) when run as root, fails naming them otherwise, and does
+# nothing but a dpkg query when all are installed. Then go mod download.
+deps:
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "missing Debian packages:$$missing (run 'make deps' as root)" >&2; exit 1; \
+		fi; \
+		echo "installing:$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+	$(GO) mod download
+
+# test fails if gofmt would change a file or go vet reports anything.
+test: deps fmt-check vet
+	$(GO) test -race -count=1 -timeout 14m ./...
+	# The race detector allocates, so the zero-allocation test runs without it.
+	$(GO) test -count=1 -run 'AllocateNothing' .
+
+vet: deps
+	$(GO) vet ./...
+
+fmt-check:
+	@files=$$(gofmt -l .); \
+	if [ -n "$$files" ]; then \
+		echo "gofmt -l lists files that need formatting:" >&2; echo "$$files" >&2; exit 1; \
+	fi
+
+demo: deps
+	$(GO) run ./cmd/closenotify demo
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
