@@ -203,6 +203,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 	if c.out.err != nil {
 		return 0, c.out.err
 	}
+	if c.closed.Load() {
+		// Close sets writeShut too when it sends close_notify.
+		return 0, &Error{Op: "write", Err: net.ErrClosed}
+	}
 	if c.writeShut.Load() {
 		return 0, &Error{Op: "write", Err: ErrWriteAfterShutdown}
 	}

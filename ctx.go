@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -25,11 +26,11 @@ import (
 type Ctx struct {
 	ctx *C.SSL_CTX // constant
 
-	mu          sync.Mutex   // guards the fields below and every change to ctx
-	minVersion  uint16       // protected by mu
-	maxVersion  uint16       // protected by mu
-	closePolicy ClosePolicy  // protected by mu
-	verifyMode  VerifyMode   // protected by mu
+	mu          sync.Mutex  // guards the fields below and every change to ctx
+	minVersion  uint16      // protected by mu
+	maxVersion  uint16      // protected by mu
+	closePolicy ClosePolicy // protected by mu
+	verifyMode  VerifyMode  // protected by mu
 }
 
 // liveCtx and liveSSL count the SSL_CTX and SSL objects this package has
@@ -124,6 +125,15 @@ func (c *Ctx) VerifyMode() VerifyMode {
 func (c *Ctx) LoadVerifyLocations(caFile, caDir string) error {
 	if caFile == "" && caDir == "" {
 		return &Error{Op: "load verify locations", Err: errors.New("openssl: neither a CA file nor a CA directory given")}
+	}
+	if caDir != "" {
+		// OpenSSL looks into the directory only during verification, so a
+		// missing one would go unnoticed here.
+		if fi, err := os.Stat(caDir); err != nil {
+			return &Error{Op: "load verify locations", Err: err}
+		} else if !fi.IsDir() {
+			return &Error{Op: "load verify locations", Err: fmt.Errorf("openssl: %s is not a directory", caDir)}
+		}
 	}
 	var file, dir *C.char
 	if caFile != "" {
@@ -241,8 +251,9 @@ func (c *Ctx) SetCipherList(list string) error {
 }
 
 // SetCipherSuites sets the TLS 1.3 cipher suites, such as
-// "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256". An unknown suite is
-// an *Error (corresponds to SSL_CTX_set_ciphersuites).
+// "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256". A list with no
+// known suite is an *Error; unknown names beside known ones are ignored, as
+// OpenSSL does (corresponds to SSL_CTX_set_ciphersuites).
 func (c *Ctx) SetCipherSuites(suites string) error {
 	return c.setString("set cipher suites", suites, func(ctx *C.SSL_CTX, s *C.char, r *C.go_ossl_result) {
 		C.go_ossl_ctx_set_ciphersuites(ctx, s, r)

@@ -162,9 +162,12 @@ func (e *Error) Error() string {
 	b.WriteString("openssl: ")
 	b.WriteString(e.Op)
 	b.WriteString(": ")
+	sep := ": "
 	switch {
 	case e.Err != nil:
 		b.WriteString(strings.TrimPrefix(e.Err.Error(), "openssl: "))
+	case e.Code == ErrorNone && len(e.Queue) > 0:
+		sep = "" // a set-up call, not an SSL one: the queue alone says why
 	default:
 		b.WriteString(e.Code.String())
 	}
@@ -172,7 +175,8 @@ func (e *Error) Error() string {
 		b.WriteString(" (" + hint + ")")
 	}
 	for _, q := range e.Queue {
-		b.WriteString(": ")
+		b.WriteString(sep)
+		sep = ": "
 		b.WriteString(q.ReasonText)
 		if q.Data != "" {
 			b.WriteString(" (" + q.Data + ")")
@@ -283,6 +287,11 @@ func queueEntries(r *C.go_ossl_result) []QueueEntry {
 			LibText:    cString(C.ERR_lib_error_string(code)),
 			ReasonText: cString(C.ERR_reason_error_string(code)),
 			Data:       C.GoString(&ent.data[0]),
+		}
+		if q[i].ReasonText == "" && q[i].Lib == C.ERR_LIB_SYS {
+			// OpenSSL 3 keeps errno as the reason of system errors
+			// and has no text for it.
+			q[i].ReasonText = syscall.Errno(q[i].Reason).Error()
 		}
 		if q[i].ReasonText == "" {
 			q[i].ReasonText = fmt.Sprintf("reason %d", q[i].Reason)
