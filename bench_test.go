@@ -15,34 +15,26 @@ import (
 
 type clientImpl struct {
 	name string
-	dial func(b *testing.B, c net.Conn) net.Conn // wraps a raw TCP conn
+	dial func(b *testing.B, c net.Conn, ctx *openssl.Ctx) net.Conn // wraps a raw TCP conn
 }
 
 var clientImpls = []clientImpl{
-	{"openssl", func(b *testing.B, c net.Conn) net.Conn {
-		conn, err := openssl.Client(c, benchClientCtx(b))
+	{"openssl", func(b *testing.B, c net.Conn, ctx *openssl.Ctx) net.Conn {
+		conn, err := openssl.Client(c, ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
 		return conn
 	}},
-	{"cryptotls", func(b *testing.B, c net.Conn) net.Conn {
+	{"cryptotls", func(b *testing.B, c net.Conn, _ *openssl.Ctx) net.Conn {
 		return tls.Client(c, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
 	}},
 }
 
-var benchCtx *openssl.Ctx
-
-func benchClientCtx(b *testing.B) *openssl.Ctx {
-	if benchCtx == nil {
-		benchCtx = clientCtx(b)
-	}
-	return benchCtx
-}
-
-// benchPair returns a handshaken client of impl connected to a crypto/tls
-// server whose connection is passed to serve in its own goroutine.
-func benchPair(b *testing.B, impl clientImpl, serve func(*tls.Conn)) net.Conn {
+// benchPair returns a client of impl (made with ctx when it is ours)
+// connected to a crypto/tls server whose connection is passed to serve in
+// its own goroutine.
+func benchPair(b *testing.B, impl clientImpl, ctx *openssl.Ctx, serve func(*tls.Conn)) net.Conn {
 	c, s := tcpPair(b)
 	srv := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}})
 	done := make(chan struct{})
@@ -50,7 +42,7 @@ func benchPair(b *testing.B, impl clientImpl, serve func(*tls.Conn)) net.Conn {
 		defer close(done)
 		serve(srv)
 	}()
-	client := impl.dial(b, c)
+	client := impl.dial(b, c, ctx)
 	b.Cleanup(func() {
 		client.Close()
 		<-done
@@ -62,7 +54,7 @@ func BenchmarkWrite(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10} {
 		for _, impl := range clientImpls {
 			b.Run(sizeName(size)+"/"+impl.name, func(b *testing.B) {
-				conn := benchPair(b, impl, func(s *tls.Conn) { io.Copy(io.Discard, s) })
+				conn := benchPair(b, impl, clientCtx(b), func(s *tls.Conn) { io.Copy(io.Discard, s) })
 				buf := make([]byte, size)
 				if _, err := conn.Write(buf); err != nil { // handshake
 					b.Fatal(err)
@@ -84,7 +76,7 @@ func BenchmarkRead(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10} {
 		for _, impl := range clientImpls {
 			b.Run(sizeName(size)+"/"+impl.name, func(b *testing.B) {
-				conn := benchPair(b, impl, func(s *tls.Conn) {
+				conn := benchPair(b, impl, clientCtx(b), func(s *tls.Conn) {
 					buf := make([]byte, size)
 					for {
 						if _, err := s.Write(buf); err != nil {
@@ -112,7 +104,7 @@ func BenchmarkRead(b *testing.B) {
 func BenchmarkPingPong64(b *testing.B) {
 	for _, impl := range clientImpls {
 		b.Run(impl.name, func(b *testing.B) {
-			conn := benchPair(b, impl, func(s *tls.Conn) { io.Copy(s, s) })
+			conn := benchPair(b, impl, clientCtx(b), func(s *tls.Conn) { io.Copy(s, s) })
 			buf := make([]byte, 64)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -131,9 +123,11 @@ func BenchmarkPingPong64(b *testing.B) {
 func BenchmarkHandshake(b *testing.B) {
 	for _, impl := range clientImpls {
 		b.Run(impl.name, func(b *testing.B) {
+			ctx := clientCtx(b)
 			b.ReportAllocs()
+			b.ResetTimer()
 			for range b.N {
-				conn := benchPair(b, impl, func(s *tls.Conn) { s.Handshake() })
+				conn := benchPair(b, impl, ctx, func(s *tls.Conn) { s.Handshake() })
 				if err := conn.(interface{ Handshake() error }).Handshake(); err != nil {
 					b.Fatal(err)
 				}

@@ -65,8 +65,10 @@ func (c *Conn) SetClosePolicy(p ClosePolicy) {
 // wrapping net.ErrClosed.
 //
 // No close_notify is sent before the handshake completed, after a fatal
-// error, after SetLinger(0), or while a Write is in progress in another
-// goroutine (its record may be half sent; crypto/tls does the same). When
+// error, after SetLinger(0), after a Write failed (a deadline, say), or
+// while a Write is in progress in another goroutine: in the last two cases
+// a record may be half sent, and the alert cannot follow it (crypto/tls
+// skips the alert the same way). When
 // Read has already returned io.EOF, the peer's close_notify is in, and Close
 // completes the exchange without waiting. Close does not wait for the peer
 // while a Read is in progress in another goroutine.
@@ -119,7 +121,13 @@ func (c *Conn) closeTLS(ctx context.Context, p ClosePolicy) error {
 	if !c.out.lock.TryLock() {
 		return nil // a Write is in flight: no alert
 	}
+	writeFailed := c.out.err != nil
 	c.out.lock.Unlock()
+	if writeFailed {
+		// A failed Write may have left part of a record inside OpenSSL,
+		// and the alert cannot be sent behind it.
+		return nil
+	}
 	complete, err := c.sendCloseNotify(ctx)
 	if err != nil {
 		return err

@@ -346,3 +346,9 @@ func (c *Ctx) getClosePolicy() ClosePolicy {
 	defer c.mu.Unlock()
 	return c.closePolicy
 }
+
+// Version returns the version text of the libssl in use, such as
+// "OpenSSL 3.0.19 27 Jan 2026" (corresponds to OpenSSL_version).
+func Version() string {
+	return C.GoString(C.OpenSSL_version(C.OPENSSL_VERSION))
+}
