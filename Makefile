@@ -9,7 +9,7 @@ GO ?= go
 # Debian packages needed to build against OpenSSL 3 and run the tests.
 DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc
 
-.PHONY: deps test vet fmt-check demo bench
+.PHONY: deps test vet fmt-check demo bench test-asan fuzz
 
 # deps installs the missing packages of DEBIAN_PACKAGES (apt-get update, then
 # apt-get install -y) when run as root, fails naming them otherwise, and does
@@ -33,6 +33,26 @@ test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 14m ./...
 	# The race detector allocates, so the zero-allocation test runs without it.
 	$(GO) test -count=1 -run 'AllocateNothing' .
+	$(MAKE) --no-print-directory test-asan
+
+# test-asan runs the package's and the integration suites under gcc's
+# AddressSanitizer (libasan8, which Debian's gcc brings): it checks the C shim
+# and every buffer handed across the Go/C boundary, and reports C memory
+# leaked at exit.
+test-asan: deps
+	$(GO) test -asan -count=1 -timeout 10m . ./integration
+
+# fuzz runs each fuzz target of fuzz_test.go for FUZZTIME, one after the
+# other. New crashers land in testdata/fuzz/<target>/, where go test (and so
+# make test) replays them.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzLoadCertificateFromPEM FuzzLoadPrivateKeyFromPEM FuzzPeerBytes
+
+fuzz: deps
+	@for target in $(FUZZ_TARGETS); do \
+		echo "fuzzing $$target for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) . || exit 1; \
+	done
 
 vet: deps
 	$(GO) vet ./...

@@ -238,21 +238,23 @@ void go_ossl_ctx_free(SSL_CTX *ctx) {
 	SSL_CTX_free(ctx);
 }
 
+// no_password refuses encrypted PEM blocks instead of prompting on the
+// terminal, OpenSSL's default: a key, or a certificate whose block has
+// "Proc-Type: 4,ENCRYPTED" headers.
+static int no_password(char *buf, int size, int rwflag, void *u) {
+	return -1;
+}
+
 X509 *go_ossl_x509_from_pem(const void *pem, int len, go_ossl_result *r) {
 	begin(r);
 	BIO *bio = BIO_new_mem_buf(pem, len);
 	X509 *cert = NULL;
 	if (bio != NULL) {
-		cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		cert = PEM_read_bio_X509(bio, NULL, no_password, NULL);
 		BIO_free(bio);
 	}
 	finish_ret(r, cert != NULL);
 	return cert;
-}
-
-// no_password refuses encrypted keys instead of prompting on the terminal.
-static int no_password(char *buf, int size, int rwflag, void *u) {
-	return -1;
 }
 
 EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, go_ossl_result *r) {
