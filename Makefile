@@ -7,7 +7,7 @@
 GO ?= go
 
 # Debian packages needed to build against OpenSSL 3 and run the tests.
-DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc
+DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc gnutls-bin python3 curl
 
 .PHONY: deps test vet fmt-check demo bench test-asan fuzz
 

@@ -251,12 +251,13 @@ func (c *Conn) NetConn() net.Conn { return c.conn }
 
 // SetDeadline sets the read and write deadlines. They bound every operation
 // that waits for the socket, the handshake and shutdown included; a zero
-// value means no deadline.
+// value means no deadline. After Close the deadline setters return an *Error
+// wrapping net.ErrClosed.
 func (c *Conn) SetDeadline(t time.Time) error {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	c.readDeadline, c.writeDeadline = t, t
-	return c.conn.SetDeadline(t)
+	return deadlineError(c.conn.SetDeadline(t))
 }
 
 // SetReadDeadline sets the deadline of Read, and of the waits for the
@@ -266,7 +267,16 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	c.readDeadline = t
-	return c.conn.SetReadDeadline(t)
+	return deadlineError(c.conn.SetReadDeadline(t))
+}
+
+// deadlineError wraps the socket's error of a deadline setter (net.ErrClosed
+// after Close) in an *Error, as every error of a Conn is.
+func deadlineError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return opError("set deadline", err)
 }
 
 // SetWriteDeadline sets the deadline of Write and of sending close_notify. A
@@ -275,5 +285,5 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	c.writeDeadline = t
-	return c.conn.SetWriteDeadline(t)
+	return deadlineError(c.conn.SetWriteDeadline(t))
 }
