@@ -9,7 +9,7 @@ GO ?= go
 # Debian packages needed to build against OpenSSL 3 and run the tests.
 DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc gnutls-bin python3 curl
 
-.PHONY: deps test vet fmt-check demo bench test-asan fuzz
+.PHONY: deps test vet fmt-check demo bench matrix-readme test-asan fuzz
 
 # deps installs the missing packages of DEBIAN_PACKAGES (apt-get update, then
 # apt-get install -y) when run as root, fails naming them otherwise, and does
@@ -68,3 +68,8 @@ demo: deps
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+
+# matrix-readme runs the shutdown matrix and writes what each peer did into
+# README.md's table.
+matrix-readme: deps
+	$(GO) test -count=1 -run '^TestMatrix$$' ./integration -args -matrix.readme=$(CURDIR)/README.md

@@ -1,6 +1,6 @@
 // Package peer starts and drives the command-line TLS peers that integration
-// tests talk to: OpenSSL's s_server and s_client today, other programs such
-// as gnutls-serv, gnutls-cli or python later.
+// tests talk to: OpenSSL's s_server and s_client, and other programs such
+// as gnutls-serv and gnutls-cli, Python's ssl module and curl.
 //
 // A Process wraps one running program. Its standard output and standard
 // error go into one shared, ordered buffer that WaitFor watches without

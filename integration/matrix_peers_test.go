@@ -1,0 +1,299 @@
+package integration_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/peer"
+)
+
+// matrixPeers are the columns of the matrix.
+var matrixPeers = []*peerImpl{
+	{name: "Go crypto/tls", roles: []role{weClient, weServer}, connect: connectGo, keepsReadingAfterCloseNotify: true},
+	{name: "openssl s_server", roles: []role{weClient}, connect: connectOpenSSL},
+	{name: "openssl s_client", roles: []role{weServer}, connect: connectOpenSSL},
+}
+
+// ourConn wraps tcp in our Conn for role r, version v and policy, completes
+// the handshake concurrently with the peer's (peerHandshake, may be nil),
+// and closes it at cleanup.
+func ourConn(t *testing.T, tcp net.Conn, r role, v version, policy openssl.ClosePolicy, peerHandshake func() error) *openssl.Conn {
+	t.Helper()
+	var c *openssl.Conn
+	var err error
+	if r == weClient {
+		c, err = openssl.Client(tcp, clientCtx(t, v))
+	} else {
+		c, err = openssl.Server(tcp, serverCtx(t, v))
+	}
+	if err != nil {
+		tcp.Close()
+		t.Fatal(err)
+	}
+	c.SetClosePolicy(policy)
+	t.Cleanup(func() { c.Close() })
+	peerDone := make(chan error, 1)
+	go func() {
+		if peerHandshake == nil {
+			peerDone <- nil
+			return
+		}
+		peerDone <- peerHandshake()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	require.NoError(t, c.HandshakeContext(ctx))
+	require.NoError(t, <-peerDone, "peer handshake")
+	return c
+}
+
+// goSide is a crypto/tls peer in this process. A goroutine reads all the
+// time, so the peer always takes our data (TLS 1.3 session tickets
+// included), and remembers how its reading ended.
+type goSide struct {
+	tc  *tls.Conn
+	raw *net.TCPConn
+
+	mu      sync.Mutex
+	got     []byte        // protected by mu
+	changed chan struct{} // protected by mu; closed and replaced when got grows
+	ended   chan struct{} // closed when the reader stopped
+	endErr  error         // set before ended is closed
+}
+
+func connectGo(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan *net.TCPConn, 1)
+	go func() {
+		ln.SetDeadline(time.Now().Add(wait))
+		c, _ := ln.AcceptTCP()
+		accepted <- c
+	}()
+	dialed, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	require.NoError(t, err)
+	acc := <-accepted
+	require.NotNil(t, acc)
+	ourTCP, peerTCP := dialed, acc
+	if ours == weServer {
+		ourTCP, peerTCP = acc, dialed
+	}
+	cfg := &tls.Config{MinVersion: v.v, MaxVersion: v.v}
+	var tc *tls.Conn
+	if ours == weClient {
+		cfg.Certificates = []tls.Certificate{pki.TLSCert}
+		tc = tls.Server(peerTCP, cfg)
+	} else {
+		cfg.RootCAs, cfg.ServerName = pki.Pool, "localhost"
+		tc = tls.Client(peerTCP, cfg)
+	}
+	g := &goSide{tc: tc, raw: peerTCP, changed: make(chan struct{}), ended: make(chan struct{})}
+	t.Cleanup(func() {
+		tc.Close()
+		<-g.ended
+	})
+	c := ourConn(t, ourTCP, ours, v, policy, tc.Handshake)
+	go g.readLoop()
+	return c, g
+}
+
+func (g *goSide) readLoop() {
+	defer close(g.ended)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := g.tc.Read(buf)
+		g.mu.Lock()
+		if n > 0 {
+			g.got = append(g.got, buf[:n]...)
+			close(g.changed)
+			g.changed = make(chan struct{})
+		}
+		g.mu.Unlock()
+		if err != nil {
+			g.endErr = err
+			return
+		}
+	}
+}
+
+func (g *goSide) send(data string) error {
+	g.tc.SetWriteDeadline(time.Now().Add(wait))
+	_, err := g.tc.Write([]byte(data))
+	return err
+}
+
+func (g *goSide) received(want string) error {
+	timeout := time.After(wait)
+	for {
+		g.mu.Lock()
+		got, changed := string(g.got), g.changed
+		g.mu.Unlock()
+		if len(got) >= len(want) {
+			if got[:len(want)] != want {
+				return errors.New("peer received " + quoteShort(got) + ", want " + quoteShort(want))
+			}
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-g.ended:
+			g.mu.Lock()
+			got = string(g.got)
+			g.mu.Unlock()
+			if got != want {
+				return errors.New("peer's reading ended (" + errString(g.endErr) + ") after " + quoteShort(got))
+			}
+			return nil
+		case <-timeout:
+			return errors.New("peer received only " + quoteShort(got))
+		}
+	}
+}
+
+// answer waits for our close_notify (crypto/tls: io.EOF) and closes, which
+// sends crypto/tls's close_notify: crypto/tls never answers by itself.
+func (g *goSide) answer() (string, error) {
+	select {
+	case <-g.ended:
+	case <-time.After(wait):
+		return "", errors.New("crypto/tls peer saw no close_notify")
+	}
+	if g.endErr != io.EOF {
+		return "", errors.New("crypto/tls peer's reading ended with " + errString(g.endErr))
+	}
+	return "answers only when the application calls Close", g.tc.Close()
+}
+
+func (g *goSide) closeNotify() error { return g.tc.CloseWrite() }
+
+func (g *goSide) closeTCP() error { return g.raw.Close() }
+
+func (g *goSide) reset() error {
+	if err := g.raw.SetLinger(0); err != nil {
+		return err
+	}
+	return g.raw.Close()
+}
+
+// pause and resume: a crypto/tls peer never answers unless told to.
+func (g *goSide) pause() error  { return nil }
+func (g *goSide) resume() error { return nil }
+
+func (g *goSide) end() peerEnd {
+	select {
+	case <-g.ended:
+	case <-time.After(wait):
+		return endOpen
+	}
+	switch {
+	case g.endErr == io.EOF:
+		return endEOF // close_notify, or TCP EOF at a record boundary
+	case errors.Is(g.endErr, io.ErrUnexpectedEOF):
+		return endTruncated
+	case errors.Is(g.endErr, syscall.ECONNRESET):
+		return endReset
+	}
+	return endUnknown
+}
+
+// processSide is openssl s_server or s_client (or another command-line
+// peer driven the same way).
+type processSide struct {
+	t      *testing.T
+	p      *peer.Process
+	server bool // the process is the server
+}
+
+func connectOpenSSL(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
+	if ours == weClient {
+		srv := sServer(t, v)
+		tcp, err := net.DialTimeout("tcp", srv.Addr(), wait)
+		require.NoError(t, err)
+		return ourConn(t, tcp, ours, v, policy, nil), &processSide{t: t, p: srv, server: true}
+	}
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer ln.Close()
+	cl := peer.OpenSSLClientT(t, ln.Addr().String(), pki.CAFile, v.flag)
+	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
+	tcp, err := ln.Accept()
+	require.NoError(t, err)
+	c := ourConn(t, tcp, ours, v, policy, nil)
+	require.NoError(t, cl.WaitFor(peer.ClientVerifyOK, wait))
+	return c, &processSide{t: t, p: cl}
+}
+
+func (s *processSide) send(data string) error { return s.p.Send(data) }
+
+func (s *processSide) received(want string) error { return s.p.WaitFor(want, wait) }
+
+// answer: s_server and s_client answer close_notify by themselves.
+func (s *processSide) answer() (string, error) { return "answers by itself", nil }
+
+// closeNotify: s_client sends close_notify on Q and exits; s_server has no
+// command for it (its Q and q close TCP without close_notify).
+func (s *processSide) closeNotify() error {
+	if s.server {
+		return errUnsupported
+	}
+	return s.p.Send(peer.ClientCmdQuit)
+}
+
+// closeTCP: s_server's Q closes TCP without close_notify; s_client has no
+// such command, so it is killed, and its kernel sends FIN.
+func (s *processSide) closeTCP() error {
+	if s.server {
+		return s.p.Send(peer.ServerCmdQuit)
+	}
+	s.p.Kill()
+	return nil
+}
+
+func (s *processSide) reset() error { return errUnsupported }
+
+func (s *processSide) pause() error  { return syscall.Kill(-s.p.Pid(), syscall.SIGSTOP) }
+func (s *processSide) resume() error { return syscall.Kill(-s.p.Pid(), syscall.SIGCONT) }
+
+// end waits for the process to exit (s_server -naccept 1 and s_client exit
+// when their connection ends) and reads how from its output.
+func (s *processSide) end() peerEnd {
+	if _, err := s.p.Wait(wait); err != nil {
+		return endOpen
+	}
+	out := s.p.Output()
+	switch {
+	case strings.Contains(out, peer.UnexpectedEOF):
+		return endTruncated
+	case strings.Contains(out, peer.ServerCloseNotifyReceived), strings.Contains(out, peer.ClientClosed):
+		return endCloseNotify
+	case strings.Contains(out, peer.ClientReadErrno+"104"), s.server && strings.Contains(out, peer.ServerError):
+		return endReset
+	}
+	return endUnknown
+}
+
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return `"` + s + `"`
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	return err.Error()
+}
