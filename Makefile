@@ -5,6 +5,7 @@
 # root only) and downloads the Go modules.
 
 GO ?= go
+SHELL := /bin/bash
 
 # Debian packages needed to build against OpenSSL 3 and run the tests.
 DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc gnutls-bin python3 curl
@@ -66,8 +67,10 @@ fmt-check:
 demo: deps
 	$(GO) run ./cmd/closenotify demo
 
+# bench runs each benchmark with this package and with crypto/tls in the
+# same run and prints their ratios.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 5 . | $(GO) run ./cmd/benchratio
 
 # matrix-readme runs the shutdown matrix and writes what each peer did into
 # README.md's table.
