@@ -1,0 +1,68 @@
+package integration_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/closenotify/openssl/internal/peer"
+)
+
+// serverCmdRenegotiate makes s_server (TLS 1.2) send a HelloRequest; it
+// prints ServerKeyUpdated's "SSL_do_handshake -> 1" once it has.
+const serverCmdRenegotiate = "r\n"
+
+// TestRenegotiationRequestDuringRead: s_server asks for a TLS 1.2
+// renegotiation while our client reads. The HelloRequest is handled inside
+// SSL_read (whose answer, a new ClientHello, is a read that needs a write);
+// data after it goes through both ways and the shutdown completes.
+func TestRenegotiationRequestDuringRead(t *testing.T) {
+	v := versions[0]
+	require.Equal(t, "TLS1.2", v.name)
+	srv := sServer(t, v)
+	c := dial(t, srv, clientCtx(t, v))
+
+	require.NoError(t, srv.Send(serverCmdRenegotiate))
+	require.NoError(t, srv.WaitFor(peer.ServerKeyUpdated, wait))
+	const line = "after the hello request\n"
+	require.NoError(t, srv.Send(line))
+	require.Equal(t, line, readN(t, c, len(line)))
+
+	const ours = "still talking\n"
+	_, err := c.Write([]byte(ours))
+	require.NoError(t, err)
+	require.NoError(t, srv.WaitFor(ours, wait))
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	require.NoError(t, c.Shutdown(ctx))
+	require.NoError(t, srv.WaitFor(peer.ServerCloseNotifyReceived, wait))
+}
+
+// TestRenegotiationRequestAfterOurCloseNotify (matrix scenario 14): the
+// HelloRequest is already in our socket when we send close_notify. OpenSSL
+// ignores it after our alert, so Shutdown completes: s_server reads our
+// close_notify and answers, nothing is discarded, no renegotiation starts.
+func TestRenegotiationRequestAfterOurCloseNotify(t *testing.T) {
+	v := versions[0]
+	srv := sServer(t, v)
+	c := dial(t, srv, clientCtx(t, v))
+	const hello = "hello\n"
+	_, err := c.Write([]byte(hello))
+	require.NoError(t, err)
+	require.NoError(t, srv.WaitFor(hello, wait))
+
+	mark := srv.Mark()
+	require.NoError(t, srv.Send(serverCmdRenegotiate))
+	require.NoError(t, srv.WaitForAfter(mark, peer.ServerKeyUpdated, wait))
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	require.NoError(t, c.Shutdown(ctx))
+	st := c.ShutdownState()
+	require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
+	require.Zero(t, c.DiscardedBytes())
+	require.NoError(t, srv.WaitForAfter(mark, peer.ServerCloseNotifyReceived, wait))
+	require.Equal(t, 0, exitCode(t, srv))
+}
