@@ -592,3 +592,29 @@ func takeSocketError(t testing.TB, c *openssl.Conn) syscall.Errno {
 	require.NoError(t, gerr)
 	return syscall.Errno(soErr)
 }
+
+// TestReadWriteBufferInsideStructWithPointers: the buffers given to Read
+// and Write may live inside objects that hold Go pointers (net/http's
+// connReader does); passing them to C must not trip cgo's pointer check.
+func TestReadWriteBufferInsideStructWithPointers(t *testing.T) {
+	ours, peer := goServer(t, tls.VersionTLS13)
+	type holder struct {
+		next *holder
+		buf  [8]byte
+		name string
+	}
+	h := &holder{name: "x"}
+	h.next = h
+	copy(h.buf[:], "abcdefgh")
+	go func() {
+		b := make([]byte, 8)
+		if _, err := io.ReadFull(peer, b); err == nil {
+			peer.Write(b)
+		}
+	}()
+	_, err := ours.Write(h.buf[:])
+	require.NoError(t, err)
+	_, err = io.ReadFull(ours, h.buf[:])
+	require.NoError(t, err)
+	require.Equal(t, "abcdefgh", string(h.buf[:]))
+}

@@ -59,13 +59,13 @@ void go_ossl_do_handshake(SSL *ssl, go_ossl_result *r) {
 	finish_ssl(ssl, r, ret, ret != 1);
 }
 
-void go_ossl_read(SSL *ssl, void *buf, size_t len, go_ossl_result *r) {
+void go_ossl_read(SSL *ssl, unsigned char *buf, size_t len, go_ossl_result *r) {
 	begin(r);
 	int ret = SSL_read_ex(ssl, buf, len, &r->n);
 	finish_ssl(ssl, r, ret, ret != 1);
 }
 
-void go_ossl_write(SSL *ssl, const void *buf, size_t len, go_ossl_result *r) {
+void go_ossl_write(SSL *ssl, const unsigned char *buf, size_t len, go_ossl_result *r) {
 	begin(r);
 	int ret = SSL_write_ex(ssl, buf, len, &r->n);
 	finish_ssl(ssl, r, ret, ret != 1);

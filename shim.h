@@ -32,8 +32,8 @@ typedef struct {
 
 // SSL operations: one OpenSSL call each.
 void go_ossl_do_handshake(SSL *ssl, go_ossl_result *r);
-void go_ossl_read(SSL *ssl, void *buf, size_t len, go_ossl_result *r);
-void go_ossl_write(SSL *ssl, const void *buf, size_t len, go_ossl_result *r);
+void go_ossl_read(SSL *ssl, unsigned char *buf, size_t len, go_ossl_result *r);
+void go_ossl_write(SSL *ssl, const unsigned char *buf, size_t len, go_ossl_result *r);
 void go_ossl_shutdown(SSL *ssl, go_ossl_result *r);
 
 // go_ossl_new_ssl creates an SSL on ctx that reads and writes fd through a

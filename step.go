@@ -49,7 +49,10 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *C.go_ossl_result) error {
 	if c.fatalErr != nil {
 		return c.fatalErr
 	}
-	ptr := unsafe.Pointer(unsafe.SliceData(buf))
+	// A typed byte pointer, not unsafe.Pointer: cgo's pointer check would
+	// inspect the whole object around an unsafe.Pointer, and the caller's
+	// buffer may live inside a struct holding Go pointers.
+	ptr := (*C.uchar)(unsafe.SliceData(buf))
 	switch op {
 	case opHandshake:
 		C.go_ossl_do_handshake(c.ssl, r)
