@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/closenotify/openssl/internal/leakcheck"
 	"github.com/closenotify/openssl/internal/testcert"
 )
 
@@ -55,7 +56,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	return m.Run()
+	return leakcheck.Run(m)
 }
 
 // ending says how a crypto/tls peer's reading stopped.
