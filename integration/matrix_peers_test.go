@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
@@ -263,7 +265,7 @@ func (s *processSide) closeTCP() error {
 
 func (s *processSide) reset() error { return errUnsupported }
 
-func (s *processSide) pause() error  { return syscall.Kill(-s.p.Pid(), syscall.SIGSTOP) }
+func (s *processSide) pause() error  { return pauseProcess(s.p) }
 func (s *processSide) resume() error { return syscall.Kill(-s.p.Pid(), syscall.SIGCONT) }
 
 // end waits for the process to exit (s_server -naccept 1 and s_client exit
@@ -296,4 +298,37 @@ func errString(err error) string {
 		return "no error"
 	}
 	return err.Error()
+}
+
+// pauseProcess stops p's process group with SIGSTOP and returns once the
+// program is stopped (or gone), so that from then on it takes nothing more
+// from the connection: SIGSTOP alone is delivered asynchronously. waitid
+// with WNOWAIT watches the stop without reaping anything.
+func pauseProcess(p *peer.Process) error {
+	if err := syscall.Kill(-p.Pid(), syscall.SIGSTOP); err != nil {
+		return err
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		var info unix.Siginfo
+		var err error
+		for range 100 {
+			err = unix.Waitid(unix.P_PID, p.Pid(), &info, unix.WSTOPPED|unix.WEXITED|unix.WNOWAIT, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if err == unix.ECHILD {
+			err = nil // exited and already reaped
+		}
+		stopped <- err
+	}()
+	// The goroutine returns at the latest when the program is killed at
+	// cleanup.
+	select {
+	case err := <-stopped:
+		return err
+	case <-time.After(wait):
+		return fmt.Errorf("%s did not stop within %v", p.Name(), wait)
+	}
 }
