@@ -92,23 +92,7 @@ func connectGo(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (
 	if ours == weServer {
 		ourTCP, peerTCP = acc, dialed
 	}
-	cfg := &tls.Config{MinVersion: v.v, MaxVersion: v.v}
-	var tc *tls.Conn
-	if ours == weClient {
-		cfg.Certificates = []tls.Certificate{pki.TLSCert}
-		tc = tls.Server(peerTCP, cfg)
-	} else {
-		cfg.RootCAs, cfg.ServerName = pki.Pool, "localhost"
-		tc = tls.Client(peerTCP, cfg)
-	}
-	g := &goSide{tc: tc, raw: peerTCP, changed: make(chan struct{}), ended: make(chan struct{})}
-	t.Cleanup(func() {
-		tc.Close()
-		<-g.ended
-	})
-	c := ourConn(t, ourTCP, ours, v, policy, tc.Handshake)
-	go g.readLoop()
-	return c, g
+	return goPeerOn(t, ourTCP, peerTCP, peerTCP, ours, v, policy)
 }
 
 func (g *goSide) readLoop() {

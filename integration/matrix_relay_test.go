@@ -192,7 +192,7 @@ func startGoRelayed(t *testing.T, ours role, v version, policy openssl.ClosePoli
 }
 
 // goPeerOn runs a crypto/tls peer over peerConn (peerTCP is its socket)
-// against our Conn on ourTCP, as connectGo does.
+// against our Conn on ourTCP: directly (connectGo) or through a relay.
 func goPeerOn(t *testing.T, ourTCP net.Conn, peerConn net.Conn, peerTCP *net.TCPConn, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, *goSide) {
 	cfg := &tls.Config{MinVersion: v.v, MaxVersion: v.v}
 	var tc *tls.Conn
