@@ -74,7 +74,9 @@ type goSide struct {
 	endErr  error         // set before ended is closed
 }
 
-func connectGo(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
+// tcpEnds returns both ends of a TCP connection on 127.0.0.1: ours, and the
+// peer's, the dialing end being the client's.
+func tcpEnds(t *testing.T, ours role) (ourTCP, peerTCP *net.TCPConn) {
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	defer ln.Close()
@@ -88,10 +90,14 @@ func connectGo(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (
 	require.NoError(t, err)
 	acc := <-accepted
 	require.NotNil(t, acc)
-	ourTCP, peerTCP := dialed, acc
 	if ours == weServer {
-		ourTCP, peerTCP = acc, dialed
+		return acc, dialed
 	}
+	return dialed, acc
+}
+
+func connectGo(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
+	ourTCP, peerTCP := tcpEnds(t, ours)
 	return goPeerOn(t, ourTCP, peerTCP, peerTCP, ours, v, policy)
 }
 

@@ -337,23 +337,7 @@ func (c *corkConn) uncork() (int, error) {
 // write(2), so both arrive in one TCP segment (loopback, far below the
 // MTU). Our Read returns the data, then exactly io.EOF.
 func closeNotifyInDataSegment(t *testing.T, ours role, v version) string {
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan *net.TCPConn, 1)
-	go func() {
-		ln.SetDeadline(time.Now().Add(wait))
-		c, _ := ln.AcceptTCP()
-		accepted <- c
-	}()
-	dialed, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
-	require.NoError(t, err)
-	acc := <-accepted
-	require.NotNil(t, acc)
-	ourTCP, peerTCP := dialed, acc
-	if ours == weServer {
-		ourTCP, peerTCP = acc, dialed
-	}
+	ourTCP, peerTCP := tcpEnds(t, ours)
 	cc := &corkConn{TCPConn: peerTCP}
 	c, g := goPeerOn(t, ourTCP, cc, peerTCP, ours, v, openssl.ClosePolicy{})
 	exchangeLines(t, c, g)
