@@ -1,0 +1,40 @@
+package integration_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/closenotify/openssl/internal/peer"
+)
+
+// TestServerKeyUpdateAfterOurCloseNotify (scenario 13, we are the server):
+// s_client sends a TLS 1.3 KeyUpdate, with and without a request for ours,
+// which waits unread in our socket while we send close_notify. OpenSSL
+// still processes it after our alert: Shutdown completes, s_client reads
+// our close_notify, answers and exits cleanly.
+func TestServerKeyUpdateAfterOurCloseNotify(t *testing.T) {
+	v := versions[1]
+	require.Equal(t, "-tls1_3", v.flag)
+	for _, cmd := range []string{peer.ClientCmdKeyUpdateRequest, peer.ClientCmdKeyUpdate} {
+		t.Run(strings.TrimSpace(cmd), func(t *testing.T) {
+			c, cl := sClient(t, v)
+			exchange(t, c, cl)
+
+			mark := cl.Mark()
+			require.NoError(t, cl.Send(cmd))
+			require.NoError(t, cl.WaitForAfter(mark, peer.ClientKeyUpdate, wait))
+
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			require.NoError(t, c.Shutdown(ctx))
+			st := c.ShutdownState()
+			require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
+			require.Zero(t, c.DiscardedBytes())
+			require.NoError(t, cl.WaitForAfter(mark, peer.ClientClosed, wait))
+			require.Equal(t, 0, exitCode(t, cl))
+		})
+	}
+}
