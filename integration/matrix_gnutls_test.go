@@ -80,7 +80,7 @@ func connectGnuTLSServer(t *testing.T, ours role, v version, policy openssl.Clos
 	srv := peer.GnuTLSServerT(t, 0, pki.CertFile, pki.KeyFile, append(gnutlsPriority(v), "-d", "5")...)
 	tcp, err := net.DialTimeout("tcp", srv.Addr(), wait)
 	require.NoError(t, err)
-	c := ourConn(t, tcp, ours, v, policy, nil)
+	c := ourConn(t, tcp, ours, v, policy, nil, srv)
 	return c, &gnutlsServSide{p: srv, c: c}
 }
 
@@ -176,7 +176,7 @@ func connectGnuTLSClient(t *testing.T, ours role, v version, policy openssl.Clos
 	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
 	tcp, err := ln.Accept()
 	require.NoError(t, err, "accepting gnutls-cli")
-	c := ourConn(t, tcp, ours, v, policy, nil)
+	c := ourConn(t, tcp, ours, v, policy, nil, cl)
 	// gnutls-cli prints an empty line after GnuTLSClientSimpleMode.
 	const simpleMode = peer.GnuTLSClientSimpleMode + "\n"
 	require.NoError(t, cl.WaitFor(simpleMode, wait))

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/peer"
 )
 
 // More rows of the shutdown matrix (the numbers are the issue's): data
@@ -45,6 +48,9 @@ func init() {
 			policy: openssl.ClosePolicy{Timeout: blockedCloseTimeout}, run: closeWhileWriteBlocked},
 		scenario{id: 20, name: "close_while_shutdown_blocked",
 			policy: openssl.ClosePolicy{Timeout: blockedCloseTimeout}, run: closeWhileShutdownBlocked},
+		scenario{id: 11, name: "shutdown_during_handshake", midHandshake: true, run: shutdownDuringHandshake},
+		scenario{id: 9, name: "peer_stops_reading_close_notify_full_buffer",
+			connect: connectFullBuffer, run: peerStopsReading},
 	)
 }
 
@@ -493,4 +499,387 @@ func closeWhileShutdownBlocked(t *testing.T, p *peerImpl, c *openssl.Conn, ps pe
 	require.NoError(t, ps.resume())
 	end := ps.end()
 	return "Close while our Shutdown waits: reads the end as " + string(end)
+}
+
+// midHandshake holds the tests (*testing.T) of the cells that start before
+// our handshake completed (scenario.midHandshake): ourConn looks them up.
+var midHandshake sync.Map
+
+// requireHandshakeIncomplete checks that ShutdownOnce, Shutdown and
+// CloseWrite all fail with ErrHandshakeIncomplete and send nothing.
+func requireHandshakeIncomplete(t *testing.T, c *openssl.Conn, when string) {
+	t.Helper()
+	r, err := c.ShutdownOnce()
+	require.ErrorIs(t, err, openssl.ErrHandshakeIncomplete, "ShutdownOnce %s the handshake", when)
+	require.Equal(t, openssl.ShutdownFailed, r)
+	require.ErrorIs(t, c.Shutdown(boundedCtx(t, wait)), openssl.ErrHandshakeIncomplete, "Shutdown %s the handshake", when)
+	require.ErrorIs(t, c.CloseWrite(), openssl.ErrHandshakeIncomplete, "CloseWrite %s the handshake", when)
+	require.Zero(t, c.ShutdownState(), "ShutdownState %s the handshake", when)
+	require.False(t, c.ConnectionState().HandshakeComplete)
+}
+
+// shutdownMidHandshake is the first half of scenario 11, run by ourConn
+// before the handshake: the shutdown calls fail with ErrHandshakeIncomplete
+// before it starts, and while it is in flight, the peer paused (a process
+// stopped with SIGSTOP; the crypto/tls peer's handshake starts only after
+// this returns). It returns the result of our handshake, started in a
+// goroutine.
+func shutdownMidHandshake(t *testing.T, c *openssl.Conn, ctx context.Context, proc *peer.Process) chan error {
+	t.Helper()
+	requireHandshakeIncomplete(t, c, "before")
+	if proc != nil {
+		require.NoError(t, pauseProcess(proc))
+	}
+	ours := make(chan error, 1)
+	go func() { ours <- c.HandshakeContext(ctx) }()
+	requireHandshakeIncomplete(t, c, "during")
+	select {
+	case err := <-ours:
+		t.Fatalf("our handshake ended (%v) while the peer was paused", err)
+	default:
+	}
+	if proc != nil {
+		require.NoError(t, resumeProcess(proc))
+	}
+	return ours
+}
+
+// 11: shutdown requested during the handshake. ourConn has checked that
+// ShutdownOnce, Shutdown and CloseWrite fail with ErrHandshakeIncomplete
+// and send nothing, before and during our handshake, and that the
+// handshake then completed; data flows both ways and a normal shutdown
+// (scenario 1) works.
+func shutdownDuringHandshake(t *testing.T, p *peerImpl, c *openssl.Conn, ps peerSide) string {
+	require.True(t, c.ConnectionState().HandshakeComplete)
+	require.Zero(t, c.ShutdownState())
+	return "sees nothing of our early shutdown calls; then " + weShutDownFirst(t, p, c, ps)
+}
+
+// fullBufferBytes is what scenario 9 writes to the paused peer before our
+// close_notify: more than a paused peer's receive buffer takes, so that
+// some stays in our send queue, and less than our enlarged send buffer
+// (fullBufferSendBuffer) holds, so that the Write completes: a Write left
+// blocked would leave part of a record inside OpenSSL, and no alert could
+// follow it.
+const (
+	fullBufferBytes      = 512 << 10
+	fullBufferSendBuffer = 4 << 20
+)
+
+// 9: the peer stops reading (paused), our queue holds data it has not
+// taken, and our send buffer is then shrunk to its minimum, so that the
+// kernel takes no new segment: our close_notify meets a full buffer. The
+// first ShutdownOnce returns -1/WANT_WRITE, or 0 when the kernel appends
+// the alert to the last unsent segment (Linux does that whatever
+// SO_SNDBUF says); which one happened is recorded. Once the peer resumes,
+// Retry ends with 0, the peer receives every byte we wrote, and the
+// shutdown completes as in scenario 1.
+func peerStopsReading(t *testing.T, p *peerImpl, c *openssl.Conn, ps peerSide) string {
+	exchangeLines(t, c, ps)
+	stalled, deterministic := ps.(*stalledGoSide)
+	tcp := c.NetConn().(*net.TCPConn)
+	if !deterministic {
+		require.NoError(t, tcp.SetWriteBuffer(fullBufferSendBuffer))
+	} else {
+		stalled.s.armSkip()
+	}
+	if err := ps.pause(); errors.Is(err, errUnsupported) {
+		return "cannot pause"
+	} else {
+		require.NoError(t, err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			ps.resume()
+		}
+	}()
+	payload := ""
+	var filled int64
+	if deterministic {
+		filled = fillRaw(t, c)
+	} else {
+		payload = textLines(fullBufferBytes, "before our close_notify")
+		writeDone := make(chan error, 1)
+		go func() {
+			_, err := c.Write([]byte(payload))
+			writeDone <- err
+		}()
+		select {
+		case err := <-writeDone:
+			require.NoError(t, err)
+		case <-time.After(wait):
+			t.Fatalf("a Write of %d KiB to the paused peer did not complete", fullBufferBytes>>10)
+		}
+	}
+	queued, err := c.SendQueueLen()
+	require.NoError(t, err)
+	if !deterministic {
+		// The kernel's minimum: from now on it takes no new segment while
+		// our queue holds anything.
+		require.NoError(t, tcp.SetWriteBuffer(1))
+	}
+
+	var seq []string
+	record := func() error {
+		r, err := c.ShutdownOnce()
+		var e *openssl.Error
+		switch {
+		case err == nil:
+			seq = append(seq, fmt.Sprint(int(r)))
+		case errors.As(err, &e):
+			seq = append(seq, "-1/"+codeName(e.Code))
+		default:
+			seq = append(seq, "-1/"+err.Error())
+		}
+		if len(seq) > 10000 {
+			return errors.New("more than 10000 ShutdownOnce calls")
+		}
+		return err
+	}
+	first := record()
+	resumed = true
+	require.NoError(t, ps.resume())
+	// Peers that read only when asked (Python), or echo what they read
+	// (gnutls-serv), need received to run meanwhile.
+	received := make(chan error, 1)
+	go func() { received <- ps.received("ping from us\n" + payload) }()
+	if deterministic {
+		require.Equal(t, "-1/WANT_WRITE", seq[0], "a full pipe must make the first ShutdownOnce wait")
+	}
+	if errors.Is(first, openssl.ErrWantWrite) {
+		require.NoError(t, c.Retry(boundedCtx(t, wait), record), "sequence %v", seq)
+		requireShape(t, seq, "-1/WANT_WRITE", "-1/WANT_WRITE", "0")
+	} else {
+		require.NoError(t, first)
+		require.Equal(t, []string{"0"}, seq)
+	}
+	st := c.ShutdownState()
+	require.True(t, st.Sent() && !st.Received(), "ShutdownState %v", st)
+	require.NoError(t, <-received, "the peer must receive every byte we wrote")
+
+	answered := make(chan answerResult, 1)
+	go func() {
+		how, err := ps.answer()
+		answered <- answerResult{how, err}
+	}()
+	serr := c.Shutdown(boundedCtx(t, wait))
+	a := <-answered
+	if errors.Is(a.err, errUnsupported) {
+		require.ErrorIs(t, serr, openssl.ErrTruncated)
+	} else {
+		require.NoError(t, a.err)
+		require.NoError(t, serr)
+	}
+	end := ps.end()
+	t.Logf("send queue after filling: %d bytes (raw filler %d); ShutdownOnce %v; peer end %s", queued, filled, seq, end)
+	if deterministic {
+		require.Equal(t, filled, stalled.s.skippedBytes(), "the peer must receive every raw byte we wrote")
+		return "stopped (its socket unread, buffers of 4 KiB): ShutdownOnce -1/WANT_WRITE until it reads again, then 0; receives all we wrote, reads it as " + string(end)
+	}
+	how := "our close_notify meets the full buffer: ShutdownOnce -1/WANT_WRITE until the peer resumes, then 0"
+	if seq[0] == "0" {
+		how = "the kernel queues our close_notify behind the unread data: ShutdownOnce 0 at once"
+	}
+	return how + "; receives all we wrote, reads it as " + string(end)
+}
+
+const (
+	// smallBuffer is SO_SNDBUF (ours) and SO_RCVBUF (the crypto/tls
+	// peer's) of scenario 9 with the crypto/tls peer, as in cmd/closenotify's
+	// full-buffer case: with buffers this small the peer's window, once
+	// shut, stays shut.
+	smallBuffer = 4096
+	// ethernetMSS is the segment size of that connection.
+	ethernetMSS = 1460
+)
+
+// connectFullBuffer connects scenario 9. The crypto/tls peer gets the set-up
+// of cmd/closenotify's full-buffer case, which makes the first ShutdownOnce
+// -1/WANT_WRITE every time: small buffers and segments set before the
+// connection exists, and a peer that can stop reading (stallConn) and skips
+// the raw zero bytes we fill the pipe with. Process peers connect as usual.
+func connectFullBuffer(t *testing.T, p *peerImpl, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
+	if p != matrixPeers[0] {
+		return p.connect(t, ours, v, policy)
+	}
+	lc := net.ListenConfig{Control: setMSS}
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	accepted := make(chan *net.TCPConn, 1)
+	go func() {
+		l.(*net.TCPListener).SetDeadline(time.Now().Add(wait))
+		c, _ := l.(*net.TCPListener).AcceptTCP()
+		accepted <- c
+	}()
+	d := net.Dialer{Timeout: wait, Control: setMSS}
+	dc, err := d.Dial("tcp4", l.Addr().String())
+	require.NoError(t, err)
+	acc := <-accepted
+	require.NotNil(t, acc)
+	ourTCP, peerTCP := dc.(*net.TCPConn), acc
+	if ours == weServer {
+		ourTCP, peerTCP = acc, dc.(*net.TCPConn)
+	}
+	require.NoError(t, ourTCP.SetWriteBuffer(smallBuffer))
+	require.NoError(t, peerTCP.SetReadBuffer(smallBuffer))
+	s := &stallConn{TCPConn: peerTCP, closed: make(chan struct{})}
+	c, g := goPeerOn(t, ourTCP, s, peerTCP, ours, v, policy)
+	return c, &stalledGoSide{goSide: g, s: s}
+}
+
+// setMSS sets TCP_MAXSEG before connect or listen (accepted sockets
+// inherit it).
+func setMSS(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG, ethernetMSS)
+	})
+	return errors.Join(err, serr)
+}
+
+// stallConn is the crypto/tls peer's socket in scenario 9: while paused it
+// reads nothing, and once armed it drops the zero bytes that come before
+// the next record (TLS records never start with 0), counting them.
+type stallConn struct {
+	*net.TCPConn
+	closed    chan struct{} // closed by Close
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	resumed  chan struct{} // protected by mu; nil unless paused; closed by resume
+	stalled  chan struct{} // protected by mu; closed when a Read waits for resume
+	skipping bool          // protected by mu
+	skipped  int64         // protected by mu
+}
+
+func (s *stallConn) Read(b []byte) (int, error) {
+	for {
+		s.mu.Lock()
+		resumed, stalled := s.resumed, s.stalled
+		if resumed != nil {
+			select {
+			case <-stalled:
+			default:
+				close(stalled)
+			}
+		}
+		s.mu.Unlock()
+		if resumed != nil {
+			select {
+			case <-resumed:
+			case <-s.closed:
+				return 0, net.ErrClosed
+			}
+			continue
+		}
+		n, err := s.TCPConn.Read(b)
+		s.mu.Lock()
+		if s.skipping {
+			i := 0
+			for i < n && b[i] == 0 {
+				i++
+			}
+			s.skipped += int64(i)
+			if i < n {
+				s.skipping = false
+			}
+			n = copy(b, b[i:n])
+		}
+		paused := s.resumed != nil
+		s.mu.Unlock()
+		if paused && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			continue // woken by pause
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+}
+
+func (s *stallConn) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return s.TCPConn.Close()
+}
+
+// pause makes the peer stop reading and returns once its reader waits.
+func (s *stallConn) pause() error {
+	s.mu.Lock()
+	s.resumed, s.stalled = make(chan struct{}), make(chan struct{})
+	stalled := s.stalled
+	s.mu.Unlock()
+	// Wake a Read in progress.
+	if err := s.TCPConn.SetReadDeadline(time.Now()); err != nil {
+		return err
+	}
+	select {
+	case <-stalled:
+		return nil
+	case <-time.After(wait):
+		return errors.New("the crypto/tls peer's reader did not stop")
+	}
+}
+
+func (s *stallConn) resume() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.resumed == nil {
+		return nil
+	}
+	err := s.TCPConn.SetReadDeadline(time.Time{})
+	close(s.resumed)
+	s.resumed = nil
+	return err
+}
+
+func (s *stallConn) armSkip() {
+	s.mu.Lock()
+	s.skipping = true
+	s.mu.Unlock()
+}
+
+func (s *stallConn) skippedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.skipped
+}
+
+// stalledGoSide is the crypto/tls peer over a stallConn: pause and resume
+// work.
+type stalledGoSide struct {
+	*goSide
+	s *stallConn
+}
+
+func (g *stalledGoSide) pause() error  { return g.s.pause() }
+func (g *stalledGoSide) resume() error { return g.s.resume() }
+
+// fillRaw writes zero bytes on our socket, below TLS, until the kernel
+// takes not even one more byte (halving the size down to 1 on EAGAIN, so
+// that the last unsent segment is full too), and returns how many it took.
+func fillRaw(t *testing.T, c *openssl.Conn) int64 {
+	t.Helper()
+	rc, err := c.NetConn().(syscall.Conn).SyscallConn()
+	require.NoError(t, err)
+	var total int64
+	var werr error
+	buf := make([]byte, 64<<10)
+	require.NoError(t, rc.Control(func(fd uintptr) {
+		size := len(buf)
+		for i := 0; size > 0 && i < 1<<16; i++ {
+			n, err := unix.Write(int(fd), buf[:size])
+			switch {
+			case err == unix.EAGAIN:
+				size /= 2
+			case err != nil:
+				werr = err
+				return
+			default:
+				total += int64(n)
+			}
+		}
+	}))
+	require.NoError(t, werr)
+	return total
 }

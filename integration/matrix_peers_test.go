@@ -29,8 +29,10 @@ var matrixPeers = []*peerImpl{
 
 // ourConn wraps tcp in our Conn for role r, version v and policy, completes
 // the handshake concurrently with the peer's (peerHandshake, may be nil),
-// and closes it at cleanup.
-func ourConn(t *testing.T, tcp net.Conn, r role, v version, policy openssl.ClosePolicy, peerHandshake func() error) *openssl.Conn {
+// and closes it at cleanup. proc is the peer's process (nil for an
+// in-process peer). For the cells of scenario 11 (midHandshake), it first
+// checks the shutdown calls before and during our handshake.
+func ourConn(t *testing.T, tcp net.Conn, r role, v version, policy openssl.ClosePolicy, peerHandshake func() error, proc *peer.Process) *openssl.Conn {
 	t.Helper()
 	var c *openssl.Conn
 	var err error
@@ -45,6 +47,12 @@ func ourConn(t *testing.T, tcp net.Conn, r role, v version, policy openssl.Close
 	}
 	c.SetClosePolicy(policy)
 	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var ours chan error
+	if _, ok := midHandshake.Load(t); ok {
+		ours = shutdownMidHandshake(t, c, ctx, proc)
+	}
 	peerDone := make(chan error, 1)
 	go func() {
 		if peerHandshake == nil {
@@ -53,9 +61,11 @@ func ourConn(t *testing.T, tcp net.Conn, r role, v version, policy openssl.Close
 		}
 		peerDone <- peerHandshake()
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	require.NoError(t, c.HandshakeContext(ctx))
+	if ours == nil {
+		require.NoError(t, c.HandshakeContext(ctx))
+	} else {
+		require.NoError(t, <-ours)
+	}
 	require.NoError(t, <-peerDone, "peer handshake")
 	return c
 }
@@ -213,7 +223,7 @@ func connectOpenSSL(t *testing.T, ours role, v version, policy openssl.ClosePoli
 		srv := sServer(t, v)
 		tcp, err := net.DialTimeout("tcp", srv.Addr(), wait)
 		require.NoError(t, err)
-		return ourConn(t, tcp, ours, v, policy, nil), &processSide{t: t, p: srv, server: true}
+		return ourConn(t, tcp, ours, v, policy, nil, srv), &processSide{t: t, p: srv, server: true}
 	}
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
@@ -222,7 +232,7 @@ func connectOpenSSL(t *testing.T, ours role, v version, policy openssl.ClosePoli
 	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
 	tcp, err := ln.Accept()
 	require.NoError(t, err)
-	c := ourConn(t, tcp, ours, v, policy, nil)
+	c := ourConn(t, tcp, ours, v, policy, nil, cl)
 	require.NoError(t, cl.WaitFor(peer.ClientVerifyOK, wait))
 	return c, &processSide{t: t, p: cl}
 }

@@ -54,7 +54,7 @@ func connectPython(t *testing.T, ours role, v version, policy openssl.ClosePolic
 		p = peer.PythonServerT(t, 0, pki.CertFile, pki.KeyFile, opts)
 		tcp, err := net.DialTimeout("tcp", p.Addr(), wait)
 		require.NoError(t, err)
-		c = ourConn(t, tcp, ours, v, policy, nil)
+		c = ourConn(t, tcp, ours, v, policy, nil, p)
 	} else {
 		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		require.NoError(t, err)
@@ -63,7 +63,7 @@ func connectPython(t *testing.T, ours role, v version, policy openssl.ClosePolic
 		require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
 		tcp, err := ln.Accept()
 		require.NoError(t, err, "accepting the Python client")
-		c = ourConn(t, tcp, ours, v, policy, nil)
+		c = ourConn(t, tcp, ours, v, policy, nil, p)
 	}
 	connected := peer.PythonConnected + "TLSv" + strings.TrimPrefix(v.name, "TLS") + "\n"
 	require.NoError(t, p.WaitFor(connected, wait))

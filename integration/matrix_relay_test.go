@@ -208,7 +208,7 @@ func goPeerOn(t *testing.T, ourTCP net.Conn, peerConn net.Conn, peerTCP *net.TCP
 		tc.Close()
 		<-g.ended
 	})
-	c := ourConn(t, ourTCP, ours, v, policy, tc.Handshake)
+	c := ourConn(t, ourTCP, ours, v, policy, tc.Handshake, nil)
 	go g.readLoop()
 	return c, g
 }
@@ -221,7 +221,7 @@ func startOpenSSLRelayed(t *testing.T, ours role, v version, policy openssl.Clos
 		r := newRelay(srv.Addr())
 		tcp, err := net.DialTimeout("tcp", r.Addr(), wait)
 		require.NoError(t, err)
-		return ourConn(t, tcp, ours, v, policy, nil), &processSide{t: t, p: srv, server: true}
+		return ourConn(t, tcp, ours, v, policy, nil, srv), &processSide{t: t, p: srv, server: true}
 	}
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
@@ -231,7 +231,7 @@ func startOpenSSLRelayed(t *testing.T, ours role, v version, policy openssl.Clos
 	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
 	tcp, err := ln.Accept()
 	require.NoError(t, err)
-	c := ourConn(t, tcp, ours, v, policy, nil)
+	c := ourConn(t, tcp, ours, v, policy, nil, cl)
 	require.NoError(t, cl.WaitFor(peer.ClientVerifyOK, wait))
 	return c, &processSide{t: t, p: cl}
 }

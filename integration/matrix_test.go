@@ -95,6 +95,12 @@ type scenario struct {
 	name string
 	// policy is the ClosePolicy of our Conn.
 	policy openssl.ClosePolicy
+	// midHandshake makes the cell start before our handshake completed:
+	// ourConn runs shutdownMidHandshake before and during it.
+	midHandshake bool
+	// connect, when set, replaces the peer's connect for this row; it may
+	// call p.connect itself.
+	connect func(t *testing.T, p *peerImpl, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide)
 	// run plays the scenario and returns what the README table reports of
 	// the peer for it ("" for nothing).
 	run func(t *testing.T, p *peerImpl, c *openssl.Conn, ps peerSide) string
@@ -133,7 +139,17 @@ func TestMatrix(t *testing.T) {
 				for _, sc := range scenarios {
 					name := fmt.Sprintf("%s/we_are_%s/%s/%02d_%s", p.name, r, v.name, sc.id, sc.name)
 					t.Run(name, func(t *testing.T) {
-						c, ps := p.connect(t, r, v, sc.policy)
+						if sc.midHandshake {
+							midHandshake.Store(t, true)
+							t.Cleanup(func() { midHandshake.Delete(t) })
+						}
+						var c *openssl.Conn
+						var ps peerSide
+						if sc.connect != nil {
+							c, ps = sc.connect(t, p, r, v, sc.policy)
+						} else {
+							c, ps = p.connect(t, r, v, sc.policy)
+						}
 						what := sc.run(t, p, c, ps)
 						observe(p.name, sc.id, what)
 					})
@@ -434,7 +450,9 @@ var readmeColumns = []struct {
 	{6, "FIN inside a record, by the relay (6)"},
 	{7, "RST (7)"},
 	{8, "never answers, then resumes (8)"},
+	{9, "stops reading: our close_notify meets a full buffer (9)"},
 	{10, "both shut down at once (10)"},
+	{11, "our shutdown calls during the handshake (11)"},
 	{12, "close_notify in the last data's segment (12)"},
 	{15, "our quiet close (15)"},
 	{16, "our SetLinger(0) (16)"},
