@@ -86,4 +86,3 @@ func resetName(err error) string {
 	}
 	return "ECONNRESET"
 }
-
