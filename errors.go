@@ -68,6 +68,33 @@ var errorCodeNames = map[ErrorCode]string{
 	ErrorWantRetryVerify: "want retry verify",
 }
 
+// opensslNames are the SSL_ERROR_* names without their prefix.
+var opensslNames = map[ErrorCode]string{
+	ErrorNone:            "NONE",
+	ErrorSSL:             "SSL",
+	ErrorWantRead:        "WANT_READ",
+	ErrorWantWrite:       "WANT_WRITE",
+	ErrorWantX509Lookup:  "WANT_X509_LOOKUP",
+	ErrorSyscall:         "SYSCALL",
+	ErrorZeroReturn:      "ZERO_RETURN",
+	ErrorWantConnect:     "WANT_CONNECT",
+	ErrorWantAccept:      "WANT_ACCEPT",
+	ErrorWantAsync:       "WANT_ASYNC",
+	ErrorWantAsyncJob:    "WANT_ASYNC_JOB",
+	ErrorWantClientHello: "WANT_CLIENT_HELLO_CB",
+	ErrorWantRetryVerify: "WANT_RETRY_VERIFY",
+}
+
+// Name returns OpenSSL's name of the code without its SSL_ERROR_ prefix,
+// such as "WANT_READ", as tables of SSL_shutdown results print it; an
+// unknown code gives its number.
+func (c ErrorCode) Name() string {
+	if s, ok := opensslNames[c]; ok {
+		return s
+	}
+	return fmt.Sprint(int(c))
+}
+
 // String returns a short description such as "want read".
 func (c ErrorCode) String() string {
 	if s, ok := errorCodeNames[c]; ok {

@@ -216,3 +216,18 @@ func TestSentinelIdentities(t *testing.T) {
 		require.Equal(t, tc.want, (&openssl.Error{Op: "x", Err: tc.err}).Timeout(), "%v", tc.err)
 	}
 }
+
+func TestErrorCodeName(t *testing.T) {
+	for code, want := range map[openssl.ErrorCode]string{
+		openssl.ErrorWantRead:   "WANT_READ",
+		openssl.ErrorWantWrite:  "WANT_WRITE",
+		openssl.ErrorSyscall:    "SYSCALL",
+		openssl.ErrorSSL:        "SSL",
+		openssl.ErrorZeroReturn: "ZERO_RETURN",
+		openssl.ErrorCode(99):   "99",
+	} {
+		if got := code.Name(); got != want {
+			t.Errorf("ErrorCode(%d).Name() = %q, want %q", int(code), got, want)
+		}
+	}
+}

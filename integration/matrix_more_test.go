@@ -628,7 +628,7 @@ func peerStopsReading(t *testing.T, p *peerImpl, c *openssl.Conn, ps peerSide) s
 		case err == nil:
 			seq = append(seq, fmt.Sprint(int(r)))
 		case errors.As(err, &e):
-			seq = append(seq, "-1/"+codeName(e.Code))
+			seq = append(seq, "-1/"+e.Code.Name())
 		default:
 			seq = append(seq, "-1/"+err.Error())
 		}

@@ -187,7 +187,7 @@ func shutdownSequence(t *testing.T, c *openssl.Conn, ctx context.Context) ([]str
 		case err == nil:
 			seq = append(seq, fmt.Sprint(int(r)))
 		case errors.As(err, &e):
-			seq = append(seq, fmt.Sprintf("-1/%s", codeName(e.Code)))
+			seq = append(seq, fmt.Sprintf("-1/%s", e.Code.Name()))
 		default:
 			seq = append(seq, "-1/"+err.Error())
 		}
@@ -203,22 +203,6 @@ func shutdownSequence(t *testing.T, c *openssl.Conn, ctx context.Context) ([]str
 	}
 	err := c.Retry(ctx, record)
 	return seq, err
-}
-
-func codeName(c openssl.ErrorCode) string {
-	switch c {
-	case openssl.ErrorWantRead:
-		return "WANT_READ"
-	case openssl.ErrorWantWrite:
-		return "WANT_WRITE"
-	case openssl.ErrorSyscall:
-		return "SYSCALL"
-	case openssl.ErrorSSL:
-		return "SSL"
-	case openssl.ErrorZeroReturn:
-		return "ZERO_RETURN"
-	}
-	return c.String()
 }
 
 // requireShape checks a ShutdownOnce sequence: first, then any number of

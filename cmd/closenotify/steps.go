@@ -71,26 +71,9 @@ func stepName(res openssl.ShutdownResult, err error) string {
 	}
 	var oe *openssl.Error
 	if errors.As(err, &oe) && oe.Code != openssl.ErrorNone {
-		return fmt.Sprintf("%d/%s", int(res), codeName(oe.Code))
+		return fmt.Sprintf("%d/%s", int(res), oe.Code.Name())
 	}
 	return fmt.Sprintf("%d/%s", int(res), errName(err))
-}
-
-// codeName is SSL_ERROR_<name> without the prefix.
-func codeName(c openssl.ErrorCode) string {
-	switch c {
-	case openssl.ErrorWantRead:
-		return "WANT_READ"
-	case openssl.ErrorWantWrite:
-		return "WANT_WRITE"
-	case openssl.ErrorSyscall:
-		return "SYSCALL"
-	case openssl.ErrorSSL:
-		return "SSL"
-	case openssl.ErrorZeroReturn:
-		return "ZERO_RETURN"
-	}
-	return c.String()
 }
 
 // errName is the short form of a final error, found with errors.Is (the
