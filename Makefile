@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # Debian packages needed to build against OpenSSL 3 and run the tests.
 DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc gnutls-bin python3 curl
 
-.PHONY: deps test vet fmt-check demo bench matrix-readme test-asan fuzz
+.PHONY: deps test vet fmt-check demo bench bench-compare bench-compare-quick bench-smoke matrix-readme test-asan fuzz
 
 # deps installs the missing packages of DEBIAN_PACKAGES (apt-get update, then
 # apt-get install -y) when run as root, fails naming them otherwise, and does
@@ -71,6 +71,32 @@ demo: deps
 # same run and prints their ratios.
 bench: deps
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 5 . | $(GO) run ./cmd/benchratio
+
+# bench-compare runs the comparative benchmark (bench/, a module of its own):
+# this package, crypto/tls, libp2p/go-openssl, a C program over libssl
+# (bench/cbench/cbench.c, built here with gcc) and plain TCP, interleaved
+# and repeated. It prints the table and writes it, the samples (JSON), Go
+# benchmark lines for benchstat and a chart into BENCH_OUT.
+# BENCH_FLAGS=-quick makes a short run; bench-compare-quick is that.
+BENCH_OUT ?= $(CURDIR)/bench/out
+BENCH_FLAGS ?=
+CBENCH := $(CURDIR)/bench/cbench/cbench
+
+$(CBENCH): bench/cbench/cbench.c
+	gcc -O2 -Wall -Werror -o $@ $< $$(pkg-config --cflags --libs libssl libcrypto) -lpthread
+
+bench-compare: deps $(CBENCH)
+	mkdir -p $(BENCH_OUT)
+	set -o pipefail; cd bench && $(GO) run . -cbench $(CBENCH) $(BENCH_FLAGS) \
+		-json $(BENCH_OUT)/results.json -benchfmt $(BENCH_OUT)/results.txt \
+		-png $(BENCH_OUT)/compare.png | tee $(BENCH_OUT)/table.md
+
+bench-compare-quick:
+	$(MAKE) --no-print-directory bench-compare BENCH_FLAGS=-quick
+
+# bench-smoke runs every workload of bench-compare once, briefly (seconds).
+bench-smoke: deps
+	cd bench && $(GO) test -count=1 .
 
 # matrix-readme runs the shutdown matrix and writes what each peer did into
 # README.md's table.
