@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	ours "github.com/closenotify/openssl"
@@ -180,21 +181,35 @@ func handshake(c net.Conn) error {
 	return nil
 }
 
-// allocCounter counts the process's heap allocations over the timed part.
-type allocCounter struct{ mallocs, bytes uint64 }
-
-func startAllocs() allocCounter {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return allocCounter{m.Mallocs, m.TotalAlloc}
+// costCounter counts the process's heap allocations and CPU time over the
+// timed part. CPU time per operation holds up better than rates on a
+// machine shared with other work.
+type costCounter struct {
+	mallocs, bytes uint64
+	cpu            time.Duration
 }
 
-func (a allocCounter) per(ops int64, metrics map[string]float64) {
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCosts() costCounter {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return costCounter{m.Mallocs, m.TotalAlloc, cpuTime()}
+}
+
+// per adds allocs/op, B/op and cpu-us/op to metrics.
+func (a costCounter) per(ops int64, metrics map[string]float64) {
+	cpu := cpuTime() - a.cpu
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	if ops > 0 {
 		metrics["allocs/op"] = float64(m.Mallocs-a.mallocs) / float64(ops)
 		metrics["B/op"] = float64(m.TotalAlloc-a.bytes) / float64(ops)
+		metrics["cpu-us/op"] = float64(cpu.Nanoseconds()) / 1e3 / float64(ops)
 	}
 }
 
@@ -228,7 +243,7 @@ func bulk(client, server *goImpl, size int, dur time.Duration) (result, error) {
 		}
 	}()
 	buf := make([]byte, size)
-	allocs := startAllocs()
+	costs := startCosts()
 	start := time.Now()
 	var writes int64
 	for time.Since(start) < dur {
@@ -241,7 +256,7 @@ func bulk(client, server *goImpl, size int, dur time.Duration) (result, error) {
 	// Counted before Close: the ends' closing allocations (an error, a
 	// timer) are not the steady state's.
 	metrics := map[string]float64{}
-	allocs.per(writes, metrics)
+	costs.per(writes, metrics)
 	if err := c.Close(); err != nil {
 		return result{}, fmt.Errorf("writer's close: %w", err)
 	}
@@ -254,6 +269,7 @@ func bulk(client, server *goImpl, size int, dur time.Duration) (result, error) {
 	}
 	elapsed := rd.end.Sub(start)
 	metrics["MB/s"] = float64(rd.n) / elapsed.Seconds() / 1e6
+	metrics["cpu-us/MB"] = metrics["cpu-us/op"] * 1e6 / float64(size)
 	r := result{Metrics: metrics, Ops: writes}
 	r.NsPerOp = float64(elapsed.Nanoseconds()) / float64(writes)
 	return r, nil
@@ -350,7 +366,7 @@ func handshakeLoop(server *goImpl, clients int, dur time.Duration, one func(addr
 	var firstErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
-	allocs := startAllocs()
+	costs := startCosts()
 	start := time.Now()
 	for range clients {
 		wg.Go(func() {
@@ -383,7 +399,7 @@ func handshakeLoop(server *goImpl, clients int, dur time.Duration, one func(addr
 		"resumed-share": float64(resumedCount.Load()) / float64(max(n, 1)),
 	}, Ops: n}
 	r.NsPerOp = float64(elapsed.Nanoseconds()) / float64(max(n, 1))
-	allocs.per(n, r.Metrics)
+	costs.per(n, r.Metrics)
 	return r, nil
 }
 
@@ -415,7 +431,7 @@ func pingPong(client, server *goImpl, dur time.Duration) (result, error) {
 	}()
 	buf := make([]byte, 64)
 	rtts := make([]time.Duration, 0, 1<<20)
-	allocs := startAllocs()
+	costs := startCosts()
 	start := time.Now()
 	for time.Since(start) < dur && len(rtts) < cap(rtts) {
 		t0 := time.Now()
@@ -431,7 +447,7 @@ func pingPong(client, server *goImpl, dur time.Duration) (result, error) {
 	}
 	n := int64(len(rtts))
 	r := result{Metrics: map[string]float64{}, Ops: n}
-	allocs.per(n, r.Metrics)
+	costs.per(n, r.Metrics)
 	c.Close()
 	if err := <-echoed; err != nil {
 		return result{}, fmt.Errorf("echo: %w", err)

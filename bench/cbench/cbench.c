@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +41,13 @@ static void die(const char *what) {
 	fprintf(stderr, "cbench: %s: %s\n", what, strerror(errno));
 	ERR_print_errors_fp(stderr);
 	exit(1);
+}
+
+// cpu_seconds is the process's user and system time.
+static double cpu_seconds(void) {
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static double now(void) {
@@ -252,17 +260,20 @@ static void run_bulk(size_t size, double dur) {
 	pthread_barrier_wait(&bulk_state.ready);
 	char *buf = calloc(1, size);
 	long long writes = 0;
+	double cpu0 = cpu_seconds();
 	double start = now();
 	while (now() - start < dur) {
 		if (io_write(&c, buf, size) < 0) die("write");
 		writes++;
 	}
+	double cpu = cpu_seconds() - cpu0;
 	close_end(&c);
 	pthread_join(t, NULL);
 	if (bulk_state.failed || bulk_state.bytes != writes * (long long)size) die("reader");
 	double elapsed = bulk_state.end - start;
-	printf("result {\"metrics\":{\"MB/s\":%.3f},\"ops\":%lld,\"ns_per_op\":%.1f}\n",
-	       bulk_state.bytes / elapsed / 1e6, writes, elapsed * 1e9 / writes);
+	printf("result {\"metrics\":{\"MB/s\":%.3f,\"cpu-us/op\":%.3f,\"cpu-us/MB\":%.3f},\"ops\":%lld,\"ns_per_op\":%.1f}\n",
+	       bulk_state.bytes / elapsed / 1e6, cpu * 1e6 / writes, cpu * 1e12 / ((double)writes * size), writes,
+	       elapsed * 1e9 / writes);
 }
 
 // ---- handshakes ----
@@ -321,6 +332,7 @@ static void run_handshakes(int clients, double dur, int resume) {
 	SSL_SESSION *sess = NULL;
 	hs_one(&sess);
 	atomic_store(&hs.resumed, 0);
+	double cpu0 = cpu_seconds();
 	hs.start = now();
 	for (int i = 0; i < clients; i++) {
 		SSL_SESSION *s = NULL;
@@ -332,6 +344,7 @@ static void run_handshakes(int clients, double dur, int resume) {
 	}
 	for (int i = 0; i < clients; i++) pthread_join(cl[i], NULL);
 	double elapsed = now() - hs.start;
+	double cpu = cpu_seconds() - cpu0;
 	SSL_SESSION_free(sess);
 	shutdown(hs.lfd, SHUT_RDWR);
 	for (int i = 0; i < clients; i++) pthread_join(servers[i], NULL);
@@ -341,8 +354,8 @@ static void run_handshakes(int clients, double dur, int resume) {
 		fprintf(stderr, "cbench: only %.0f%% of the handshakes resumed\n", 100 * share);
 		exit(1);
 	}
-	printf("result {\"metrics\":{\"handshakes/s\":%.3f,\"resumed-share\":%.3f},\"ops\":%ld,\"ns_per_op\":%.1f}\n",
-	       n / elapsed, share, n, elapsed * 1e9 / (n > 0 ? n : 1));
+	printf("result {\"metrics\":{\"handshakes/s\":%.3f,\"resumed-share\":%.3f,\"cpu-us/op\":%.3f},\"ops\":%ld,\"ns_per_op\":%.1f}\n",
+	       n / elapsed, share, cpu * 1e6 / (n > 0 ? n : 1), n, elapsed * 1e9 / (n > 0 ? n : 1));
 }
 
 // ---- ping-pong ----
@@ -385,6 +398,7 @@ static void run_pingpong(int spin, double dur) {
 	size_t cap = 1 << 20, n = 0;
 	double *rtt = malloc(cap * sizeof *rtt);
 	char buf[64] = {0};
+	double cpu0 = cpu_seconds();
 	double start = now();
 	while (n < cap) {
 		double t0 = now();
@@ -392,11 +406,12 @@ static void run_pingpong(int spin, double dur) {
 		if (io_write(&c, buf, sizeof buf) < 0 || read_full(&c, buf, sizeof buf) < 0) die("ping");
 		rtt[n++] = now() - t0;
 	}
+	double cpu = cpu_seconds() - cpu0;
 	close_end(&c);
 	pthread_join(t, NULL);
 	qsort(rtt, n, sizeof *rtt, cmp_double);
-	printf("result {\"metrics\":{\"us/op\":%.3f,\"p99-us\":%.3f},\"ops\":%zu,\"ns_per_op\":%.1f}\n",
-	       rtt[n / 2] * 1e6, rtt[n * 99 / 100] * 1e6, n, rtt[n / 2] * 1e9);
+	printf("result {\"metrics\":{\"us/op\":%.3f,\"p99-us\":%.3f,\"cpu-us/op\":%.3f},\"ops\":%zu,\"ns_per_op\":%.1f}\n",
+	       rtt[n / 2] * 1e6, rtt[n * 99 / 100] * 1e6, cpu * 1e6 / n, n, rtt[n / 2] * 1e9);
 }
 
 // ---- idle memory ----
