@@ -12,6 +12,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultCloseTimeout bounds Close when ClosePolicy.Timeout is zero.
@@ -110,12 +112,15 @@ func (c *Conn) closeTLS(ctx context.Context, p ClosePolicy) error {
 		return nil // OpenSSL forbids further calls; the error was reported
 	}
 	if p.Quiet {
+		// A quiet SSL_shutdown only sets the flags and sends nothing, so
+		// it need not wait for a Write in progress.
+		c.writeShut.Store(true)
 		c.sslMu.Lock()
 		if c.ssl != nil {
 			C.SSL_set_quiet_shutdown(c.ssl, 1)
 		}
 		c.sslMu.Unlock()
-		_, err := c.ShutdownOnce()
+		_, err := c.shutdownCall()
 		return err
 	}
 	if !c.out.lock.TryLock() {
@@ -162,7 +167,7 @@ func (c *Conn) lingeringClose(ctx context.Context) error {
 		return nil
 	}
 	defer c.in.lock.Unlock()
-	stop := c.interruptOn(ctx, true, false)
+	stop := c.interruptOn(ctx, dirRead)
 	err := c.discardUntilCloseNotify()
 	if err == nil || errors.Is(err, ErrTruncated) {
 		// After close_notify OpenSSL reads no more; the socket may still
@@ -212,4 +217,46 @@ func (c *Conn) freeSSL() {
 	C.SSL_free(c.ssl)
 	c.ssl = nil
 	liveSSL.Add(-1)
+}
+
+// SetLinger sets SO_LINGER on the socket, for [Conn.Close]:
+//   - sec < 0 restores the default: close returns at once, the kernel sends
+//     what is queued in the background;
+//   - sec > 0 makes the socket's close wait up to sec seconds for queued
+//     data;
+//   - sec == 0 makes Close abortive: it sends no close_notify, and the
+//     kernel drops queued data and sends RST.
+func (c *Conn) SetLinger(sec int) error {
+	l := unix.Linger{Onoff: 1, Linger: int32(sec)}
+	if sec < 0 {
+		l = unix.Linger{}
+	}
+	var serr error
+	if err := c.raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &l)
+	}); err != nil {
+		return c.ioError(opShutdown, err)
+	}
+	if serr != nil {
+		return &Error{Op: "set linger", Err: serr}
+	}
+	c.abortive.Store(sec == 0)
+	return nil
+}
+
+// SendQueueLen returns how many bytes the kernel holds that the peer's TCP
+// has not yet acknowledged (ioctl SIOCOUTQ). 0 means everything written,
+// close_notify included, reached the peer.
+func (c *Conn) SendQueueLen() (int, error) {
+	var n int
+	var ierr error
+	if err := c.raw.Control(func(fd uintptr) {
+		n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+	}); err != nil {
+		return 0, c.ioError(opShutdown, err)
+	}
+	if ierr != nil {
+		return 0, &Error{Op: "send queue", Err: ierr}
+	}
+	return n, nil
 }
