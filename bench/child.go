@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,12 +182,35 @@ func handshake(c net.Conn) error {
 	return nil
 }
 
-// costCounter counts the process's heap allocations and CPU time over the
-// timed part. CPU time per operation holds up better than rates on a
-// machine shared with other work.
+// costCounter counts the process's heap allocations, CPU time and read
+// and write system calls over the timed part. CPU time and system calls
+// per operation hold up better than rates on a machine shared with other
+// work.
 type costCounter struct {
 	mallocs, bytes uint64
 	cpu            time.Duration
+	syscr, syscw   uint64
+}
+
+// syscalls returns the process's read and write system calls so far
+// (syscr and syscw of /proc/self/io: every read(2) and write(2), the ones
+// that return EAGAIN included).
+func syscalls() (r, w uint64) {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, value, _ := strings.Cut(line, ": ")
+		n, _ := strconv.ParseUint(value, 10, 64)
+		switch name {
+		case "syscr":
+			r = n
+		case "syscw":
+			w = n
+		}
+	}
+	return r, w
 }
 
 func cpuTime() time.Duration {
@@ -198,18 +222,22 @@ func cpuTime() time.Duration {
 func startCosts() costCounter {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return costCounter{m.Mallocs, m.TotalAlloc, cpuTime()}
+	r, w := syscalls()
+	return costCounter{m.Mallocs, m.TotalAlloc, cpuTime(), r, w}
 }
 
-// per adds allocs/op, B/op and cpu-us/op to metrics.
+// per adds allocs/op, B/op, cpu-us/op, reads/op and writes/op to metrics.
 func (a costCounter) per(ops int64, metrics map[string]float64) {
 	cpu := cpuTime() - a.cpu
+	r, w := syscalls()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	if ops > 0 {
 		metrics["allocs/op"] = float64(m.Mallocs-a.mallocs) / float64(ops)
 		metrics["B/op"] = float64(m.TotalAlloc-a.bytes) / float64(ops)
 		metrics["cpu-us/op"] = float64(cpu.Nanoseconds()) / 1e3 / float64(ops)
+		metrics["reads/op"] = float64(r-a.syscr) / float64(ops)
+		metrics["writes/op"] = float64(w-a.syscw) / float64(ops)
 	}
 }
 

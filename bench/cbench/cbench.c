@@ -50,6 +50,37 @@ static double cpu_seconds(void) {
 	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// syscalls reads the process's read and write system calls so far (syscr
+// and syscw of /proc/self/io).
+static void syscalls(double *r, double *w) {
+	char line[128];
+	FILE *f = fopen("/proc/self/io", "r");
+	*r = *w = 0;
+	while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+		sscanf(line, "syscr: %lf", r);
+		sscanf(line, "syscw: %lf", w);
+	}
+	if (f != NULL) fclose(f);
+}
+
+// costs are the CPU time and system calls at a point of a timed part.
+typedef struct {
+	double cpu, r, w;
+} costs;
+
+static costs costs_now(void) {
+	costs c = {.cpu = cpu_seconds()};
+	syscalls(&c.r, &c.w);
+	return c;
+}
+
+// costs_json prints ,"cpu-us/op":...,"reads/op":...,"writes/op":... for ops
+// operations between start and end.
+static void costs_json(costs start, costs end, double ops) {
+	printf(",\"cpu-us/op\":%.3f,\"reads/op\":%.3f,\"writes/op\":%.3f", (end.cpu - start.cpu) * 1e6 / ops,
+	       (end.r - start.r) / ops, (end.w - start.w) / ops);
+}
+
 static double now(void) {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -260,20 +291,21 @@ static void run_bulk(size_t size, double dur) {
 	pthread_barrier_wait(&bulk_state.ready);
 	char *buf = calloc(1, size);
 	long long writes = 0;
-	double cpu0 = cpu_seconds();
+	costs c0 = costs_now();
 	double start = now();
 	while (now() - start < dur) {
 		if (io_write(&c, buf, size) < 0) die("write");
 		writes++;
 	}
-	double cpu = cpu_seconds() - cpu0;
+	costs c1 = costs_now();
 	close_end(&c);
 	pthread_join(t, NULL);
 	if (bulk_state.failed || bulk_state.bytes != writes * (long long)size) die("reader");
 	double elapsed = bulk_state.end - start;
-	printf("result {\"metrics\":{\"MB/s\":%.3f,\"cpu-us/op\":%.3f,\"cpu-us/MB\":%.3f},\"ops\":%lld,\"ns_per_op\":%.1f}\n",
-	       bulk_state.bytes / elapsed / 1e6, cpu * 1e6 / writes, cpu * 1e12 / ((double)writes * size), writes,
-	       elapsed * 1e9 / writes);
+	printf("result {\"metrics\":{\"MB/s\":%.3f,\"cpu-us/MB\":%.3f", bulk_state.bytes / elapsed / 1e6,
+	       (c1.cpu - c0.cpu) * 1e12 / ((double)writes * size));
+	costs_json(c0, c1, writes);
+	printf("},\"ops\":%lld,\"ns_per_op\":%.1f}\n", writes, elapsed * 1e9 / writes);
 }
 
 // ---- handshakes ----
@@ -332,7 +364,7 @@ static void run_handshakes(int clients, double dur, int resume) {
 	SSL_SESSION *sess = NULL;
 	hs_one(&sess);
 	atomic_store(&hs.resumed, 0);
-	double cpu0 = cpu_seconds();
+	costs c0 = costs_now();
 	hs.start = now();
 	for (int i = 0; i < clients; i++) {
 		SSL_SESSION *s = NULL;
@@ -344,18 +376,19 @@ static void run_handshakes(int clients, double dur, int resume) {
 	}
 	for (int i = 0; i < clients; i++) pthread_join(cl[i], NULL);
 	double elapsed = now() - hs.start;
-	double cpu = cpu_seconds() - cpu0;
+	costs c1 = costs_now();
+	long n = atomic_load(&hs.count);
 	SSL_SESSION_free(sess);
 	shutdown(hs.lfd, SHUT_RDWR);
 	for (int i = 0; i < clients; i++) pthread_join(servers[i], NULL);
-	long n = atomic_load(&hs.count);
 	double share = n > 0 ? (double)atomic_load(&hs.resumed) / n : 0;
 	if (resume && share < 0.99) {
 		fprintf(stderr, "cbench: only %.0f%% of the handshakes resumed\n", 100 * share);
 		exit(1);
 	}
-	printf("result {\"metrics\":{\"handshakes/s\":%.3f,\"resumed-share\":%.3f,\"cpu-us/op\":%.3f},\"ops\":%ld,\"ns_per_op\":%.1f}\n",
-	       n / elapsed, share, cpu * 1e6 / (n > 0 ? n : 1), n, elapsed * 1e9 / (n > 0 ? n : 1));
+	printf("result {\"metrics\":{\"handshakes/s\":%.3f,\"resumed-share\":%.3f", n / elapsed, share);
+	costs_json(c0, c1, n > 0 ? n : 1);
+	printf("},\"ops\":%ld,\"ns_per_op\":%.1f}\n", n, elapsed * 1e9 / (n > 0 ? n : 1));
 }
 
 // ---- ping-pong ----
@@ -398,7 +431,7 @@ static void run_pingpong(int spin, double dur) {
 	size_t cap = 1 << 20, n = 0;
 	double *rtt = malloc(cap * sizeof *rtt);
 	char buf[64] = {0};
-	double cpu0 = cpu_seconds();
+	costs c0 = costs_now();
 	double start = now();
 	while (n < cap) {
 		double t0 = now();
@@ -406,12 +439,13 @@ static void run_pingpong(int spin, double dur) {
 		if (io_write(&c, buf, sizeof buf) < 0 || read_full(&c, buf, sizeof buf) < 0) die("ping");
 		rtt[n++] = now() - t0;
 	}
-	double cpu = cpu_seconds() - cpu0;
+	costs c1 = costs_now();
 	close_end(&c);
 	pthread_join(t, NULL);
 	qsort(rtt, n, sizeof *rtt, cmp_double);
-	printf("result {\"metrics\":{\"us/op\":%.3f,\"p99-us\":%.3f,\"cpu-us/op\":%.3f},\"ops\":%zu,\"ns_per_op\":%.1f}\n",
-	       rtt[n / 2] * 1e6, rtt[n * 99 / 100] * 1e6, cpu * 1e6 / n, n, rtt[n / 2] * 1e9);
+	printf("result {\"metrics\":{\"us/op\":%.3f,\"p99-us\":%.3f", rtt[n / 2] * 1e6, rtt[n * 99 / 100] * 1e6);
+	costs_json(c0, c1, n);
+	printf("},\"ops\":%zu,\"ns_per_op\":%.1f}\n", n, rtt[n / 2] * 1e9);
 }
 
 // ---- idle memory ----
