@@ -452,6 +452,32 @@ func TestLargeTransferBothWays(t *testing.T) {
 	})
 }
 
+// TestReadServesBufferedRecords: with read-ahead, one read(2) brings many
+// records into OpenSSL, and Read must hand them all out without waiting
+// for the socket, which stays silent: the peer sends nothing more until we
+// have read everything. A Read that parked in the netpoller while OpenSSL
+// held records would wait for the deadline.
+func TestReadServesBufferedRecords(t *testing.T) {
+	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
+		p := connectedPair(t, pairSpec{version: v, role: r})
+		const records, size = 50, 100
+		want := pattern(3, records*size)
+		for i := range records { // one record per Write
+			_, err := p.peer.Write(want[i*size : (i+1)*size])
+			require.NoError(t, err)
+		}
+		require.NoError(t, p.ours.SetReadDeadline(time.Now().Add(testTimeout)))
+		got := make([]byte, 0, len(want))
+		buf := make([]byte, size)
+		for len(got) < len(want) {
+			n, err := p.ours.Read(buf)
+			require.NoError(t, err, "after %d of %d bytes", len(got), len(want))
+			got = append(got, buf[:n]...)
+		}
+		require.Equal(t, want, got)
+	})
+}
+
 func TestReadEOFOnCloseNotify(t *testing.T) {
 	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
 		p := connectedPair(t, pairSpec{version: v, role: r})

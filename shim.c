@@ -132,6 +132,11 @@ SSL_CTX *go_ossl_ctx_new(go_ossl_result *r) {
 		// The Go side loops over partial writes and may retry a write from
 		// a buffer at another address.
 		SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		// Read-ahead: one read(2) takes whatever the socket holds, up to
+		// the read buffer, instead of two per record (header, then body).
+		// SSL_read still reports WANT_READ only after the socket said
+		// EAGAIN, so the Go side parks only when the kernel is empty.
+		SSL_CTX_set_read_ahead(ctx, 1);
 	}
 	finish_ret(r, ctx != NULL);
 	return ctx;
