@@ -24,6 +24,7 @@ package openssl
 #cgo nocallback go_ossl_do_handshake
 #cgo noescape go_ossl_shutdown
 #cgo nocallback go_ossl_shutdown
+#cgo nocallback go_ossl_release_buffers
 #include "shim.h"
 */
 import "C"

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/relay"
 	"github.com/closenotify/openssl/internal/testcert"
 )
 
@@ -107,6 +108,9 @@ type pairSpec struct {
 	// socket and SO_RCVBUF on the peer's before the handshake, so that a
 	// peer that stops reading fills the pipe quickly.
 	ourSndBuf, peerRcvBuf int
+	// peerBytesSplit routes the connection through a relay that hands us
+	// each byte the peer sends in a TCP segment of its own.
+	peerBytesSplit bool
 }
 
 // tlsPair is our Conn and its crypto/tls peer, with the peer's TCP socket,
@@ -122,7 +126,17 @@ type tlsPair struct {
 // Conn is closed at cleanup.
 func newPair(t testing.TB, spec pairSpec) *tlsPair {
 	t.Helper()
-	c, s := tcpPair(t)
+	var c, s *net.TCPConn
+	if spec.peerBytesSplit {
+		// The relay's client is the end that connects to it.
+		fromPeer := relay.ServerToClient
+		if spec.role == weAreServer {
+			fromPeer = relay.ClientToServer
+		}
+		c, s = relayedTCPPair(t, relay.Fault{Dir: fromPeer, Action: relay.SplitBytes})
+	} else {
+		c, s = tcpPair(t)
+	}
 	ourRaw, peerRaw := c, s
 	if spec.role == weAreServer {
 		ourRaw, peerRaw = s, c

@@ -478,6 +478,27 @@ func TestReadServesBufferedRecords(t *testing.T) {
 	})
 }
 
+// TestReadRecordsArrivingByteByByte: every byte from the peer arrives in a
+// TCP segment of its own, so a Read keeps finding part of a record in
+// OpenSSL's read buffer when the socket runs dry, and parks with it there.
+// Releasing OpenSSL's buffers while a Read parks must leave such a buffer
+// alone: the handshake, the data and the close_notify all come through.
+func TestReadRecordsArrivingByteByByte(t *testing.T) {
+	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
+		p := connectedPair(t, pairSpec{version: v, role: r, peerBytesSplit: true})
+		want := pattern(4, 3000)
+		go func() {
+			p.peer.Write(want[:1000])
+			p.peer.Write(want[1000:])
+			p.peer.CloseWrite() // close_notify
+		}()
+		require.NoError(t, p.ours.SetReadDeadline(time.Now().Add(testTimeout)))
+		got, err := io.ReadAll(p.ours)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	})
+}
+
 func TestReadEOFOnCloseNotify(t *testing.T) {
 	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
 		p := connectedPair(t, pairSpec{version: v, role: r})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/relay"
 	"github.com/closenotify/openssl/internal/testcert"
 )
 
@@ -85,6 +86,38 @@ func tcpPair(t testing.TB) (client, server *net.TCPConn) {
 	s := <-accepted
 	if s == nil {
 		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// relayedTCPPair is tcpPair through a relay.Relay with faults: client
+// connects to the relay, which connects to server.
+func relayedTCPPair(t testing.TB, faults ...relay.Fault) (client, server *net.TCPConn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r, err := relay.New(l.Addr().String(), faults...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		s, _ := l.Accept()
+		accepted <- s
+	}()
+	c, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		c.Close()
+		t.Fatal("accept behind the relay failed")
 	}
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c.(*net.TCPConn), s.(*net.TCPConn)

@@ -80,6 +80,24 @@ void go_ossl_shutdown(SSL *ssl, go_ossl_result *r) {
 	finish_ssl(ssl, r, ret, ret < 0);
 }
 
+// free_buffers_is_safe reports whether the libssl in use has the fix for
+// CVE-2024-4741: before 3.0.14, 3.1.6, 3.2.2 and 3.3.1, SSL_free_buffers
+// could free a read buffer holding a record header whose body had not
+// arrived. The version word is 0xMNN00PP0.
+static int free_buffers_is_safe(void) {
+	static const unsigned char first_fixed[] = {14, 6, 2, 1};
+	unsigned long v = OpenSSL_version_num();
+	unsigned long major = v >> 28, minor = (v >> 20) & 0xff, patch = (v >> 4) & 0xff;
+	return major > 3 || minor >= sizeof first_fixed || patch >= first_fixed[minor];
+}
+
+void go_ossl_release_buffers(SSL *ssl) {
+	if (free_buffers_is_safe()) {
+		// Returns 0, freeing nothing, while either buffer holds data.
+		SSL_free_buffers(ssl);
+	}
+}
+
 SSL *go_ossl_new_ssl(SSL_CTX *ctx, int fd, int is_server, go_ossl_result *r) {
 	begin(r);
 	SSL *ssl = SSL_new(ctx);

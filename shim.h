@@ -36,6 +36,12 @@ void go_ossl_read(SSL *ssl, unsigned char *buf, size_t len, go_ossl_result *r);
 void go_ossl_write(SSL *ssl, const unsigned char *buf, size_t len, go_ossl_result *r);
 void go_ossl_shutdown(SSL *ssl, go_ossl_result *r);
 
+// go_ossl_release_buffers frees ssl's read and write buffers when neither
+// holds data (SSL_free_buffers); OpenSSL allocates them again for the next
+// read or write. It does nothing on releases whose SSL_free_buffers could
+// free a buffer still in use (CVE-2024-4741).
+void go_ossl_release_buffers(SSL *ssl);
+
 // go_ossl_new_ssl creates an SSL on ctx that reads and writes fd through a
 // socket BIO that never closes fd, with the modes the Go side relies on.
 SSL *go_ossl_new_ssl(SSL_CTX *ctx, int fd, int is_server, go_ossl_result *r);

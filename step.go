@@ -60,6 +60,13 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *C.go_ossl_result) error {
 		C.go_ossl_do_handshake(c.ssl, r)
 	case opRead:
 		C.go_ossl_read(c.ssl, ptr, C.size_t(len(buf)), r)
+		if ErrorCode(r.ssl_error) == ErrorWantRead {
+			// The socket is empty and the read parks until the peer
+			// sends more, which on an idle connection may be never:
+			// OpenSSL's buffers (about 17 KiB each way) need not wait
+			// with it.
+			C.go_ossl_release_buffers(c.ssl)
+		}
 	case opWrite:
 		C.go_ossl_write(c.ssl, ptr, C.size_t(len(buf)), r)
 	case opShutdown:
