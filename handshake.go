@@ -10,6 +10,8 @@ import "C"
 import (
 	"context"
 	"crypto/x509"
+	"runtime"
+	"sync"
 	"unsafe"
 )
 
@@ -37,6 +39,57 @@ type ConnectionState struct {
 	// VerifyResult is the verification result of the peer's certificate
 	// (VerifyOK also when the peer sent none).
 	VerifyResult VerifyResult
+
+	// peerChain fills PeerCertificates when ConnectionState is called.
+	peerChain *peerChain
+}
+
+// peerChain is the peer's certificate chain as OpenSSL holds it, parsed into
+// crypto/x509's form only when [Conn.ConnectionState] is first called: most
+// connections never ask, and the parse costs allocations a handshake need
+// not make (OpenSSL has parsed and verified the chain already).
+type peerChain struct {
+	x509s []*C.X509 // references of our own, freed once the Conn is unreachable
+	once  sync.Once
+	certs []*x509.Certificate // protected by once
+}
+
+// newPeerChain takes references to the peer's chain, nil when the peer sent
+// none. The references are freed after owner becomes unreachable.
+func newPeerChain(ssl *C.SSL, owner *Conn) *peerChain {
+	const maxChain = 16
+	var chain [maxChain]*C.X509
+	n := int(C.go_ossl_peer_chain(ssl, &chain[0], maxChain))
+	if n == 0 {
+		return nil
+	}
+	x509s := append([]*C.X509(nil), chain[:n]...)
+	runtime.AddCleanup(owner, freeX509s, x509s)
+	return &peerChain{x509s: x509s}
+}
+
+func freeX509s(x509s []*C.X509) {
+	for _, x := range x509s {
+		C.X509_free(x)
+	}
+}
+
+// certificates parses the chain on the first call.
+func (p *peerChain) certificates() []*x509.Certificate {
+	if p == nil {
+		return nil
+	}
+	p.once.Do(func() {
+		for _, x := range p.x509s {
+			// A certificate OpenSSL accepted but crypto/x509 cannot
+			// parse is left out rather than failing a working
+			// connection.
+			if cert, err := parseX509(x); err == nil {
+				p.certs = append(p.certs, cert)
+			}
+		}
+	})
+	return p.certs
 }
 
 // Handshake runs the TLS handshake if it has not run yet. Read and Write
@@ -109,18 +162,7 @@ func (c *Conn) readState() ConnectionState {
 	s.ServerName = cString(C.go_ossl_servername(c.ssl))
 	s.DidResume = C.SSL_session_reused(c.ssl) == 1
 	s.VerifyResult = VerifyResult(C.SSL_get_verify_result(c.ssl))
-
-	const maxChain = 16
-	var chain [maxChain]*C.X509
-	n := int(C.go_ossl_peer_chain(c.ssl, &chain[0], maxChain))
-	for _, x := range chain[:n] {
-		// A certificate OpenSSL accepted but crypto/x509 cannot parse is
-		// left out rather than failing a working connection.
-		if cert, err := parseX509(x); err == nil {
-			s.PeerCertificates = append(s.PeerCertificates, cert)
-		}
-		C.X509_free(x)
-	}
+	s.peerChain = newPeerChain(c.ssl, c)
 	return s
 }
 
@@ -130,5 +172,7 @@ func (c *Conn) ConnectionState() ConnectionState {
 	if !c.handshakeDone.Load() {
 		return ConnectionState{}
 	}
-	return c.state
+	s := c.state
+	s.PeerCertificates = s.peerChain.certificates()
+	return s
 }
