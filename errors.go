@@ -1,6 +1,7 @@
 package openssl
 
 /*
+#include <stdlib.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -16,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"unsafe"
 )
 
 // ErrorCode is SSL_get_error's answer for a failed call. Its constants have
@@ -265,7 +267,7 @@ func (e *Error) Temporary() bool { return false }
 // reason "unexpected eof while reading", or SSL_ERROR_SYSCALL with errno 0
 // and an empty queue); both become the same Error: Code ErrorSyscall, no
 // Errno, no Queue, Err ErrTruncated.
-func sslError(op string, r *C.go_ossl_result) *Error {
+func sslError(op string, r *sslResult) *Error {
 	e := &Error{
 		Op:    op,
 		Code:  ErrorCode(r.ssl_error),
@@ -278,7 +280,7 @@ func sslError(op string, r *C.go_ossl_result) *Error {
 	if e.Code == ErrorWantRead || e.Code == ErrorWantWrite {
 		e.Errno = 0
 	}
-	e.Queue = queueEntries(r)
+	e.Queue = r.queue
 	switch e.Code {
 	case ErrorWantRead:
 		e.Err = ErrWantRead
@@ -301,14 +303,20 @@ func sslError(op string, r *C.go_ossl_result) *Error {
 	return e
 }
 
-// queueEntries converts the error queue drained by the shim.
-func queueEntries(r *C.go_ossl_result) []QueueEntry {
-	if r.nerrors == 0 {
+// takeQueue converts the error queue the shim copied out of a failed call
+// and frees the shim's copy.
+func takeQueue(r *C.go_ossl_result) []QueueEntry {
+	if r.errors == nil {
 		return nil
 	}
-	q := make([]QueueEntry, int(r.nerrors))
+	defer func() {
+		C.free(unsafe.Pointer(r.errors))
+		r.errors, r.nerrors = nil, 0
+	}()
+	entries := unsafe.Slice(r.errors, int(r.nerrors))
+	q := make([]QueueEntry, len(entries))
 	for i := range q {
-		ent := &r.errors[i]
+		ent := &entries[i]
 		code := ent.code
 		q[i] = QueueEntry{
 			Code:       uint64(code),
@@ -350,7 +358,7 @@ func (e *Error) hasReason(lib, reason C.int) bool {
 // callError is the Error of a set-up call that returned failure without an
 // SSL object to ask: the queue says why.
 func callError(op string, r *C.go_ossl_result) *Error {
-	e := &Error{Op: op, Queue: queueEntries(r)}
+	e := &Error{Op: op, Queue: takeQueue(r)}
 	if len(e.Queue) == 0 {
 		e.Err = errors.New("openssl: failed without a reason in the error queue")
 	}

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -11,24 +12,30 @@
 // begin prepares r for one call: the queue and errno must hold only what the
 // call itself leaves there.
 static void begin(go_ossl_result *r) {
-	memset(r, 0, offsetof(go_ossl_result, errors));
+	memset(r, 0, sizeof *r);
 	ERR_clear_error();
 	errno = 0;
 }
 
-// finish records errno and drains the queue, oldest entry first.
-static void finish(go_ossl_result *r, int saved_errno) {
+// finish records errno and drains the queue, oldest entry first. The
+// entries of a failed call are copied into r->errors; a call that did not
+// fail has its queue dropped.
+static void finish(go_ossl_result *r, int saved_errno, int failed) {
+	go_ossl_error_entry entries[GO_OSSL_MAX_ERRORS];
 	const char *data;
-	int flags;
+	int flags, n = 0;
 	unsigned long code;
 
 	r->err_no = saved_errno;
 	while ((code = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
-		if (r->nerrors == GO_OSSL_MAX_ERRORS) {
+		if (!failed) {
+			continue;
+		}
+		if (n == GO_OSSL_MAX_ERRORS) {
 			r->dropped++;
 			continue;
 		}
-		go_ossl_error_entry *e = &r->errors[r->nerrors++];
+		go_ossl_error_entry *e = &entries[n++];
 		e->code = code;
 		e->data[0] = 0;
 		if ((flags & ERR_TXT_STRING) && data != NULL) {
@@ -36,6 +43,16 @@ static void finish(go_ossl_result *r, int saved_errno) {
 			e->data[GO_OSSL_ERROR_DATA - 1] = 0;
 		}
 	}
+	if (n == 0) {
+		return;
+	}
+	r->errors = malloc(n * sizeof entries[0]);
+	if (r->errors == NULL) {
+		r->dropped += n;
+		return;
+	}
+	memcpy(r->errors, entries, n * sizeof entries[0]);
+	r->nerrors = n;
 }
 
 // finish_ssl is finish for calls on an SSL object. SSL_get_error must see
@@ -45,15 +62,16 @@ static void finish_ssl(SSL *ssl, go_ossl_result *r, int ret, int failed) {
 	int saved_errno = errno;
 	r->ret = ret;
 	r->ssl_error = failed ? SSL_get_error(ssl, ret) : SSL_ERROR_NONE;
-	finish(r, saved_errno);
+	finish(r, saved_errno, failed);
 }
 
 static int alpn_attach(SSL_CTX *ctx);
 
+// finish_ret is finish for set-up calls, which return 1 on success.
 static void finish_ret(go_ossl_result *r, int ret) {
 	int saved_errno = errno;
 	r->ret = ret;
-	finish(r, saved_errno);
+	finish(r, saved_errno, ret != 1);
 }
 
 void go_ossl_do_handshake(SSL *ssl, go_ossl_result *r) {

@@ -19,15 +19,19 @@ typedef struct {
 	char data[GO_OSSL_ERROR_DATA]; // its text data, when it has some
 } go_ossl_error_entry;
 
-// go_ossl_result is what one SSL operation returned.
+// go_ossl_result is what one SSL operation returned. It is small: the error
+// queue is copied out only for a call that failed and left entries, into an
+// array allocated with malloc that the caller frees (the Go side converts
+// it at once). Calls that succeed, or only want to read or write, leave the
+// queue empty.
 typedef struct {
 	int ret;       // the OpenSSL function's own return value
 	int ssl_error; // SSL_get_error(ssl, ret) when the call failed, else 0
 	int err_no;    // errno right after the call (cleared before it)
-	int nerrors;   // entries filled in errors
-	int dropped;   // entries that did not fit
+	int nerrors;   // entries in errors
+	int dropped;   // entries that did not fit, or found no memory
 	size_t n;      // bytes read or written (SSL_read_ex / SSL_write_ex)
-	go_ossl_error_entry errors[GO_OSSL_MAX_ERRORS];
+	go_ossl_error_entry *errors; // NULL, or nerrors entries to free()
 } go_ossl_result;
 
 // SSL operations: one OpenSSL call each.

@@ -110,7 +110,7 @@ func (c *Conn) ShutdownOnce() (ShutdownResult, error) {
 // shutdownCall is ShutdownOnce's one SSL_shutdown call, made inside a
 // RawConn callback so that the fd stays open during it.
 func (c *Conn) shutdownCall() (ShutdownResult, error) {
-	var r C.go_ossl_result
+	var r sslResult
 	var skipped error
 	if err := c.raw.Control(func(uintptr) { skipped = c.callSSL(opShutdown, nil, &r) }); err != nil {
 		return ShutdownFailed, c.ioError(opShutdown, err)

@@ -38,11 +38,22 @@ const (
 	dirBoth = dirRead | dirWrite
 )
 
+// shimResult is the shim's go_ossl_result, named for embedding.
+type shimResult = C.go_ossl_result
+
+// sslResult is the outcome of one SSL call: the shim's fields (ret,
+// ssl_error, err_no, n) and the error queue of a failed call, converted
+// once into Go memory, where the shim's copy of it is freed at once.
+type sslResult struct {
+	shimResult
+	queue []QueueEntry
+}
+
 // callSSL makes one SSL call with c.sslMu held and leaves its outcome in r.
 // It returns net.ErrClosed without calling OpenSSL once Close freed the SSL,
 // and the stored error once an earlier call failed fatally: OpenSSL forbids
 // further calls then.
-func (c *Conn) callSSL(op sslOp, buf []byte, r *C.go_ossl_result) error {
+func (c *Conn) callSSL(op sslOp, buf []byte, r *sslResult) error {
 	c.sslMu.Lock()
 	defer c.sslMu.Unlock()
 	if c.ssl == nil {
@@ -57,9 +68,9 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *C.go_ossl_result) error {
 	ptr := (*C.uchar)(unsafe.SliceData(buf))
 	switch op {
 	case opHandshake:
-		C.go_ossl_do_handshake(c.ssl, r)
+		C.go_ossl_do_handshake(c.ssl, &r.shimResult)
 	case opRead:
-		C.go_ossl_read(c.ssl, ptr, C.size_t(len(buf)), r)
+		C.go_ossl_read(c.ssl, ptr, C.size_t(len(buf)), &r.shimResult)
 		if ErrorCode(r.ssl_error) == ErrorWantRead {
 			// The socket is empty and the read parks until the peer
 			// sends more, which on an idle connection may be never:
@@ -68,15 +79,16 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *C.go_ossl_result) error {
 			C.go_ossl_release_buffers(c.ssl)
 		}
 	case opWrite:
-		C.go_ossl_write(c.ssl, ptr, C.size_t(len(buf)), r)
+		C.go_ossl_write(c.ssl, ptr, C.size_t(len(buf)), &r.shimResult)
 	case opShutdown:
-		C.go_ossl_shutdown(c.ssl, r)
+		C.go_ossl_shutdown(c.ssl, &r.shimResult)
 		// 0 and 1 mean our alert reached the kernel; so does WANT_READ, which
 		// only a later call (one that reads) can return.
 		if r.ret >= 0 || ErrorCode(r.ssl_error) == ErrorWantRead {
 			c.alertFlushed = true
 		}
 	}
+	r.queue = takeQueue(&r.shimResult)
 	if ErrorCode(r.ssl_error).fatal() {
 		c.fatalErr = sslError(op.String(), r)
 	}
@@ -90,7 +102,7 @@ type sslStep struct {
 	c       *Conn
 	op      sslOp
 	buf     []byte
-	res     C.go_ossl_result
+	res     sslResult
 	skipped error // callSSL's error: the call was not made
 
 	// onReadable and onWritable are the syscall.RawConn callbacks. Each
