@@ -13,7 +13,11 @@
 // call itself leaves there.
 static void begin(go_ossl_result *r) {
 	memset(r, 0, sizeof *r);
-	ERR_clear_error();
+	// finish leaves the queue empty, so it is almost always empty here;
+	// ERR_clear_error would rewrite all of its 16 slots regardless.
+	if (ERR_peek_error() != 0) {
+		ERR_clear_error();
+	}
 	errno = 0;
 }
 
