@@ -20,38 +20,80 @@ import (
 	"github.com/closenotify/openssl/internal/peer"
 )
 
-// matrixPeers are the columns of the matrix.
-var matrixPeers = []*peerImpl{
-	{name: "Go crypto/tls", roles: []role{weClient, weServer}, connect: connectGo, keepsReadingAfterCloseNotify: true},
-	{name: "openssl s_server", roles: []role{weClient}, connect: connectOpenSSL},
-	{name: "openssl s_client", roles: []role{weServer}, connect: connectOpenSSL},
+// peerEnd is how the peer's reading ended, as the peer itself reported it.
+type peerEnd string
+
+const (
+	endCloseNotify peerEnd = "close_notify"   // it saw our close_notify
+	endTruncated   peerEnd = "truncation"     // it saw TCP EOF without close_notify and said so
+	endEOF         peerEnd = "EOF"            // it saw an end it does not tell apart from close_notify
+	endReset       peerEnd = "reset"          // it saw RST
+	endOpen        peerEnd = "still open"     // its reading had not ended
+	endUnknown     peerEnd = "not observable" // the peer does not say
+)
+
+// errUnsupported is returned by a peerSide that cannot do what was asked.
+var errUnsupported = errors.New("not supported by this peer")
+
+// peerSide is the far end of one cell: a TLS implementation playing the
+// role opposite ours, already past its handshake.
+type peerSide interface {
+	// send makes the peer send data (a line ending in "\n") to us.
+	send(data string) error
+	// received waits until the peer has received exactly want from us,
+	// counting from the start of the connection.
+	received(want string) error
+	// answer makes the peer answer our close_notify with its own, as a
+	// well-behaved application does, and says how it did (peers that answer
+	// by themselves do nothing here).
+	answer() (how string, err error)
+	// closeNotify makes the peer send its close_notify first; it may or may
+	// not close TCP after it (halfCloseScenario says which).
+	closeNotify() error
+	// closeTCP makes the peer close TCP without close_notify (FIN).
+	closeTCP() error
+	// reset makes the peer reset TCP (RST).
+	reset() error
+	// pause makes the peer stop reading and answering; resume undoes it.
+	pause() error
+	resume() error
+	// end waits until the peer's reading ended and says how.
+	end() peerEnd
 }
 
-// ourConn wraps tcp in our Conn for role r, version v and policy, completes
-// the handshake concurrently with the peer's (peerHandshake, may be nil),
-// and closes it at cleanup. proc is the peer's process (nil for an
-// in-process peer). For the cells of scenario 11 (midHandshake), it first
-// checks the shutdown calls before and during our handshake.
-func ourConn(t *testing.T, tcp net.Conn, r role, v version, policy openssl.ClosePolicy, peerHandshake func() error, proc *peer.Process) *openssl.Conn {
+// The peers of the matrix, the columns of the README's table. GnuTLS and
+// Python ssl have files of their own.
+var (
+	peerGo      = &peerImpl{name: "Go crypto/tls", roles: []role{weClient, weServer}, connect: connectGo}
+	peerSServer = &peerImpl{name: "openssl s_server", roles: []role{weClient}, connect: connectOpenSSL}
+	peerSClient = &peerImpl{name: "openssl s_client", roles: []role{weServer}, connect: connectOpenSSL}
+)
+
+// ourConn wraps tcp in our Conn for cell c, completes the handshake
+// concurrently with the peer's (peerHandshake, may be nil), and closes it
+// at cleanup. proc is the peer's process (nil for an in-process peer). For
+// the cells of scenario 11 (c.midHandshake), it first checks the shutdown
+// calls before and during our handshake.
+func ourConn(t *testing.T, tcp net.Conn, c cell, peerHandshake func() error, proc *peer.Process) *openssl.Conn {
 	t.Helper()
-	var c *openssl.Conn
+	var conn *openssl.Conn
 	var err error
-	if r == weClient {
-		c, err = openssl.Client(tcp, clientCtx(t, v))
+	if c.ours == weClient {
+		conn, err = openssl.Client(tcp, clientCtx(t, c.v))
 	} else {
-		c, err = openssl.Server(tcp, serverCtx(t, v))
+		conn, err = openssl.Server(tcp, serverCtx(t, c.v))
 	}
 	if err != nil {
 		tcp.Close()
 		t.Fatal(err)
 	}
-	c.SetClosePolicy(policy)
-	t.Cleanup(func() { c.Close() })
+	conn.SetClosePolicy(c.policy)
+	t.Cleanup(func() { conn.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var ours chan error
-	if _, ok := midHandshake.Load(t); ok {
-		ours = shutdownMidHandshake(t, c, ctx, proc)
+	if c.midHandshake {
+		ours = shutdownMidHandshake(t, conn, ctx, proc)
 	}
 	peerDone := make(chan error, 1)
 	go func() {
@@ -62,12 +104,66 @@ func ourConn(t *testing.T, tcp net.Conn, r role, v version, policy openssl.Close
 		peerDone <- peerHandshake()
 	}()
 	if ours == nil {
-		require.NoError(t, c.HandshakeContext(ctx))
+		require.NoError(t, conn.HandshakeContext(ctx))
 	} else {
 		require.NoError(t, <-ours)
 	}
 	require.NoError(t, <-peerDone, "peer handshake")
-	return c
+	return conn
+}
+
+// tcpEnds returns both ends of a TCP connection on 127.0.0.1, the client
+// dialing the server through via: ours, and the peer's. control, when not
+// nil, sets socket options before listen and connect (accepted sockets
+// inherit them).
+func tcpEnds(t *testing.T, ours role, via route, control func(network, address string, c syscall.RawConn) error) (ourTCP, peerTCP *net.TCPConn) {
+	lc := net.ListenConfig{Control: control}
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln := l.(*net.TCPListener)
+	defer ln.Close()
+	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
+	accepted := make(chan *net.TCPConn, 1)
+	go func() {
+		c, _ := ln.AcceptTCP() // bounded by the deadline
+		accepted <- c
+	}()
+	d := net.Dialer{Timeout: wait, Control: control}
+	dialed, err := d.Dial("tcp4", via(ln.Addr().String()))
+	require.NoError(t, err)
+	acc := <-accepted
+	require.NotNil(t, acc)
+	if ours == weServer {
+		return acc, dialed.(*net.TCPConn)
+	}
+	return dialed.(*net.TCPConn), acc
+}
+
+func connectGo(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
+	ourTCP, peerTCP := tcpEnds(t, c.ours, via, nil)
+	return goPeerOn(t, ourTCP, peerTCP, peerTCP, c)
+}
+
+// goPeerOn runs a crypto/tls peer over peerConn (peerTCP is its socket)
+// against our Conn on ourTCP.
+func goPeerOn(t *testing.T, ourTCP, peerConn net.Conn, peerTCP *net.TCPConn, c cell) (*openssl.Conn, *goSide) {
+	cfg := &tls.Config{MinVersion: c.v.v, MaxVersion: c.v.v}
+	var tc *tls.Conn
+	if c.ours == weClient {
+		cfg.Certificates = []tls.Certificate{pki.TLSCert}
+		tc = tls.Server(peerConn, cfg)
+	} else {
+		cfg.RootCAs, cfg.ServerName = pki.Pool, "localhost"
+		tc = tls.Client(peerConn, cfg)
+	}
+	g := &goSide{tc: tc, raw: peerTCP, changed: make(chan struct{}), ended: make(chan struct{})}
+	t.Cleanup(func() {
+		tc.Close()
+		<-g.ended
+	})
+	conn := ourConn(t, ourTCP, c, tc.Handshake, nil)
+	go g.readLoop()
+	return conn, g
 }
 
 // goSide is a crypto/tls peer in this process. A goroutine reads all the
@@ -82,33 +178,6 @@ type goSide struct {
 	changed chan struct{} // protected by mu; closed and replaced when got grows
 	ended   chan struct{} // closed when the reader stopped
 	endErr  error         // set before ended is closed
-}
-
-// tcpEnds returns both ends of a TCP connection on 127.0.0.1: ours, and the
-// peer's, the dialing end being the client's.
-func tcpEnds(t *testing.T, ours role) (ourTCP, peerTCP *net.TCPConn) {
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan *net.TCPConn, 1)
-	go func() {
-		ln.SetDeadline(time.Now().Add(wait))
-		c, _ := ln.AcceptTCP()
-		accepted <- c
-	}()
-	dialed, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
-	require.NoError(t, err)
-	acc := <-accepted
-	require.NotNil(t, acc)
-	if ours == weServer {
-		return acc, dialed
-	}
-	return dialed, acc
-}
-
-func connectGo(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
-	ourTCP, peerTCP := tcpEnds(t, ours)
-	return goPeerOn(t, ourTCP, peerTCP, peerTCP, ours, v, policy)
 }
 
 func (g *goSide) readLoop() {
@@ -190,7 +259,8 @@ func (g *goSide) reset() error {
 }
 
 // pause and resume: a crypto/tls peer never answers unless told to.
-func (g *goSide) pause() error  { return nil }
+func (g *goSide) pause() error { return nil }
+
 func (g *goSide) resume() error { return nil }
 
 func (g *goSide) end() peerEnd {
@@ -213,28 +283,29 @@ func (g *goSide) end() peerEnd {
 // processSide is openssl s_server or s_client (or another command-line
 // peer driven the same way).
 type processSide struct {
-	t      *testing.T
 	p      *peer.Process
 	server bool // the process is the server
 }
 
-func connectOpenSSL(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
-	if ours == weClient {
-		srv := sServer(t, v)
-		tcp, err := net.DialTimeout("tcp", srv.Addr(), wait)
+// connectOpenSSL starts s_server (we are the client) or s_client (we are
+// the server) for cell c.
+func connectOpenSSL(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
+	if c.ours == weClient {
+		srv := sServer(t, c.v)
+		tcp, err := net.DialTimeout("tcp", via(srv.Addr()), wait)
 		require.NoError(t, err)
-		return ourConn(t, tcp, ours, v, policy, nil, srv), &processSide{t: t, p: srv, server: true}
+		return ourConn(t, tcp, c, nil, srv), &processSide{p: srv, server: true}
 	}
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	defer ln.Close()
-	cl := peer.OpenSSLClientT(t, ln.Addr().String(), pki.CAFile, v.flag)
+	cl := peer.OpenSSLClientT(t, via(ln.Addr().String()), pki.CAFile, c.v.flag)
 	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
 	tcp, err := ln.Accept()
 	require.NoError(t, err)
-	c := ourConn(t, tcp, ours, v, policy, nil, cl)
+	conn := ourConn(t, tcp, c, nil, cl)
 	require.NoError(t, cl.WaitFor(peer.ClientVerifyOK, wait))
-	return c, &processSide{t: t, p: cl}
+	return conn, &processSide{p: cl}
 }
 
 func (s *processSide) send(data string) error { return s.p.Send(data) }
@@ -265,8 +336,9 @@ func (s *processSide) closeTCP() error {
 
 func (s *processSide) reset() error { return errUnsupported }
 
-func (s *processSide) pause() error  { return pauseProcess(s.p) }
-func (s *processSide) resume() error { return syscall.Kill(-s.p.Pid(), syscall.SIGCONT) }
+func (s *processSide) pause() error { return pauseProcess(s.p) }
+
+func (s *processSide) resume() error { return resumeProcess(s.p) }
 
 // end waits for the process to exit (s_server -naccept 1 and s_client exit
 // when their connection ends) and reads how from its output.
@@ -332,3 +404,6 @@ func pauseProcess(p *peer.Process) error {
 		return fmt.Errorf("%s did not stop within %v", p.Name(), wait)
 	}
 }
+
+// resumeProcess undoes pauseProcess.
+func resumeProcess(p *peer.Process) error { return syscall.Kill(-p.Pid(), syscall.SIGCONT) }

@@ -19,13 +19,7 @@ import (
 // never answers a close_notify by itself: recv returns b"" and the
 // application calls unwrap(), which sends its close_notify.
 
-func init() {
-	matrixPeers = append(matrixPeers, &peerImpl{
-		name:    "Python ssl",
-		roles:   []role{weClient, weServer},
-		connect: connectPython,
-	})
-}
+var peerPython = &peerImpl{name: "Python ssl", roles: []role{weClient, weServer}, connect: connectPython}
 
 // pythonTimeout is the Python peer's socket timeout: a recv or unwrap
 // that waits longer replies TimeoutError, well before our own waits
@@ -46,31 +40,31 @@ type pythonSide struct {
 	broken  error      // protected by mu; the replies are out of step
 }
 
-func connectPython(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
-	opts := peer.PythonOptions{Version: v.v, Timeout: pythonTimeout}
+func connectPython(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
+	opts := peer.PythonOptions{Version: c.v.v, Timeout: pythonTimeout}
 	var p *peer.Process
-	var c *openssl.Conn
-	if ours == weClient {
+	var conn *openssl.Conn
+	if c.ours == weClient {
 		p = peer.PythonServerT(t, 0, pki.CertFile, pki.KeyFile, opts)
-		tcp, err := net.DialTimeout("tcp", p.Addr(), wait)
+		tcp, err := net.DialTimeout("tcp", via(p.Addr()), wait)
 		require.NoError(t, err)
-		c = ourConn(t, tcp, ours, v, policy, nil, p)
+		conn = ourConn(t, tcp, c, nil, p)
 	} else {
 		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		require.NoError(t, err)
 		defer ln.Close()
-		p = peer.PythonClientT(t, ln.Addr().String(), pki.CAFile, opts)
+		p = peer.PythonClientT(t, via(ln.Addr().String()), pki.CAFile, opts)
 		require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
 		tcp, err := ln.Accept()
 		require.NoError(t, err, "accepting the Python client")
-		c = ourConn(t, tcp, ours, v, policy, nil, p)
+		conn = ourConn(t, tcp, c, nil, p)
 	}
-	connected := peer.PythonConnected + "TLSv" + strings.TrimPrefix(v.name, "TLS") + "\n"
+	connected := peer.PythonConnected + "TLSv" + strings.TrimPrefix(c.v.name, "TLS") + "\n"
 	require.NoError(t, p.WaitFor(connected, wait))
 	pyVersion, err := peer.PythonVersion(p, wait)
 	require.NoError(t, err)
 	out := p.Output()
-	return c, &pythonSide{
+	return conn, &pythonSide{
 		p:          p,
 		truncation: peer.PythonTruncationClass(pyVersion),
 		mark:       strings.Index(out, connected) + len(connected),
