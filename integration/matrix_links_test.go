@@ -58,7 +58,7 @@ func connectRelayed(t *testing.T, c cell) (*openssl.Conn, peerSide) {
 	faults := []relay.Fault{
 		{Dir: s.toPeer, Action: relay.Stall, Arm: s.stall},
 		{Dir: s.fromPeer, Action: relay.CutRST, Arm: s.rst},
-		{Dir: s.fromPeer, At: relay.AfterRecords(1), Offset: cutOffset, Action: relay.CutFIN, Arm: s.cut},
+		{Dir: s.fromPeer, AfterRecords: 1, Offset: cutOffset, Action: relay.CutFIN, Arm: s.cut},
 	}
 	viaRelay := func(target string) string {
 		r, err := relay.New(target, faults...)
