@@ -2,7 +2,6 @@ package integration_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -13,12 +12,6 @@ import (
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
 )
-
-// maxSteps bounds the ShutdownOnce calls that Retry may make in one test.
-const maxSteps = 1000
-
-// errTooManySteps stops a Retry that went on past maxSteps.
-var errTooManySteps = errors.New("too many ShutdownOnce calls")
 
 // TestClientShutdownAnswered: we are the client of openssl s_server, which
 // answers our close_notify with its own by itself (crypto/tls does not).
@@ -40,8 +33,7 @@ func TestClientShutdownAnswered(t *testing.T) {
 				defer cancel()
 				switch how {
 				case "ShutdownOnce+Retry":
-					steps := shutdownSteps(t, ctx, c)
-					requireAnsweredShape(t, steps)
+					requireAnsweredShutdown(t, c, ctx)
 				case "Shutdown":
 					require.NoError(t, c.Shutdown(ctx))
 				}
@@ -57,41 +49,15 @@ func TestClientShutdownAnswered(t *testing.T) {
 	}
 }
 
-// shutdownSteps calls ShutdownOnce, then retries it with Retry until it
-// returns anything but WANT_READ or WANT_WRITE, and returns every result.
-func shutdownSteps(t testing.TB, ctx context.Context, c *openssl.Conn) []step {
+// requireAnsweredShutdown shuts c down with ShutdownOnce through Retry
+// and asserts the sequence of a shutdown the peer answers: 0, any number
+// of -1/WANT_READ, then 1.
+func requireAnsweredShutdown(t *testing.T, c *openssl.Conn, ctx context.Context) {
 	t.Helper()
-	r, err := c.ShutdownOnce()
-	steps := []step{{r, err}}
-	rerr := c.Retry(ctx, func() error {
-		if len(steps) > maxSteps {
-			return errTooManySteps
-		}
-		r, err := c.ShutdownOnce()
-		steps = append(steps, step{r, err})
-		return err
-	})
-	require.NoError(t, rerr, "Retry; steps %v", steps)
-	return steps
-}
-
-// requireAnsweredShape asserts the sequence of a shutdown the peer
-// answered: ShutdownSent, any number of ShutdownFailed with ErrWantRead,
-// and ShutdownComplete.
-func requireAnsweredShape(t testing.TB, steps []step) {
-	t.Helper()
-	require.GreaterOrEqual(t, len(steps), 2, "steps %v", steps)
-	require.Equal(t, step{openssl.ShutdownSent, nil}, steps[0], "first step; steps %v", steps)
-	last := steps[len(steps)-1]
-	require.Equal(t, step{openssl.ShutdownComplete, nil}, last, "last step; steps %v", steps)
-	for i, s := range steps[1 : len(steps)-1] {
-		require.Equal(t, openssl.ShutdownFailed, s.r, "step %d; steps %v", i+1, steps)
-		require.ErrorIs(t, s.err, openssl.ErrWantRead, "step %d; steps %v", i+1, steps)
-		var e *openssl.Error
-		require.ErrorAs(t, s.err, &e)
-		require.Equal(t, openssl.ErrorWantRead, e.Code, "step %d", i+1)
-	}
-	t.Logf("ShutdownOnce steps: %v", steps)
+	seq, err := shutdownSequence(c, ctx)
+	require.NoError(t, err, "sequence %v", seq)
+	requireShape(t, seq, "0", "-1/WANT_READ", "1")
+	t.Logf("ShutdownOnce steps: %v", seq)
 }
 
 // TestClientTruncation: s_server's Q command closes TCP without
@@ -228,7 +194,7 @@ func TestClientKeyUpdate(t *testing.T) {
 				defer cancel()
 				switch how {
 				case "ShutdownOnce+Retry":
-					requireAnsweredShape(t, shutdownSteps(t, ctx, c))
+					requireAnsweredShutdown(t, c, ctx)
 				case "Shutdown":
 					require.NoError(t, c.Shutdown(ctx))
 				}

@@ -155,16 +155,3 @@ func exitCode(t testing.TB, p *peer.Process) int {
 	require.NoError(t, err, "%s did not exit by itself", p.Name())
 	return code
 }
-
-// step is the result of one ShutdownOnce call.
-type step struct {
-	r   openssl.ShutdownResult
-	err error
-}
-
-func (s step) String() string {
-	if s.err != nil {
-		return s.r.String() + "/" + s.err.Error()
-	}
-	return s.r.String()
-}

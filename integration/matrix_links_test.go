@@ -7,12 +7,10 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/relay"
@@ -133,22 +131,12 @@ func connectFullBuffer(t *testing.T, c cell) (*openssl.Conn, peerSide) {
 	if c.peer != peerGo {
 		return c.peer.connect(t, c, direct)
 	}
-	ourTCP, peerTCP := tcpEnds(t, c.ours, direct, setMSS)
+	ourTCP, peerTCP := tcpEnds(t, c.ours, direct, ethernetMSS)
 	require.NoError(t, ourTCP.SetWriteBuffer(smallBuffer))
 	require.NoError(t, peerTCP.SetReadBuffer(smallBuffer))
 	s := &stallConn{TCPConn: peerTCP, closed: make(chan struct{})}
 	conn, g := goPeerOn(t, ourTCP, s, peerTCP, c)
 	return conn, &stalledGoSide{goSide: g, s: s}
-}
-
-// setMSS sets TCP_MAXSEG before connect or listen (accepted sockets
-// inherit it).
-func setMSS(_, _ string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG, ethernetMSS)
-	})
-	return errors.Join(err, serr)
 }
 
 // stallConn is the crypto/tls peer's socket in scenario 9: while paused it
@@ -268,35 +256,6 @@ func (g *stalledGoSide) pause() error { return g.s.pause() }
 
 func (g *stalledGoSide) resume() error { return g.s.resume() }
 
-// fillRaw writes zero bytes on our socket, below TLS, until the kernel
-// takes not even one more byte (halving the size down to 1 on EAGAIN, so
-// that the last unsent segment is full too), and returns how many it took.
-func fillRaw(t *testing.T, c *openssl.Conn) int64 {
-	t.Helper()
-	rc, err := c.NetConn().(syscall.Conn).SyscallConn()
-	require.NoError(t, err)
-	var total int64
-	var werr error
-	buf := make([]byte, 64<<10)
-	require.NoError(t, rc.Control(func(fd uintptr) {
-		size := len(buf)
-		for i := 0; size > 0 && i < 1<<16; i++ {
-			n, err := unix.Write(int(fd), buf[:size])
-			switch {
-			case err == unix.EAGAIN:
-				size /= 2
-			case err != nil:
-				werr = err
-				return
-			default:
-				total += int64(n)
-			}
-		}
-	}))
-	require.NoError(t, werr)
-	return total
-}
-
 // corkConn holds what is written to it while corked and sends it with one
 // write when uncorked: the peer's last data record and its close_notify
 // leave in one TCP segment.
@@ -346,7 +305,7 @@ type corkedGoSide struct {
 
 // connectCorked connects cell c's crypto/tls peer over a corkConn.
 func connectCorked(t *testing.T, c cell) (*openssl.Conn, peerSide) {
-	ourTCP, peerTCP := tcpEnds(t, c.ours, direct, nil)
+	ourTCP, peerTCP := tcpEnds(t, c.ours, direct, 0)
 	cc := &corkConn{TCPConn: peerTCP}
 	conn, g := goPeerOn(t, ourTCP, cc, peerTCP, c)
 	return conn, &corkedGoSide{goSide: g, cc: cc}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // peerEnd is how the peer's reading ended, as the peer itself reported it.
@@ -113,34 +114,28 @@ func ourConn(t *testing.T, tcp net.Conn, c cell, peerHandshake func() error, pro
 }
 
 // tcpEnds returns both ends of a TCP connection on 127.0.0.1, the client
-// dialing the server through via: ours, and the peer's. control, when not
-// nil, sets socket options before listen and connect (accepted sockets
-// inherit them).
-func tcpEnds(t *testing.T, ours role, via route, control func(network, address string, c syscall.RawConn) error) (ourTCP, peerTCP *net.TCPConn) {
-	lc := net.ListenConfig{Control: control}
-	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+// dialing the server through via: ours, and the peer's. A positive mss is
+// the TCP_MAXSEG of both (tlstest.SetMSS).
+func tcpEnds(t *testing.T, ours role, via route, mss int) (ourTCP, peerTCP *net.TCPConn) {
+	ln, err := tlstest.Listen(mss)
 	require.NoError(t, err)
-	ln := l.(*net.TCPListener)
 	defer ln.Close()
-	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
-	accepted := make(chan *net.TCPConn, 1)
-	go func() {
-		c, _ := ln.AcceptTCP() // bounded by the deadline
-		accepted <- c
-	}()
-	d := net.Dialer{Timeout: wait, Control: control}
-	dialed, err := d.Dial("tcp4", via(ln.Addr().String()))
+	accepted := tlstest.Go(func() error {
+		c, err := ln.AcceptTCP() // bounded by the listener's deadline
+		peerTCP = c
+		return err
+	})
+	ourTCP, err = tlstest.Dial(via(ln.Addr().String()), mss)
 	require.NoError(t, err)
-	acc := <-accepted
-	require.NotNil(t, acc)
+	require.NoError(t, <-accepted)
 	if ours == weServer {
-		return acc, dialed.(*net.TCPConn)
+		return peerTCP, ourTCP
 	}
-	return dialed.(*net.TCPConn), acc
+	return ourTCP, peerTCP
 }
 
 func connectGo(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
-	ourTCP, peerTCP := tcpEnds(t, c.ours, via, nil)
+	ourTCP, peerTCP := tcpEnds(t, c.ours, via, 0)
 	return goPeerOn(t, ourTCP, peerTCP, peerTCP, c)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
 	"github.com/closenotify/openssl/internal/relay"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // The run functions of the matrix's scenarios (the table is in
@@ -25,9 +26,21 @@ import (
 // They run for every peer of their row through the peerSide interface; a
 // peer that cannot do a step is recorded, not failed.
 
+// answerResult is what peerSide.answer returned.
 type answerResult struct {
 	how string
 	err error
+}
+
+// answerAsync calls ps.answer in a goroutine; the channel delivers its
+// result.
+func answerAsync(ps peerSide) <-chan answerResult {
+	answered := make(chan answerResult, 1)
+	go func() {
+		how, err := ps.answer()
+		answered <- answerResult{how, err}
+	}()
+	return answered
 }
 
 // exchange sends a line each way and checks both arrived.
@@ -41,34 +54,15 @@ func exchangeLines(t *testing.T, c *openssl.Conn, ps peerSide) {
 	require.Equal(t, theirs, readN(t, c, len(theirs)))
 }
 
-// shutdownSequence drives ShutdownOnce through Retry and returns every
-// result, e.g. ["0", "-1/WANT_READ", "1"].
-func shutdownSequence(t *testing.T, c *openssl.Conn, ctx context.Context) ([]string, error) {
-	t.Helper()
-	var seq []string
-	record := func() error {
-		r, err := c.ShutdownOnce()
-		var e *openssl.Error
-		switch {
-		case err == nil:
-			seq = append(seq, fmt.Sprint(int(r)))
-		case errors.As(err, &e):
-			seq = append(seq, fmt.Sprintf("-1/%s", e.Code.Name()))
-		default:
-			seq = append(seq, "-1/"+err.Error())
-		}
-		if len(seq) > 10000 {
-			return errors.New("more than 10000 ShutdownOnce calls")
-		}
-		return err
-	}
-	// The first call returns 0 without an error; Retry takes over for the
-	// calls that may have to wait.
-	if err := record(); err != nil || seq[0] != "0" {
-		return seq, err
-	}
-	err := c.Retry(ctx, record)
-	return seq, err
+// maxShutdownSteps bounds the ShutdownOnce calls of a cell.
+const maxShutdownSteps = 10000
+
+// shutdownSequence shuts c down with ShutdownOnce through Retry and returns
+// every result, e.g. ["0", "-1/WANT_READ", "1"] (tlstest.Steps).
+func shutdownSequence(c *openssl.Conn, ctx context.Context) ([]string, error) {
+	s := tlstest.Steps{Conn: c, Max: maxShutdownSteps}
+	err := s.Shutdown(ctx)
+	return s.Seq, err
 }
 
 // requireShape checks a ShutdownOnce sequence: first, then any number of
@@ -171,50 +165,18 @@ func sendQueueFull(t *testing.T, c *openssl.Conn, writeDone chan error) {
 	})
 }
 
-// errName names err for an observation: the identity a caller tests.
-func errName(err error) string {
-	switch {
-	case err == nil:
-		return "nil"
-	case errors.Is(err, openssl.ErrTruncated):
-		return "ErrTruncated"
-	case errors.Is(err, openssl.ErrShutdownTimeout):
-		return "ErrShutdownTimeout"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "ECONNRESET"
-	case errors.Is(err, syscall.EPIPE):
-		return "EPIPE"
-	case errors.Is(err, net.ErrClosed):
-		return "net.ErrClosed"
-	case err == io.EOF:
-		return "io.EOF"
-	}
-	return err.Error()
-}
-
 // isResetErr reports whether err is how a reset shows on our side: the
 // peer's RST (ECONNRESET) or a write after it (EPIPE).
 func isResetErr(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-func resetName(err error) string {
-	if errors.Is(err, syscall.EPIPE) {
-		return "EPIPE"
-	}
-	return "ECONNRESET"
-}
-
 // 1: we shut down first; the peer answers. The ShutdownOnce sequence is
 // 0, then WANT_READ while the answer is on its way, then 1.
 func weShutDownFirst(t *testing.T, c *openssl.Conn, ps peerSide) string {
 	exchangeLines(t, c, ps)
-	answered := make(chan answerResult, 1)
-	go func() {
-		how, err := ps.answer()
-		answered <- answerResult{how, err}
-	}()
-	seq, err := shutdownSequence(t, c, boundedCtx(t, wait))
+	answered := answerAsync(ps)
+	seq, err := shutdownSequence(c, boundedCtx(t, wait))
 	a := <-answered
 	if errors.Is(a.err, errUnsupported) {
 		// The peer never answers: it reads our close_notify and closes TCP
@@ -327,8 +289,8 @@ func peerSendsAfterOurCloseNotify(t *testing.T, c *openssl.Conn, ps peerSide) st
 	if aerr != nil {
 		require.ErrorIs(t, aerr, errUnsupported)
 		require.Error(t, serr)
-		require.Contains(t, []string{"ErrTruncated", "ECONNRESET"}, errName(serr), "Shutdown: %v", serr)
-		return fmt.Sprintf("reads it as %s, sends nothing after it, never answers: our Shutdown gets %s", end, errName(serr))
+		require.Contains(t, []string{"ErrTruncated", "ECONNRESET"}, tlstest.ErrName(serr), "Shutdown: %v", serr)
+		return fmt.Sprintf("reads it as %s, sends nothing after it, never answers: our Shutdown gets %s", end, tlstest.ErrName(serr))
 	}
 	require.NoError(t, serr)
 	st := c.ShutdownState()
@@ -464,7 +426,7 @@ func peerRSTWhileWriting(t *testing.T, c *openssl.Conn, ps peerSide) string {
 	err := <-wrote
 	require.Error(t, err, "64 MiB went through a reset connection")
 	require.True(t, isResetErr(err), "Write after the peer's RST: %v", err)
-	return "our Write gets " + resetName(err)
+	return "our Write gets " + tlstest.ErrName(err)
 }
 
 func peerRSTWhileShuttingDown(t *testing.T, c *openssl.Conn, ps peerSide) string {
@@ -487,7 +449,7 @@ func peerRSTWhileShuttingDown(t *testing.T, c *openssl.Conn, ps peerSide) string
 	err = <-done
 	require.True(t, isResetErr(err), "Shutdown after the peer's RST: %v", err)
 	require.False(t, errors.Is(err, openssl.ErrShutdownTimeout))
-	return "our Shutdown gets " + resetName(err)
+	return "our Shutdown gets " + tlstest.ErrName(err)
 }
 
 // 8: the peer never answers and never closes: Shutdown is bounded by its
@@ -552,7 +514,9 @@ func peerStopsReading(t *testing.T, c *openssl.Conn, ps peerSide) string {
 	payload := ""
 	var filled int64
 	if deterministic {
-		filled = fillRaw(t, c)
+		n, err := tlstest.FillRaw(tcp)
+		require.NoError(t, err)
+		filled = n
 	} else {
 		payload = textLines(fullBufferBytes, "before our close_notify")
 		writeDone := make(chan error, 1)
@@ -575,24 +539,8 @@ func peerStopsReading(t *testing.T, c *openssl.Conn, ps peerSide) string {
 		require.NoError(t, tcp.SetWriteBuffer(1))
 	}
 
-	var seq []string
-	record := func() error {
-		r, err := c.ShutdownOnce()
-		var e *openssl.Error
-		switch {
-		case err == nil:
-			seq = append(seq, fmt.Sprint(int(r)))
-		case errors.As(err, &e):
-			seq = append(seq, "-1/"+e.Code.Name())
-		default:
-			seq = append(seq, "-1/"+err.Error())
-		}
-		if len(seq) > 10000 {
-			return errors.New("more than 10000 ShutdownOnce calls")
-		}
-		return err
-	}
-	first := record()
+	steps := tlstest.Steps{Conn: c, Max: maxShutdownSteps}
+	_, first := steps.Once()
 	resumed = true
 	require.NoError(t, ps.resume())
 	// Peers that read only when asked (Python), or echo what they read
@@ -600,24 +548,20 @@ func peerStopsReading(t *testing.T, c *openssl.Conn, ps peerSide) string {
 	received := make(chan error, 1)
 	go func() { received <- ps.received("ping from us\n" + payload) }()
 	if deterministic {
-		require.Equal(t, "-1/WANT_WRITE", seq[0], "a full pipe must make the first ShutdownOnce wait")
+		require.Equal(t, "-1/WANT_WRITE", steps.Seq[0], "a full pipe must make the first ShutdownOnce wait")
 	}
 	if errors.Is(first, openssl.ErrWantWrite) {
-		require.NoError(t, c.Retry(boundedCtx(t, wait), record), "sequence %v", seq)
-		requireShape(t, seq, "-1/WANT_WRITE", "-1/WANT_WRITE", "0")
+		require.NoError(t, c.Retry(boundedCtx(t, wait), steps.Step), "sequence %v", steps.Seq)
+		requireShape(t, steps.Seq, "-1/WANT_WRITE", "-1/WANT_WRITE", "0")
 	} else {
 		require.NoError(t, first)
-		require.Equal(t, []string{"0"}, seq)
+		require.Equal(t, []string{"0"}, steps.Seq)
 	}
 	st := c.ShutdownState()
 	require.True(t, st.Sent() && !st.Received(), "ShutdownState %v", st)
 	require.NoError(t, <-received, "the peer must receive every byte we wrote")
 
-	answered := make(chan answerResult, 1)
-	go func() {
-		how, err := ps.answer()
-		answered <- answerResult{how, err}
-	}()
+	answered := answerAsync(ps)
 	serr := c.Shutdown(boundedCtx(t, wait))
 	a := <-answered
 	if errors.Is(a.err, errUnsupported) {
@@ -627,13 +571,13 @@ func peerStopsReading(t *testing.T, c *openssl.Conn, ps peerSide) string {
 		require.NoError(t, serr)
 	}
 	end := ps.end()
-	t.Logf("send queue after filling: %d bytes (raw filler %d); ShutdownOnce %v; peer end %s", queued, filled, seq, end)
+	t.Logf("send queue after filling: %d bytes (raw filler %d); ShutdownOnce %v; peer end %s", queued, filled, steps.Seq, end)
 	if deterministic {
 		require.Equal(t, filled, stalled.s.skippedBytes(), "the peer must receive every raw byte we wrote")
 		return "stopped (its socket unread, buffers of 4 KiB): ShutdownOnce -1/WANT_WRITE until it reads again, then 0; receives all we wrote, reads it as " + string(end)
 	}
 	how := "our close_notify meets the full buffer: ShutdownOnce -1/WANT_WRITE until the peer resumes, then 0"
-	if seq[0] == "0" {
+	if steps.Seq[0] == "0" {
 		how = "the kernel queues our close_notify behind the unread data: ShutdownOnce 0 at once"
 	}
 	return how + "; receives all we wrote, reads it as " + string(end)
@@ -796,22 +740,20 @@ func closeWithUnreadInput(t *testing.T, c *openssl.Conn, ps peerSide, lingering 
 	_, err := c.Write([]byte(payload))
 	require.NoError(t, err)
 
-	answered := make(chan answerResult, 1)
+	var answered <-chan answerResult // nil unless lingering
 	if lingering {
 		// A well-behaved peer answers our close_notify and closes, which
 		// ends the lingering.
-		go func() {
-			how, err := ps.answer()
-			answered <- answerResult{how, err}
-		}()
-	} else {
-		answered <- answerResult{}
+		answered = answerAsync(ps)
 	}
 	start := time.Now()
 	cerr := c.Close()
 	took := time.Since(start)
 	require.Less(t, took, lingerTimeout+closeMargin, "Close took %v", took)
-	a := <-answered
+	var a answerResult
+	if lingering {
+		a = <-answered
+	}
 	rerr := ps.received("ping from us\n" + payload)
 	end := ps.end()
 	t.Logf("lingering %v: Close %v after %v; answer %q %v; received: %v; end %s", lingering, cerr, took, a.how, a.err, rerr, end)
@@ -836,7 +778,7 @@ func closeWithUnreadInput(t *testing.T, c *openssl.Conn, ps peerSide, lingering 
 	if cerr != nil {
 		require.ErrorIs(t, cerr, openssl.ErrShutdownTimeout, "Close: %v", cerr)
 	}
-	return fmt.Sprintf("Lingering: %s, reads the end as %s, our Close returns %s", got, end, errName(cerr))
+	return fmt.Sprintf("Lingering: %s, reads the end as %s, our Close returns %s", got, end, tlstest.ErrName(cerr))
 }
 
 // 18: DrainSendQueue with a slow reader. The peer pauses; we write 512 KiB
@@ -895,11 +837,7 @@ func drainSendQueueSlowReader(t *testing.T, c *openssl.Conn, ps peerSide) string
 // Close when the peer answers.
 func waitForPeerPolicy(t *testing.T, c *openssl.Conn, ps peerSide) string {
 	exchangeLines(t, c, ps)
-	answered := make(chan answerResult, 1)
-	go func() {
-		how, err := ps.answer()
-		answered <- answerResult{how, err}
-	}()
+	answered := answerAsync(ps)
 	cerr := c.Close()
 	if a := <-answered; errors.Is(a.err, errUnsupported) {
 		// The peer never answers: Close reports the truncation; the
