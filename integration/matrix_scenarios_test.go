@@ -65,6 +65,16 @@ func shutdownSequence(c *openssl.Conn, ctx context.Context) ([]string, error) {
 	return s.Seq, err
 }
 
+// readAsync starts a Read of c, bounded by wait, in a goroutine; the
+// channel delivers its error.
+func readAsync(t *testing.T, c *openssl.Conn) <-chan error {
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(wait)))
+	return tlstest.Go(func() error {
+		_, err := c.Read(make([]byte, 64))
+		return err
+	})
+}
+
 // requireShape checks a ShutdownOnce sequence: first, then any number of
 // middle, then last.
 func requireShape(t *testing.T, seq []string, first, middle, last string) {
@@ -360,13 +370,7 @@ func finMidRecord(t *testing.T, c *openssl.Conn, ps peerSide) string {
 // waits. The Read returns an error wrapping ECONNRESET.
 func relayRST(t *testing.T, c *openssl.Conn, ps peerSide) string {
 	exchangeLines(t, c, ps)
-	require.NoError(t, c.SetReadDeadline(time.Now().Add(wait)))
-	readDone := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 64)
-		_, err := c.Read(buf)
-		readDone <- err
-	}()
+	readDone := readAsync(t, c)
 	require.NoError(t, ps.reset())
 	err := <-readDone
 	require.ErrorIs(t, err, syscall.ECONNRESET)
@@ -379,13 +383,7 @@ func relayRST(t *testing.T, c *openssl.Conn, ps peerSide) string {
 // 7: the peer resets TCP while we read.
 func peerRSTScenario(t *testing.T, c *openssl.Conn, ps peerSide) string {
 	exchangeLines(t, c, ps)
-	require.NoError(t, c.SetReadDeadline(time.Now().Add(wait)))
-	readDone := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 64)
-		_, err := c.Read(buf)
-		readDone <- err
-	}()
+	readDone := readAsync(t, c)
 	if err := ps.reset(); errors.Is(err, errUnsupported) {
 		// An expired deadline wakes the Read without touching the peer
 		// (a Close would send close_notify, and the peer could react).
