@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // The benchmarks run each workload twice in the same process, once with
@@ -35,7 +36,7 @@ var clientImpls = []clientImpl{
 // connected to a crypto/tls server whose connection is passed to serve in
 // its own goroutine.
 func benchPair(b *testing.B, impl clientImpl, ctx *openssl.Ctx, serve func(*tls.Conn)) net.Conn {
-	c, s := tcpPair(b)
+	c, s := tlstest.TCPPair(b)
 	srv := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}})
 	done := make(chan struct{})
 	go func() {
@@ -54,7 +55,7 @@ func BenchmarkWrite(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10} {
 		for _, impl := range clientImpls {
 			b.Run(sizeName(size)+"/"+impl.name, func(b *testing.B) {
-				conn := benchPair(b, impl, clientCtx(b), func(s *tls.Conn) { io.Copy(io.Discard, s) })
+				conn := benchPair(b, impl, tlstest.ClientCtx(b), func(s *tls.Conn) { io.Copy(io.Discard, s) })
 				buf := make([]byte, size)
 				if _, err := conn.Write(buf); err != nil { // handshake
 					b.Fatal(err)
@@ -76,7 +77,7 @@ func BenchmarkRead(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10} {
 		for _, impl := range clientImpls {
 			b.Run(sizeName(size)+"/"+impl.name, func(b *testing.B) {
-				conn := benchPair(b, impl, clientCtx(b), func(s *tls.Conn) {
+				conn := benchPair(b, impl, tlstest.ClientCtx(b), func(s *tls.Conn) {
 					buf := make([]byte, size)
 					for {
 						if _, err := s.Write(buf); err != nil {
@@ -104,7 +105,7 @@ func BenchmarkRead(b *testing.B) {
 func BenchmarkPingPong64(b *testing.B) {
 	for _, impl := range clientImpls {
 		b.Run(impl.name, func(b *testing.B) {
-			conn := benchPair(b, impl, clientCtx(b), func(s *tls.Conn) { io.Copy(s, s) })
+			conn := benchPair(b, impl, tlstest.ClientCtx(b), func(s *tls.Conn) { io.Copy(s, s) })
 			buf := make([]byte, 64)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -123,7 +124,7 @@ func BenchmarkPingPong64(b *testing.B) {
 func BenchmarkHandshake(b *testing.B) {
 	for _, impl := range clientImpls {
 		b.Run(impl.name, func(b *testing.B) {
-			ctx := clientCtx(b)
+			ctx := tlstest.ClientCtx(b)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {

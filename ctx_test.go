@@ -16,6 +16,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 func TestLoadCertificateFromPEM(t *testing.T) {
@@ -122,7 +123,7 @@ func TestUsePrivateKeyMismatch(t *testing.T) {
 	key, err := openssl.LoadPrivateKeyFromPEM(pki.KeyPEM)
 	require.NoError(t, err)
 	require.NoError(t, ctx.UsePrivateKey(key))
-	connectedPair(t, pairSpec{version: tls.VersionTLS13, role: weAreServer, ctx: ctx})
+	tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeServer}, Ctx: ctx})
 }
 
 func TestCtxNilArguments(t *testing.T) {
@@ -175,8 +176,8 @@ func TestSetDefaultVerifyPaths(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ctx.SetDefaultVerifyPaths())
 	ctx.SetVerifyMode(openssl.VerifyPeer)
-	p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: ctx})
-	ourErr, _ := p.handshake()
+	p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: ctx})
+	ourErr, _ := p.Handshake()
 	e := requireReason(t, ourErr, "handshake", "certificate verify failed")
 	// The peer sends its leaf and the test CA, which no system root signed.
 	require.Equal(t, openssl.VerifyResult(19), e.Verify) // X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
@@ -189,8 +190,8 @@ func TestVerifyModeDefault(t *testing.T) {
 	require.Equal(t, openssl.VerifyNone, ctx.VerifyMode())
 	// VerifyNone: a client goes on with an untrusted server, and the
 	// verify result tells what was wrong.
-	p := connectedPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: ctx})
-	require.Equal(t, openssl.VerifyResult(19), p.ours.ConnectionState().VerifyResult)
+	p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: ctx})
+	require.Equal(t, openssl.VerifyResult(19), p.Ours.ConnectionState().VerifyResult)
 
 	ctx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
 	require.Equal(t, openssl.VerifyPeer|openssl.VerifyFailIfNoPeerCert, ctx.VerifyMode())
@@ -198,7 +199,7 @@ func TestVerifyModeDefault(t *testing.T) {
 
 // mtlsServerCtx is a server Ctx requiring a client certificate from pki's CA.
 func mtlsServerCtx(t *testing.T) *openssl.Ctx {
-	ctx := serverCtx(t)
+	ctx := tlstest.ServerCtx(t)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), pki.CAPEM, 0o600))
 	require.NoError(t, ctx.LoadVerifyLocations(filepath.Join(dir, "ca.pem"), ""))
@@ -209,25 +210,25 @@ func mtlsServerCtx(t *testing.T) *openssl.Ctx {
 func TestMutualTLSWeAreServer(t *testing.T) {
 	client, err := pki.ClientBundle("client.test")
 	require.NoError(t, err)
-	eachVersion(t, func(t *testing.T, v uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, v uint16) {
 		t.Run("no client certificate", func(t *testing.T) {
-			p := newPair(t, pairSpec{version: v, role: weAreServer, ctx: mtlsServerCtx(t)})
-			ourErr, peerErr := p.handshake()
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeServer}, Ctx: mtlsServerCtx(t)})
+			ourErr, peerErr := p.Handshake()
 			requireReason(t, ourErr, "handshake", "peer did not return a certificate")
 			if v == tls.VersionTLS12 {
 				// A TLS 1.3 client finishes before the server judges its
 				// (empty) certificate and learns of the alert on Read.
 				require.Error(t, peerErr)
 			} else {
-				_, err := p.peer.Read(make([]byte, 1))
+				_, err := p.Peer.Read(make([]byte, 1))
 				require.ErrorContains(t, err, "certificate required")
 			}
 		})
 		t.Run("client certificate", func(t *testing.T) {
-			cfg := peerConfig(v, weAreServer)
+			cfg := tlstest.PeerConfig(pki, v, tlstest.WeServer)
 			cfg.Certificates = []tls.Certificate{client.TLSCert}
-			p := connectedPair(t, pairSpec{version: v, role: weAreServer, ctx: mtlsServerCtx(t), peer: cfg})
-			st := p.ours.ConnectionState()
+			p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeServer}, Ctx: mtlsServerCtx(t), Config: cfg})
+			st := p.Ours.ConnectionState()
 			require.NotEmpty(t, st.PeerCertificates)
 			require.True(t, st.PeerCertificates[0].Equal(client.Leaf))
 			require.Equal(t, openssl.VerifyOK, st.VerifyResult)
@@ -235,10 +236,10 @@ func TestMutualTLSWeAreServer(t *testing.T) {
 		t.Run("client certificate from another CA", func(t *testing.T) {
 			stranger, err := testcert.New("client.test")
 			require.NoError(t, err)
-			cfg := peerConfig(v, weAreServer)
+			cfg := tlstest.PeerConfig(pki, v, tlstest.WeServer)
 			cfg.Certificates = []tls.Certificate{stranger.TLSCert}
-			p := newPair(t, pairSpec{version: v, role: weAreServer, ctx: mtlsServerCtx(t), peer: cfg})
-			ourErr, _ := p.handshake()
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeServer}, Ctx: mtlsServerCtx(t), Config: cfg})
+			ourErr, _ := p.Handshake()
 			e := requireReason(t, ourErr, "handshake", "certificate verify failed")
 			require.NotEqual(t, openssl.VerifyOK, e.Verify)
 		})
@@ -248,29 +249,29 @@ func TestMutualTLSWeAreServer(t *testing.T) {
 func TestMutualTLSWeAreClient(t *testing.T) {
 	client, err := pki.ClientBundle("client.test")
 	require.NoError(t, err)
-	eachVersion(t, func(t *testing.T, v uint16) {
-		cfg := peerConfig(v, weAreClient)
+	tlstest.EachVersion(t, func(t *testing.T, v uint16) {
+		cfg := tlstest.PeerConfig(pki, v, tlstest.WeClient)
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		cfg.ClientCAs = pki.Pool
 
-		ctx := clientCtx(t)
+		ctx := tlstest.ClientCtx(t)
 		cert, err := openssl.LoadCertificateFromPEM(client.CertPEM)
 		require.NoError(t, err)
 		key, err := openssl.LoadPrivateKeyFromPEM(client.KeyPEM)
 		require.NoError(t, err)
 		require.NoError(t, ctx.UseCertificate(cert))
 		require.NoError(t, ctx.UsePrivateKey(key))
-		p := connectedPair(t, pairSpec{version: v, role: weAreClient, ctx: ctx, peer: cfg})
-		peerCerts := p.peer.ConnectionState().PeerCertificates
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeClient}, Ctx: ctx, Config: cfg})
+		peerCerts := p.Peer.ConnectionState().PeerCertificates
 		require.NotEmpty(t, peerCerts)
 		require.True(t, peerCerts[0].Equal(client.Leaf))
 
 		// Without a certificate the crypto/tls server refuses us.
-		p = newPair(t, pairSpec{version: v, role: weAreClient, peer: cfg})
-		ourErr, peerErr := p.handshake()
+		p = tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeClient}, Config: cfg})
+		ourErr, peerErr := p.Handshake()
 		require.Error(t, peerErr)
 		if ourErr == nil { // TLS 1.3: the alert comes after our Finished.
-			_, ourErr = p.ours.Read(make([]byte, 1))
+			_, ourErr = p.Ours.Read(make([]byte, 1))
 		}
 		e := asError(t, ourErr)
 		require.Equal(t, openssl.ErrorSSL, e.Code)
@@ -280,49 +281,49 @@ func TestMutualTLSWeAreClient(t *testing.T) {
 
 func TestProtoVersions(t *testing.T) {
 	t.Run("default minimum is TLS 1.2", func(t *testing.T) {
-		for _, r := range ourRoles {
+		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				cfg := peerConfig(tls.VersionTLS12, r)
+				cfg := tlstest.PeerConfig(pki, tls.VersionTLS12, r)
 				cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
-				p := newPair(t, pairSpec{role: r, peer: cfg})
-				ourErr, peerErr := p.handshake()
+				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Role: r}, Config: cfg})
+				ourErr, peerErr := p.Handshake()
 				require.Error(t, peerErr)
 				e := asError(t, ourErr)
 				require.Equal(t, "handshake", e.Op)
 				require.Equal(t, openssl.ErrorSSL, e.Code)
-				if r == weAreServer {
+				if r == tlstest.WeServer {
 					requireReason(t, ourErr, "handshake", "unsupported protocol")
 				}
 			})
 		}
 	})
 	t.Run("max TLS 1.2 against a TLS 1.3 peer", func(t *testing.T) {
-		for _, r := range ourRoles {
+		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				ctx := ctxFor(t, r)
+				ctx := tlstest.CtxFor(t, r)
 				require.NoError(t, ctx.SetMaxProtoVersion(tls.VersionTLS12))
-				cfg := peerConfig(tls.VersionTLS13, r)
+				cfg := tlstest.PeerConfig(pki, tls.VersionTLS13, r)
 				cfg.MinVersion = tls.VersionTLS12
-				p := connectedPair(t, pairSpec{role: r, ctx: ctx, peer: cfg})
-				require.Equal(t, uint16(tls.VersionTLS12), p.ours.ConnectionState().Version)
-				require.Equal(t, uint16(tls.VersionTLS12), p.peer.ConnectionState().Version)
+				p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Role: r}, Ctx: ctx, Config: cfg})
+				require.Equal(t, uint16(tls.VersionTLS12), p.Ours.ConnectionState().Version)
+				require.Equal(t, uint16(tls.VersionTLS12), p.Peer.ConnectionState().Version)
 			})
 		}
 	})
 	t.Run("min TLS 1.3 against a TLS 1.2 peer", func(t *testing.T) {
-		for _, r := range ourRoles {
+		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				ctx := ctxFor(t, r)
+				ctx := tlstest.CtxFor(t, r)
 				require.NoError(t, ctx.SetMinProtoVersion(tls.VersionTLS13))
-				p := newPair(t, pairSpec{role: r, ctx: ctx, peer: peerConfig(tls.VersionTLS12, r)})
-				ourErr, peerErr := p.handshake()
+				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Role: r}, Ctx: ctx, Config: tlstest.PeerConfig(pki, tls.VersionTLS12, r)})
+				ourErr, peerErr := p.Handshake()
 				require.Error(t, peerErr)
 				require.Equal(t, "handshake", asError(t, ourErr).Op)
 			})
 		}
 	})
 	t.Run("impossible range", func(t *testing.T) {
-		ctx := serverCtx(t)
+		ctx := tlstest.ServerCtx(t)
 		require.NoError(t, ctx.SetMinProtoVersion(tls.VersionTLS13))
 		err := ctx.SetMaxProtoVersion(tls.VersionTLS12)
 		require.Equal(t, "set max proto version", asError(t, err).Op)
@@ -334,10 +335,10 @@ func TestProtoVersions(t *testing.T) {
 		require.Equal(t, "set min proto version", asError(t, err).Op)
 
 		// The failed call changed nothing: still TLS 1.2 only.
-		cfg := peerConfig(tls.VersionTLS13, weAreServer)
+		cfg := tlstest.PeerConfig(pki, tls.VersionTLS13, tlstest.WeServer)
 		cfg.MinVersion = tls.VersionTLS12
-		p := connectedPair(t, pairSpec{role: weAreServer, ctx: ctx, peer: cfg})
-		require.Equal(t, uint16(tls.VersionTLS12), p.ours.ConnectionState().Version)
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Role: tlstest.WeServer}, Ctx: ctx, Config: cfg})
+		require.Equal(t, uint16(tls.VersionTLS12), p.Ours.ConnectionState().Version)
 	})
 	t.Run("unsupported versions", func(t *testing.T) {
 		ctx, err := openssl.NewCtx()
@@ -362,14 +363,14 @@ func TestSetCipherList(t *testing.T) {
 	require.NoError(t, err)
 	requireReason(t, ctx.SetCipherList("NO-SUCH-CIPHER"), "set cipher list", "no cipher match")
 
-	for _, r := range ourRoles {
+	for _, r := range tlstest.Roles {
 		for name, id := range openSSL12Names {
 			t.Run(r.String()+"/"+name, func(t *testing.T) {
-				ctx := ctxFor(t, r)
+				ctx := tlstest.CtxFor(t, r)
 				require.NoError(t, ctx.SetCipherList(name))
-				p := connectedPair(t, pairSpec{version: tls.VersionTLS12, role: r, ctx: ctx})
-				require.Equal(t, name, p.ours.ConnectionState().CipherSuite)
-				require.Equal(t, id, p.peer.ConnectionState().CipherSuite)
+				p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS12, Role: r}, Ctx: ctx})
+				require.Equal(t, name, p.Ours.ConnectionState().CipherSuite)
+				require.Equal(t, id, p.Peer.ConnectionState().CipherSuite)
 			})
 		}
 	}
@@ -380,15 +381,15 @@ func TestSetCipherSuites(t *testing.T) {
 	require.NoError(t, err)
 	requireReason(t, ctx.SetCipherSuites("TLS_NO_SUCH_SUITE"), "set cipher suites", "no cipher match")
 
-	for _, r := range ourRoles {
+	for _, r := range tlstest.Roles {
 		for _, id := range []uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, tls.TLS_CHACHA20_POLY1305_SHA256} {
 			name := tls.CipherSuiteName(id)
 			t.Run(r.String()+"/"+name, func(t *testing.T) {
-				ctx := ctxFor(t, r)
+				ctx := tlstest.CtxFor(t, r)
 				require.NoError(t, ctx.SetCipherSuites(name))
-				p := connectedPair(t, pairSpec{version: tls.VersionTLS13, role: r, ctx: ctx})
-				require.Equal(t, name, p.ours.ConnectionState().CipherSuite)
-				require.Equal(t, id, p.peer.ConnectionState().CipherSuite)
+				p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: r}, Ctx: ctx})
+				require.Equal(t, name, p.Ours.ConnectionState().CipherSuite)
+				require.Equal(t, id, p.Peer.ConnectionState().CipherSuite)
 			})
 		}
 	}
@@ -400,17 +401,17 @@ func TestSetGroups(t *testing.T) {
 	requireReason(t, ctx.SetGroups("NO-SUCH-GROUP"), "set groups", "passed invalid argument")
 	require.ErrorContains(t, ctx.SetGroups("P-256:NO-SUCH-GROUP"), "NO-SUCH-GROUP")
 
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		ctx := ctxFor(t, r)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		ctx := tlstest.CtxFor(t, tc.Role)
 		require.NoError(t, ctx.SetGroups("P-256"))
-		p := connectedPair(t, pairSpec{version: v, role: r, ctx: ctx})
-		require.Equal(t, tls.CurveP256, p.peer.ConnectionState().CurveID)
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Ctx: ctx})
+		require.Equal(t, tls.CurveP256, p.Peer.ConnectionState().CurveID)
 
 		// No group in common: the handshake fails on both sides.
-		cfg := peerConfig(v, r)
+		cfg := tlstest.PeerConfig(pki, tc.Version, tc.Role)
 		cfg.CurvePreferences = []tls.CurveID{tls.X25519}
-		p = newPair(t, pairSpec{version: v, role: r, ctx: ctx, peer: cfg})
-		ourErr, peerErr := p.handshake()
+		p = tlstest.NewPair(t, tlstest.Spec{Case: tc, Ctx: ctx, Config: cfg})
+		ourErr, peerErr := p.Handshake()
 		require.Error(t, peerErr)
 		e := asError(t, ourErr)
 		require.Equal(t, "handshake", e.Op)
@@ -427,33 +428,33 @@ func TestSetNextProtos(t *testing.T) {
 
 	for _, tc := range []struct {
 		name       string
-		role       ourRole
+		role       tlstest.Role
 		ours, peer []string
 		want       string // "" means the handshake fails
 	}{
-		{"client offers, server picks", weAreClient, []string{"h2", "http/1.1"}, []string{"http/1.1"}, "http/1.1"},
-		{"client offers one", weAreClient, []string{"h2"}, []string{"http/1.1", "h2"}, "h2"},
-		{"server prefers its own order", weAreServer, []string{"h2", "http/1.1"}, []string{"http/1.1", "h2"}, "h2"},
-		{"server takes the only common one", weAreServer, []string{"spdy/3", "http/1.1"}, []string{"h2", "http/1.1"}, "http/1.1"},
-		{"no common protocol, we serve", weAreServer, []string{"h2"}, []string{"foo"}, ""},
-		{"no common protocol, we dial", weAreClient, []string{"h2"}, []string{"foo"}, ""},
+		{"client offers, server picks", tlstest.WeClient, []string{"h2", "http/1.1"}, []string{"http/1.1"}, "http/1.1"},
+		{"client offers one", tlstest.WeClient, []string{"h2"}, []string{"http/1.1", "h2"}, "h2"},
+		{"server prefers its own order", tlstest.WeServer, []string{"h2", "http/1.1"}, []string{"http/1.1", "h2"}, "h2"},
+		{"server takes the only common one", tlstest.WeServer, []string{"spdy/3", "http/1.1"}, []string{"h2", "http/1.1"}, "http/1.1"},
+		{"no common protocol, we serve", tlstest.WeServer, []string{"h2"}, []string{"foo"}, ""},
+		{"no common protocol, we dial", tlstest.WeClient, []string{"h2"}, []string{"foo"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			eachVersion(t, func(t *testing.T, v uint16) {
-				ctx := ctxFor(t, tc.role)
+			tlstest.EachVersion(t, func(t *testing.T, v uint16) {
+				ctx := tlstest.CtxFor(t, tc.role)
 				require.NoError(t, ctx.SetNextProtos(tc.ours))
-				cfg := peerConfig(v, tc.role)
+				cfg := tlstest.PeerConfig(pki, v, tc.role)
 				cfg.NextProtos = tc.peer
-				p := newPair(t, pairSpec{version: v, role: tc.role, ctx: ctx, peer: cfg})
-				ourErr, peerErr := p.handshake()
+				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tc.role}, Ctx: ctx, Config: cfg})
+				ourErr, peerErr := p.Handshake()
 				if tc.want != "" {
 					require.NoError(t, ourErr)
 					require.NoError(t, peerErr)
-					require.Equal(t, tc.want, p.ours.ConnectionState().NegotiatedProtocol)
-					require.Equal(t, tc.want, p.peer.ConnectionState().NegotiatedProtocol)
+					require.Equal(t, tc.want, p.Ours.ConnectionState().NegotiatedProtocol)
+					require.Equal(t, tc.want, p.Peer.ConnectionState().NegotiatedProtocol)
 					return
 				}
-				if tc.role == weAreServer {
+				if tc.role == tlstest.WeServer {
 					// Our select callback refuses and alerts the client.
 					requireReason(t, ourErr, "handshake", "no application protocol")
 					require.ErrorContains(t, peerErr, "remote error: tls: no application protocol")
@@ -485,21 +486,21 @@ func TestSetOptions(t *testing.T) {
 // close_notify reads as io.EOF (the truncation test without it is in
 // conn_test.go).
 func TestIgnoreUnexpectedEOFOption(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		ctx := ctxFor(t, r)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		ctx := tlstest.CtxFor(t, tc.Role)
 		ctx.SetOptions(openssl.IgnoreUnexpectedEOF)
-		p := connectedPair(t, pairSpec{version: v, role: r, ctx: ctx})
-		p.syncPeer(t)
-		_, err := p.peer.Write([]byte("last"))
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Ctx: ctx})
+		p.SyncPeer(t)
+		_, err := p.Peer.Write([]byte("last"))
 		require.NoError(t, err)
-		require.NoError(t, p.peerRaw.Close())
+		require.NoError(t, p.PeerTCP().Close())
 
 		buf := make([]byte, 16)
-		n, err := p.ours.Read(buf)
+		n, err := p.Ours.Read(buf)
 		require.NoError(t, err)
 		require.Equal(t, "last", string(buf[:n]))
 		for range 3 {
-			n, err = p.ours.Read(buf)
+			n, err = p.Ours.Read(buf)
 			require.Zero(t, n)
 			require.Equal(t, io.EOF, err)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // The fuzz targets of this file feed hostile input to the certificate and
@@ -151,7 +152,7 @@ func TestLoadPEMNeverPrompts(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err = <-done:
-	case <-time.After(testTimeout):
+	case <-time.After(tlstest.Timeout):
 		cmd.Process.Kill()
 		<-done
 		t.Fatalf("loading encrypted PEM blocked (waiting for a pass phrase?):\n%s", out.Bytes())
@@ -221,9 +222,9 @@ func newFuzzPeerEnv(f *testing.F) *fuzzPeerEnv {
 	env := &fuzzPeerEnv{ln: l.(*net.TCPListener)}
 	for v := range 2 {
 		for server := range 2 {
-			ctx := clientCtx(f)
+			ctx := tlstest.ClientCtx(f)
 			if server == 1 {
-				ctx = serverCtx(f)
+				ctx = tlstest.ServerCtx(f)
 			}
 			if v == 1 {
 				if err := ctx.SetMaxProtoVersion(tls.VersionTLS12); err != nil {
