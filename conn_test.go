@@ -520,8 +520,7 @@ func TestReadFromResetPeer(t *testing.T) {
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
 		p.SyncPeer(t)
-		require.NoError(t, p.PeerTCP().SetLinger(0))
-		require.NoError(t, p.PeerTCP().Close()) // RST
+		require.NoError(t, p.ResetPeer())
 
 		_, err := p.Ours.Read(make([]byte, 16))
 		require.ErrorIs(t, err, syscall.ECONNRESET)
@@ -548,8 +547,7 @@ func TestWriteToResetPeer(t *testing.T) {
 			t.Run(fmt.Sprintf("clearReset=%t", clearReset), func(t *testing.T) {
 				p := tlstest.Connect(t, tlstest.Spec{Case: tc})
 				p.SyncPeer(t)
-				require.NoError(t, p.PeerTCP().SetLinger(0))
-				require.NoError(t, p.PeerTCP().Close()) // RST
+				require.NoError(t, p.ResetPeer())
 				require.NoError(t, p.Ours.SetDeadline(time.Now().Add(tlstest.Timeout)))
 				if clearReset {
 					require.Equal(t, syscall.ECONNRESET, takeSocketError(t, p.Ours))

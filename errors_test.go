@@ -131,8 +131,7 @@ func TestErrorWrapping(t *testing.T) {
 
 	p2 := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeServer}})
 	p2.SyncPeer(t)
-	require.NoError(t, p2.PeerTCP().SetLinger(0))
-	require.NoError(t, p2.PeerTCP().Close())
+	require.NoError(t, p2.ResetPeer())
 	_, reset := p2.Ours.Read(make([]byte, 1))
 
 	c := silentPair(t, tlstest.WeClient)

@@ -201,8 +201,7 @@ func TestShutdownOnceAfterFatalError(t *testing.T) {
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
 		p.Exchange(t)
-		require.NoError(t, p.PeerTCP().SetLinger(0))
-		require.NoError(t, p.PeerTCP().Close()) // RST
+		require.NoError(t, p.ResetPeer())
 
 		_, readErr := p.Ours.Read(make([]byte, 10))
 		require.ErrorIs(t, readErr, syscall.ECONNRESET)
