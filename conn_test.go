@@ -22,7 +22,7 @@ import (
 
 func TestNewConnRejectsNonSocketConns(t *testing.T) {
 	before := liveSSL()
-	ctx := tlstest.ServerCtx(t)
+	sslCtx := tlstest.ServerCtx(t)
 
 	a, b := net.Pipe()
 	defer a.Close()
@@ -33,21 +33,21 @@ func TestNewConnRejectsNonSocketConns(t *testing.T) {
 	tcp, _ := tlstest.TCPPair(t)
 
 	for _, tc := range []struct {
-		name string
-		conn net.Conn
-		ctx  *openssl.Ctx
-		want string
+		name   string
+		conn   net.Conn
+		sslCtx *openssl.Ctx
+		want   string
 	}{
-		{"net.Pipe", a, ctx, "does not expose a file descriptor"},
-		{"UDP", udp, ctx, "not a stream socket"},
-		{"nil conn", nil, ctx, "nil net.Conn or Ctx"},
+		{"net.Pipe", a, sslCtx, "does not expose a file descriptor"},
+		{"UDP", udp, sslCtx, "not a stream socket"},
+		{"nil conn", nil, sslCtx, "nil net.Conn or Ctx"},
 		{"nil ctx", tcp, nil, "nil net.Conn or Ctx"},
 	} {
 		for name, f := range map[string]func(net.Conn, *openssl.Ctx) (*openssl.Conn, error){
 			"Client": openssl.Client, "Server": openssl.Server,
 		} {
 			t.Run(tc.name+"/"+name, func(t *testing.T) {
-				c, err := f(tc.conn, tc.ctx)
+				c, err := f(tc.conn, tc.sslCtx)
 				require.Nil(t, c)
 				e := asError(t, err)
 				require.Equal(t, "new conn", e.Op)
@@ -74,24 +74,24 @@ func TestDial(t *testing.T) {
 			name    string
 			srv     *goTLSServer
 			host    string
-			ctx     *openssl.Ctx
+			sslCtx  *openssl.Ctx
 			flags   openssl.DialFlags
 			sni     string               // what the server must see
 			verify  openssl.VerifyResult // for failures: the expected result
 			message string               // for failures: in the message
 		}{
-			{name: "DNS name", srv: good, host: "localhost", ctx: tlstest.ClientCtx(t), sni: "localhost"},
-			{name: "IP address", srv: good, host: "127.0.0.1", ctx: tlstest.ClientCtx(t), sni: ""},
-			{name: "DisableSNI", srv: good, host: "localhost", ctx: tlstest.ClientCtx(t), flags: openssl.DisableSNI, sni: ""},
-			{name: "wrong host name", srv: wrong, host: "localhost", ctx: tlstest.TrustingCtx(t, wrongName), sni: "localhost",
+			{name: "DNS name", srv: good, host: "localhost", sslCtx: tlstest.ClientCtx(t), sni: "localhost"},
+			{name: "IP address", srv: good, host: "127.0.0.1", sslCtx: tlstest.ClientCtx(t), sni: ""},
+			{name: "DisableSNI", srv: good, host: "localhost", sslCtx: tlstest.ClientCtx(t), flags: openssl.DisableSNI, sni: ""},
+			{name: "wrong host name", srv: wrong, host: "localhost", sslCtx: tlstest.TrustingCtx(t, wrongName), sni: "localhost",
 				verify: 62, message: "hostname mismatch"}, // X509_V_ERR_HOSTNAME_MISMATCH
-			{name: "wrong IP address", srv: wrong, host: "127.0.0.1", ctx: tlstest.TrustingCtx(t, wrongName), sni: "",
+			{name: "wrong IP address", srv: wrong, host: "127.0.0.1", sslCtx: tlstest.TrustingCtx(t, wrongName), sni: "",
 				verify: 64, message: "IP address mismatch"}, // X509_V_ERR_IP_ADDRESS_MISMATCH
-			{name: "wrong host name, InsecureSkipHostVerification", srv: wrong, host: "localhost", ctx: tlstest.TrustingCtx(t, wrongName),
+			{name: "wrong host name, InsecureSkipHostVerification", srv: wrong, host: "localhost", sslCtx: tlstest.TrustingCtx(t, wrongName),
 				flags: openssl.InsecureSkipHostVerification, sni: "localhost"},
-			{name: "untrusted CA", srv: good, host: "localhost", ctx: tlstest.TrustingCtx(t, wrongName), sni: "localhost",
+			{name: "untrusted CA", srv: good, host: "localhost", sslCtx: tlstest.TrustingCtx(t, wrongName), sni: "localhost",
 				verify: 19, message: "self-signed certificate in certificate chain"},
-			{name: "system roots (nil Ctx)", srv: good, host: "localhost", ctx: nil, sni: "localhost",
+			{name: "system roots (nil Ctx)", srv: good, host: "localhost", sslCtx: nil, sni: "localhost",
 				verify: 19, message: "self-signed certificate in certificate chain"},
 		} {
 			for _, dialer := range []string{"Dial", "DialContext"} {
@@ -101,11 +101,11 @@ func TestDial(t *testing.T) {
 					var conn *openssl.Conn
 					var err error
 					if dialer == "Dial" {
-						conn, err = openssl.Dial("tcp", addr, tc.ctx, tc.flags)
+						conn, err = openssl.Dial("tcp", addr, tc.sslCtx, tc.flags)
 					} else {
-						dctx, cancel := context.WithTimeout(context.Background(), tlstest.Timeout)
+						ctx, cancel := context.WithTimeout(context.Background(), tlstest.Timeout)
 						defer cancel()
-						conn, err = openssl.DialContext(dctx, "tcp", addr, tc.ctx, tc.flags)
+						conn, err = openssl.DialContext(ctx, "tcp", addr, tc.sslCtx, tc.flags)
 					}
 					require.Equal(t, tc.sni, <-tc.srv.hellos, "SNI seen by the server")
 					srvErr := <-tc.srv.results
@@ -262,11 +262,11 @@ func TestHandshakeFailures(t *testing.T) {
 		// crypto/tls cannot restrict its TLS 1.3 suites, so TLS 1.2 only.
 		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				ctx := tlstest.CtxFor(t, r)
-				require.NoError(t, ctx.SetCipherList("ECDHE-ECDSA-AES256-GCM-SHA384"))
+				sslCtx := tlstest.CtxFor(t, r)
+				require.NoError(t, sslCtx.SetCipherList("ECDHE-ECDSA-AES256-GCM-SHA384"))
 				cfg := tlstest.PeerConfig(pki, tls.VersionTLS12, r)
 				cfg.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}
-				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS12, Role: r}, Ctx: ctx, Config: cfg})
+				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS12, Role: r}, Ctx: sslCtx, Config: cfg})
 				ourErr, peerErr := p.Handshake()
 				require.Error(t, peerErr)
 				reason := "no shared cipher" // our server found none
@@ -349,11 +349,11 @@ func TestConnectionState(t *testing.T) {
 	client, err := pki.ClientBundle("client.test")
 	require.NoError(t, err)
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		ctx := tlstest.CtxFor(t, tc.Role)
+		sslCtx := tlstest.CtxFor(t, tc.Role)
 		if tc.Role == tlstest.WeServer {
-			ctx = mtlsServerCtx(t)
+			sslCtx = mtlsServerCtx(t)
 		}
-		require.NoError(t, ctx.SetNextProtos([]string{"h2", "http/1.1"}))
+		require.NoError(t, sslCtx.SetNextProtos([]string{"h2", "http/1.1"}))
 		cfg := tlstest.PeerConfig(pki, tc.Version, tc.Role)
 		cfg.NextProtos = []string{"http/1.1"}
 
@@ -362,7 +362,7 @@ func TestConnectionState(t *testing.T) {
 		wantPeerLeaf := pki.Leaf
 		if tc.Role == tlstest.WeClient {
 			srv := startGoTLSServer(t, cfg)
-			ours, err = openssl.Dial("tcp", "localhost:"+srv.port(), ctx, 0)
+			ours, err = openssl.Dial("tcp", "localhost:"+srv.port(), sslCtx, 0)
 			require.NoError(t, err)
 			t.Cleanup(func() { ours.Close() })
 			require.Equal(t, "localhost", <-srv.hellos)
@@ -370,7 +370,7 @@ func TestConnectionState(t *testing.T) {
 			peer = <-srv.conns
 		} else {
 			cfg.Certificates = []tls.Certificate{client.TLSCert}
-			p := tlstest.NewPair(t, tlstest.Spec{Case: tc, Ctx: ctx, Config: cfg})
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tc, Ctx: sslCtx, Config: cfg})
 			require.Equal(t, openssl.ConnectionState{}, p.Ours.ConnectionState(), "zero before the handshake")
 			ourErr, peerErr := p.Handshake()
 			require.NoError(t, ourErr)

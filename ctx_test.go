@@ -65,12 +65,12 @@ func TestLoadCertificateFromPEMBadInput(t *testing.T) {
 func TestLoadPrivateKeyFromPEM(t *testing.T) {
 	key, err := openssl.LoadPrivateKeyFromPEM(pki.KeyPEM)
 	require.NoError(t, err)
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
 	cert, err := openssl.LoadCertificateFromPEM(pki.CertPEM)
 	require.NoError(t, err)
-	require.NoError(t, ctx.UseCertificate(cert))
-	require.NoError(t, ctx.UsePrivateKey(key))
+	require.NoError(t, sslCtx.UseCertificate(cert))
+	require.NoError(t, sslCtx.UsePrivateKey(key))
 }
 
 func TestLoadPrivateKeyFromPEMBadInput(t *testing.T) {
@@ -108,31 +108,31 @@ func TestLoadPrivateKeyFromPEMBadInput(t *testing.T) {
 func TestUsePrivateKeyMismatch(t *testing.T) {
 	other, err := testcert.New()
 	require.NoError(t, err)
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
 	cert, err := openssl.LoadCertificateFromPEM(pki.CertPEM)
 	require.NoError(t, err)
 	wrongKey, err := openssl.LoadPrivateKeyFromPEM(other.KeyPEM)
 	require.NoError(t, err)
-	require.NoError(t, ctx.UseCertificate(cert))
+	require.NoError(t, sslCtx.UseCertificate(cert))
 
-	err = ctx.UsePrivateKey(wrongKey)
+	err = sslCtx.UsePrivateKey(wrongKey)
 	requireReason(t, err, "use private key", "key values mismatch")
 
 	// The right key still goes in afterwards, and the Ctx serves.
 	key, err := openssl.LoadPrivateKeyFromPEM(pki.KeyPEM)
 	require.NoError(t, err)
-	require.NoError(t, ctx.UsePrivateKey(key))
-	tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeServer}, Ctx: ctx})
+	require.NoError(t, sslCtx.UsePrivateKey(key))
+	tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeServer}, Ctx: sslCtx})
 }
 
 func TestCtxNilArguments(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
 	for name, err := range map[string]error{
-		"use certificate":       ctx.UseCertificate(nil),
-		"add chain certificate": ctx.AddChainCertificate(nil),
-		"use private key":       ctx.UsePrivateKey(nil),
+		"use certificate":       sslCtx.UseCertificate(nil),
+		"add chain certificate": sslCtx.AddChainCertificate(nil),
+		"use private key":       sslCtx.UsePrivateKey(nil),
 	} {
 		e := asError(t, err)
 		require.Equal(t, name, e.Op)
@@ -140,43 +140,43 @@ func TestCtxNilArguments(t *testing.T) {
 }
 
 func TestLoadVerifyLocations(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 
-	err = ctx.LoadVerifyLocations(missing, "")
+	err = sslCtx.LoadVerifyLocations(missing, "")
 	requireReason(t, err, "load verify locations", "no such file")
 	require.Contains(t, err.Error(), "no such file or directory", "errno's text, not a number")
 	require.Contains(t, err.Error(), missing, "the message names the file")
 
-	err = ctx.LoadVerifyLocations("", filepath.Join(t.TempDir(), "missing-dir"))
+	err = sslCtx.LoadVerifyLocations("", filepath.Join(t.TempDir(), "missing-dir"))
 	e := asError(t, err)
 	require.Equal(t, "load verify locations", e.Op)
 	require.ErrorIs(t, err, fs.ErrNotExist)
 
-	err = ctx.LoadVerifyLocations("", "")
+	err = sslCtx.LoadVerifyLocations("", "")
 	require.Equal(t, "load verify locations", asError(t, err).Op)
 
 	// A file that is not PEM.
 	notPEM := filepath.Join(t.TempDir(), "not.pem")
 	require.NoError(t, os.WriteFile(notPEM, []byte("garbage"), 0o600))
-	err = ctx.LoadVerifyLocations(notPEM, "")
+	err = sslCtx.LoadVerifyLocations(notPEM, "")
 	require.Equal(t, "load verify locations", asError(t, err).Op)
 	require.NotEmpty(t, asError(t, err).Queue)
 
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(caFile, pki.CAPEM, 0o600))
-	require.NoError(t, ctx.LoadVerifyLocations(caFile, ""))
+	require.NoError(t, sslCtx.LoadVerifyLocations(caFile, ""))
 }
 
 func TestSetDefaultVerifyPaths(t *testing.T) {
 	// The system roots do not include the test CA: the handshake fails
 	// with the verify result saying so.
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	require.NoError(t, ctx.SetDefaultVerifyPaths())
-	ctx.SetVerifyMode(openssl.VerifyPeer)
-	p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: ctx})
+	require.NoError(t, sslCtx.SetDefaultVerifyPaths())
+	sslCtx.SetVerifyMode(openssl.VerifyPeer)
+	p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx})
 	ourErr, _ := p.Handshake()
 	e := requireReason(t, ourErr, "handshake", "certificate verify failed")
 	// The peer sends its leaf and the test CA, which no system root signed.
@@ -185,26 +185,26 @@ func TestSetDefaultVerifyPaths(t *testing.T) {
 }
 
 func TestVerifyModeDefault(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	require.Equal(t, openssl.VerifyNone, ctx.VerifyMode())
+	require.Equal(t, openssl.VerifyNone, sslCtx.VerifyMode())
 	// VerifyNone: a client goes on with an untrusted server, and the
 	// verify result tells what was wrong.
-	p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: ctx})
+	p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx})
 	require.Equal(t, openssl.VerifyResult(19), p.Ours.ConnectionState().VerifyResult)
 
-	ctx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
-	require.Equal(t, openssl.VerifyPeer|openssl.VerifyFailIfNoPeerCert, ctx.VerifyMode())
+	sslCtx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
+	require.Equal(t, openssl.VerifyPeer|openssl.VerifyFailIfNoPeerCert, sslCtx.VerifyMode())
 }
 
 // mtlsServerCtx is a server Ctx requiring a client certificate from pki's CA.
 func mtlsServerCtx(t *testing.T) *openssl.Ctx {
-	ctx := tlstest.ServerCtx(t)
+	sslCtx := tlstest.ServerCtx(t)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), pki.CAPEM, 0o600))
-	require.NoError(t, ctx.LoadVerifyLocations(filepath.Join(dir, "ca.pem"), ""))
-	ctx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
-	return ctx
+	require.NoError(t, sslCtx.LoadVerifyLocations(filepath.Join(dir, "ca.pem"), ""))
+	sslCtx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
+	return sslCtx
 }
 
 func TestMutualTLSWeAreServer(t *testing.T) {
@@ -254,14 +254,14 @@ func TestMutualTLSWeAreClient(t *testing.T) {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		cfg.ClientCAs = pki.Pool
 
-		ctx := tlstest.ClientCtx(t)
+		sslCtx := tlstest.ClientCtx(t)
 		cert, err := openssl.LoadCertificateFromPEM(client.CertPEM)
 		require.NoError(t, err)
 		key, err := openssl.LoadPrivateKeyFromPEM(client.KeyPEM)
 		require.NoError(t, err)
-		require.NoError(t, ctx.UseCertificate(cert))
-		require.NoError(t, ctx.UsePrivateKey(key))
-		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeClient}, Ctx: ctx, Config: cfg})
+		require.NoError(t, sslCtx.UseCertificate(cert))
+		require.NoError(t, sslCtx.UsePrivateKey(key))
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeClient}, Ctx: sslCtx, Config: cfg})
 		peerCerts := p.Peer.ConnectionState().PeerCertificates
 		require.NotEmpty(t, peerCerts)
 		require.True(t, peerCerts[0].Equal(client.Leaf))
@@ -300,11 +300,11 @@ func TestProtoVersions(t *testing.T) {
 	t.Run("max TLS 1.2 against a TLS 1.3 peer", func(t *testing.T) {
 		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				ctx := tlstest.CtxFor(t, r)
-				require.NoError(t, ctx.SetMaxProtoVersion(tls.VersionTLS12))
+				sslCtx := tlstest.CtxFor(t, r)
+				require.NoError(t, sslCtx.SetMaxProtoVersion(tls.VersionTLS12))
 				cfg := tlstest.PeerConfig(pki, tls.VersionTLS13, r)
 				cfg.MinVersion = tls.VersionTLS12
-				p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Role: r}, Ctx: ctx, Config: cfg})
+				p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Role: r}, Ctx: sslCtx, Config: cfg})
 				require.Equal(t, uint16(tls.VersionTLS12), p.Ours.ConnectionState().Version)
 				require.Equal(t, uint16(tls.VersionTLS12), p.Peer.ConnectionState().Version)
 			})
@@ -313,9 +313,9 @@ func TestProtoVersions(t *testing.T) {
 	t.Run("min TLS 1.3 against a TLS 1.2 peer", func(t *testing.T) {
 		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				ctx := tlstest.CtxFor(t, r)
-				require.NoError(t, ctx.SetMinProtoVersion(tls.VersionTLS13))
-				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Role: r}, Ctx: ctx, Config: tlstest.PeerConfig(pki, tls.VersionTLS12, r)})
+				sslCtx := tlstest.CtxFor(t, r)
+				require.NoError(t, sslCtx.SetMinProtoVersion(tls.VersionTLS13))
+				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Role: r}, Ctx: sslCtx, Config: tlstest.PeerConfig(pki, tls.VersionTLS12, r)})
 				ourErr, peerErr := p.Handshake()
 				require.Error(t, peerErr)
 				require.Equal(t, "handshake", asError(t, ourErr).Op)
@@ -323,29 +323,29 @@ func TestProtoVersions(t *testing.T) {
 		}
 	})
 	t.Run("impossible range", func(t *testing.T) {
-		ctx := tlstest.ServerCtx(t)
-		require.NoError(t, ctx.SetMinProtoVersion(tls.VersionTLS13))
-		err := ctx.SetMaxProtoVersion(tls.VersionTLS12)
+		sslCtx := tlstest.ServerCtx(t)
+		require.NoError(t, sslCtx.SetMinProtoVersion(tls.VersionTLS13))
+		err := sslCtx.SetMaxProtoVersion(tls.VersionTLS12)
 		require.Equal(t, "set max proto version", asError(t, err).Op)
 		require.ErrorContains(t, err, "above maximum")
 
-		require.NoError(t, ctx.SetMinProtoVersion(tls.VersionTLS12))
-		require.NoError(t, ctx.SetMaxProtoVersion(tls.VersionTLS12))
-		err = ctx.SetMinProtoVersion(tls.VersionTLS13)
+		require.NoError(t, sslCtx.SetMinProtoVersion(tls.VersionTLS12))
+		require.NoError(t, sslCtx.SetMaxProtoVersion(tls.VersionTLS12))
+		err = sslCtx.SetMinProtoVersion(tls.VersionTLS13)
 		require.Equal(t, "set min proto version", asError(t, err).Op)
 
 		// The failed call changed nothing: still TLS 1.2 only.
 		cfg := tlstest.PeerConfig(pki, tls.VersionTLS13, tlstest.WeServer)
 		cfg.MinVersion = tls.VersionTLS12
-		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Role: tlstest.WeServer}, Ctx: ctx, Config: cfg})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Role: tlstest.WeServer}, Ctx: sslCtx, Config: cfg})
 		require.Equal(t, uint16(tls.VersionTLS12), p.Ours.ConnectionState().Version)
 	})
 	t.Run("unsupported versions", func(t *testing.T) {
-		ctx, err := openssl.NewCtx()
+		sslCtx, err := openssl.NewCtx()
 		require.NoError(t, err)
 		for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionSSL30, 0x0305} {
-			require.Equal(t, "set min proto version", asError(t, ctx.SetMinProtoVersion(v)).Op)
-			require.Equal(t, "set max proto version", asError(t, ctx.SetMaxProtoVersion(v)).Op)
+			require.Equal(t, "set min proto version", asError(t, sslCtx.SetMinProtoVersion(v)).Op)
+			require.Equal(t, "set max proto version", asError(t, sslCtx.SetMaxProtoVersion(v)).Op)
 		}
 	})
 }
@@ -359,35 +359,33 @@ var openSSL12Names = map[string]uint16{
 }
 
 func TestSetCipherList(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	requireReason(t, ctx.SetCipherList("NO-SUCH-CIPHER"), "set cipher list", "no cipher match")
-
-	for _, r := range tlstest.Roles {
-		for name, id := range openSSL12Names {
-			t.Run(r.String()+"/"+name, func(t *testing.T) {
-				ctx := tlstest.CtxFor(t, r)
-				require.NoError(t, ctx.SetCipherList(name))
-				p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS12, Role: r}, Ctx: ctx})
-				require.Equal(t, name, p.Ours.ConnectionState().CipherSuite)
-				require.Equal(t, id, p.Peer.ConnectionState().CipherSuite)
-			})
-		}
-	}
+	requireReason(t, sslCtx.SetCipherList("NO-SUCH-CIPHER"), "set cipher list", "no cipher match")
+	testCipherChoice(t, tls.VersionTLS12, (*openssl.Ctx).SetCipherList, openSSL12Names)
 }
 
 func TestSetCipherSuites(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	requireReason(t, ctx.SetCipherSuites("TLS_NO_SUCH_SUITE"), "set cipher suites", "no cipher match")
+	requireReason(t, sslCtx.SetCipherSuites("TLS_NO_SUCH_SUITE"), "set cipher suites", "no cipher match")
+	suites := map[string]uint16{}
+	for _, id := range []uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, tls.TLS_CHACHA20_POLY1305_SHA256} {
+		suites[tls.CipherSuiteName(id)] = id
+	}
+	testCipherChoice(t, tls.VersionTLS13, (*openssl.Ctx).SetCipherSuites, suites)
+}
 
+// testCipherChoice limits our Ctx with set to each of suites (OpenSSL's
+// name → crypto/tls's ID) in turn and connects over version, in both roles:
+// both sides must report that suite.
+func testCipherChoice(t *testing.T, version uint16, set func(*openssl.Ctx, string) error, suites map[string]uint16) {
 	for _, r := range tlstest.Roles {
-		for _, id := range []uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, tls.TLS_CHACHA20_POLY1305_SHA256} {
-			name := tls.CipherSuiteName(id)
+		for name, id := range suites {
 			t.Run(r.String()+"/"+name, func(t *testing.T) {
-				ctx := tlstest.CtxFor(t, r)
-				require.NoError(t, ctx.SetCipherSuites(name))
-				p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: r}, Ctx: ctx})
+				sslCtx := tlstest.CtxFor(t, r)
+				require.NoError(t, set(sslCtx, name))
+				p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: r}, Ctx: sslCtx})
 				require.Equal(t, name, p.Ours.ConnectionState().CipherSuite)
 				require.Equal(t, id, p.Peer.ConnectionState().CipherSuite)
 			})
@@ -396,21 +394,21 @@ func TestSetCipherSuites(t *testing.T) {
 }
 
 func TestSetGroups(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	requireReason(t, ctx.SetGroups("NO-SUCH-GROUP"), "set groups", "passed invalid argument")
-	require.ErrorContains(t, ctx.SetGroups("P-256:NO-SUCH-GROUP"), "NO-SUCH-GROUP")
+	requireReason(t, sslCtx.SetGroups("NO-SUCH-GROUP"), "set groups", "passed invalid argument")
+	require.ErrorContains(t, sslCtx.SetGroups("P-256:NO-SUCH-GROUP"), "NO-SUCH-GROUP")
 
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		ctx := tlstest.CtxFor(t, tc.Role)
-		require.NoError(t, ctx.SetGroups("P-256"))
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Ctx: ctx})
+		sslCtx := tlstest.CtxFor(t, tc.Role)
+		require.NoError(t, sslCtx.SetGroups("P-256"))
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Ctx: sslCtx})
 		require.Equal(t, tls.CurveP256, p.Peer.ConnectionState().CurveID)
 
 		// No group in common: the handshake fails on both sides.
 		cfg := tlstest.PeerConfig(pki, tc.Version, tc.Role)
 		cfg.CurvePreferences = []tls.CurveID{tls.X25519}
-		p = tlstest.NewPair(t, tlstest.Spec{Case: tc, Ctx: ctx, Config: cfg})
+		p = tlstest.NewPair(t, tlstest.Spec{Case: tc, Ctx: sslCtx, Config: cfg})
 		ourErr, peerErr := p.Handshake()
 		require.Error(t, peerErr)
 		e := asError(t, ourErr)
@@ -420,11 +418,11 @@ func TestSetGroups(t *testing.T) {
 }
 
 func TestSetNextProtos(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	require.Equal(t, "set next protos", asError(t, ctx.SetNextProtos(nil)).Op)
-	require.Equal(t, "set next protos", asError(t, ctx.SetNextProtos([]string{""})).Op)
-	require.Equal(t, "set next protos", asError(t, ctx.SetNextProtos([]string{strings.Repeat("x", 256)})).Op)
+	require.Equal(t, "set next protos", asError(t, sslCtx.SetNextProtos(nil)).Op)
+	require.Equal(t, "set next protos", asError(t, sslCtx.SetNextProtos([]string{""})).Op)
+	require.Equal(t, "set next protos", asError(t, sslCtx.SetNextProtos([]string{strings.Repeat("x", 256)})).Op)
 
 	for _, tc := range []struct {
 		name       string
@@ -441,11 +439,11 @@ func TestSetNextProtos(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tlstest.EachVersion(t, func(t *testing.T, v uint16) {
-				ctx := tlstest.CtxFor(t, tc.role)
-				require.NoError(t, ctx.SetNextProtos(tc.ours))
+				sslCtx := tlstest.CtxFor(t, tc.role)
+				require.NoError(t, sslCtx.SetNextProtos(tc.ours))
 				cfg := tlstest.PeerConfig(pki, v, tc.role)
 				cfg.NextProtos = tc.peer
-				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tc.role}, Ctx: ctx, Config: cfg})
+				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tc.role}, Ctx: sslCtx, Config: cfg})
 				ourErr, peerErr := p.Handshake()
 				if tc.want != "" {
 					require.NoError(t, ourErr)
@@ -470,14 +468,14 @@ func TestSetNextProtos(t *testing.T) {
 }
 
 func TestSetOptions(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	all := ctx.SetOptions(openssl.IgnoreUnexpectedEOF)
+	all := sslCtx.SetOptions(openssl.IgnoreUnexpectedEOF)
 	require.NotZero(t, all&openssl.IgnoreUnexpectedEOF)
-	all = ctx.SetOptions(openssl.NoTicket)
+	all = sslCtx.SetOptions(openssl.NoTicket)
 	require.NotZero(t, all&openssl.IgnoreUnexpectedEOF, "options add up")
 	require.NotZero(t, all&openssl.NoTicket)
-	all = ctx.ClearOptions(openssl.IgnoreUnexpectedEOF)
+	all = sslCtx.ClearOptions(openssl.IgnoreUnexpectedEOF)
 	require.Zero(t, all&openssl.IgnoreUnexpectedEOF)
 	require.NotZero(t, all&openssl.NoTicket)
 }
@@ -487,9 +485,9 @@ func TestSetOptions(t *testing.T) {
 // conn_test.go).
 func TestIgnoreUnexpectedEOFOption(t *testing.T) {
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		ctx := tlstest.CtxFor(t, tc.Role)
-		ctx.SetOptions(openssl.IgnoreUnexpectedEOF)
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Ctx: ctx})
+		sslCtx := tlstest.CtxFor(t, tc.Role)
+		sslCtx.SetOptions(openssl.IgnoreUnexpectedEOF)
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Ctx: sslCtx})
 		p.SyncPeer(t)
 		_, err := p.Peer.Write([]byte("last"))
 		require.NoError(t, err)

@@ -82,13 +82,13 @@ func TestErrorMessages(t *testing.T) {
 // TestErrorsFromRealCalls checks the messages and identities of errors the
 // package returned, not ones built by hand.
 func TestErrorsFromRealCalls(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
 	ctxErrs := map[string]error{
-		"set cipher list":   ctx.SetCipherList("NO-SUCH-CIPHER"),
-		"set cipher suites": ctx.SetCipherSuites("TLS_NO_SUCH_SUITE"),
-		"set groups":        ctx.SetGroups("NO-SUCH-GROUP"),
-		"set next protos":   ctx.SetNextProtos(nil),
+		"set cipher list":   sslCtx.SetCipherList("NO-SUCH-CIPHER"),
+		"set cipher suites": sslCtx.SetCipherSuites("TLS_NO_SUCH_SUITE"),
+		"set groups":        sslCtx.SetGroups("NO-SUCH-GROUP"),
+		"set next protos":   sslCtx.SetNextProtos(nil),
 	}
 	for op, err := range ctxErrs {
 		e := asError(t, err)
