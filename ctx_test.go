@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -503,4 +505,74 @@ func TestIgnoreUnexpectedEOFOption(t *testing.T) {
 			require.Equal(t, io.EOF, err)
 		}
 	})
+}
+
+// TestSetNextProtosWhileHandshaking: SetNextProtos replaces the server's
+// list while handshakes on the same Ctx read it (a use after free before).
+// Each handshake negotiates one of the two lists' protocols. Run under
+// -race and -asan by make test.
+func TestSetNextProtosWhileHandshaking(t *testing.T) {
+	ctx := ctxFor(t, weAreServer)
+	require.NoError(t, ctx.SetNextProtos([]string{"a"}))
+	stop := make(chan struct{})
+	swapped := sdGo(func() error {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return nil
+			default:
+			}
+			if err := ctx.SetNextProtos([]string{[]string{"a", "b"}[i%2]}); err != nil {
+				return err
+			}
+		}
+	})
+	const handshakes = 20
+	for i := range handshakes {
+		cfg := peerConfig(tls.VersionTLS13, weAreServer)
+		cfg.NextProtos = []string{"a", "b"}
+		p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreServer, ctx: ctx, peer: cfg})
+		ourErr, peerErr := p.handshake()
+		require.NoError(t, ourErr, "handshake %d", i)
+		require.NoError(t, peerErr, "handshake %d", i)
+		require.Contains(t, []string{"a", "b"}, p.ours.ConnectionState().NegotiatedProtocol)
+		require.Equal(t, p.ours.ConnectionState().NegotiatedProtocol, p.peer.ConnectionState().NegotiatedProtocol)
+	}
+	close(stop)
+	sdWait(t, swapped, "SetNextProtos loop")
+}
+
+// TestNewCtxALPNConcurrently: Ctxs made at once, each with its own ALPN
+// list, each negotiate their own protocol (a race on the ex-data index used
+// to leave some without ALPN).
+func TestNewCtxALPNConcurrently(t *testing.T) {
+	const n = 8
+	ctxs := make([]*openssl.Ctx, n)
+	var wg sync.WaitGroup
+	for i := range ctxs {
+		wg.Go(func() {
+			ctx, err := openssl.NewCtx()
+			if err == nil {
+				err = ctx.SetNextProtos([]string{fmt.Sprintf("p%d", i)})
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ctxs[i] = ctx
+		})
+	}
+	wg.Wait()
+	for i, ctx := range ctxs {
+		require.NotNil(t, ctx)
+		cfg := peerConfig(tls.VersionTLS13, weAreClient)
+		cfg.NextProtos = []string{fmt.Sprintf("p%d", i)}
+		// Our Ctx, as a client that does not verify, offers its list; the
+		// crypto/tls server must see it and pick it.
+		p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: ctx, peer: cfg})
+		ourErr, peerErr := p.handshake()
+		require.NoError(t, ourErr)
+		require.NoError(t, peerErr)
+		require.Equal(t, fmt.Sprintf("p%d", i), p.ours.ConnectionState().NegotiatedProtocol)
+	}
 }
