@@ -386,6 +386,15 @@ func Connect(tb testing.TB, spec Spec) *Pair {
 // PeerTCP returns a crypto/tls peer's TCP socket.
 func (p *Pair) PeerTCP() *net.TCPConn { return p.PeerSock.(*net.TCPConn) }
 
+// ResetPeer makes a crypto/tls peer vanish with a TCP reset: SO_LINGER 0,
+// then close(2) on its socket.
+func (p *Pair) ResetPeer() error {
+	if err := p.PeerTCP().SetLinger(0); err != nil {
+		return err
+	}
+	return p.PeerTCP().Close()
+}
+
 // SyncPeer makes sure a crypto/tls peer has read everything our side sent
 // during the handshake (TLS 1.3 session tickets from our server in
 // particular): we write a marker, the peer reads it. A peer that then

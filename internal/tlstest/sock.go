@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -224,4 +225,16 @@ func Poll(c syscall.Conn, events int16, timeout time.Duration) error {
 		return fmt.Errorf("tlstest: poll events %#x did not happen within %v", events, timeout)
 	}
 	return nil
+}
+
+// TCPPair is [SocketPair] over TCP for tests: it fails tb on error and
+// closes both sockets at cleanup.
+func TCPPair(tb testing.TB) (dialed, accepted *net.TCPConn) {
+	tb.Helper()
+	d, a, err := SocketPair(TCP, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { d.Close(); a.Close() })
+	return d.(*net.TCPConn), a.(*net.TCPConn)
 }

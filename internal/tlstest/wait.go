@@ -1,6 +1,7 @@
 package tlstest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"testing"
@@ -76,4 +77,12 @@ func Pattern(n int) []byte {
 		b[i] = byte(i*7 + i/251)
 	}
 	return b
+}
+
+// Context returns a context that ends after [Timeout], or when tb's test
+// ends.
+func Context(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(tb.Context(), Timeout)
+	tb.Cleanup(cancel)
+	return ctx
 }
