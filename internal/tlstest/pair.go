@@ -87,6 +87,18 @@ type Spec struct {
 	// Python are the Python peer's options; its Version defaults to
 	// Spec's.
 	Python peer.PythonOptions
+	// Via, when set, gives the address the client dials to reach the
+	// server listening at serverAddr (TCP only): a relay's in front of it,
+	// for instance. Nil dials the server itself.
+	Via func(serverAddr string) (string, error)
+}
+
+// route returns the address the client dials to reach serverAddr.
+func (s Spec) route(serverAddr string) (string, error) {
+	if s.Via == nil {
+		return serverAddr, nil
+	}
+	return s.Via(serverAddr)
 }
 
 // Pair is our Conn and its peer. Tests may use every field; [Pair.Close]
@@ -166,7 +178,7 @@ func Open(spec Spec) (p *Pair, err error) {
 
 func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 	spec := p.Spec
-	dialed, accepted, err := SocketPair(spec.Transport, spec.MSS)
+	dialed, accepted, err := socketPair(spec.Transport, spec.MSS, spec.Via)
 	if err != nil {
 		return err
 	}
@@ -238,7 +250,11 @@ func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 		if err != nil {
 			return err
 		}
-		c, err := Dial(p.Proc.Addr(), spec.MSS)
+		addr, err := spec.route(p.Proc.Addr())
+		if err != nil {
+			return err
+		}
+		c, err := Dial(addr, spec.MSS)
 		if err != nil {
 			return err
 		}
@@ -250,7 +266,10 @@ func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 		return err
 	}
 	defer ln.Close()
-	addr := ln.Addr().String()
+	addr, err := spec.route(ln.Addr().String())
+	if err != nil {
+		return err
+	}
 	switch spec.Peer {
 	case OpenSSLTool:
 		p.Proc, err = peer.OpenSSLClient(ctx, addr, p.Files.CA, args...)
