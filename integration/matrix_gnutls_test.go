@@ -3,7 +3,6 @@ package integration_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // The GnuTLS peers of the matrix: gnutls-serv when we are the client,
@@ -32,13 +32,6 @@ const gnutlsCloseNotifyReceived = "Alert[1|0] - Close notify - was received"
 // then "Error: " and this, when echoing to a peer that has reset the
 // connection (we closed with its echo unread).
 const gnutlsPushError = "Error in the push function."
-
-func gnutlsPriority(v version) []string {
-	if v.v == versions[0].v {
-		return []string{"--priority", peer.GnuTLSPriorityTLS12}
-	}
-	return []string{"--priority", peer.GnuTLSPriorityTLS13}
-}
 
 // waitForAny waits at most timeout until p's output after mark contains
 // one of subs, and returns its index, or -1 with the error if the output
@@ -72,11 +65,8 @@ type gnutlsServSide struct {
 
 func connectGnuTLSServer(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
 	require.Equal(t, weClient, c.ours, "gnutls-serv is a server")
-	srv := peer.GnuTLSServerT(t, 0, pki.CertFile, pki.KeyFile, append(gnutlsPriority(c.v), "-d", "5")...)
-	tcp, err := net.DialTimeout("tcp", via(srv.Addr()), wait)
-	require.NoError(t, err)
-	conn := ourConn(t, tcp, c, nil, srv)
-	return conn, &gnutlsServSide{p: srv, c: conn}
+	p := openPair(t, c, tlstest.GnuTLS, via, tlstest.Spec{PeerArgs: []string{"-d", "5"}})
+	return p.Ours, &gnutlsServSide{p: p.Proc, c: p.Ours}
 }
 
 // send writes data from our side; gnutls-serv echoes it, so the peer sends
@@ -164,19 +154,12 @@ type gnutlsCliSide struct {
 
 func connectGnuTLSClient(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
 	require.Equal(t, weServer, c.ours, "gnutls-cli is a client")
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer ln.Close()
-	cl := peer.GnuTLSClientT(t, via(ln.Addr().String()), pki.CAFile, gnutlsPriority(c.v)...)
-	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
-	tcp, err := ln.Accept()
-	require.NoError(t, err, "accepting gnutls-cli")
-	conn := ourConn(t, tcp, c, nil, cl)
+	p := openPair(t, c, tlstest.GnuTLS, via, tlstest.Spec{})
 	// gnutls-cli prints an empty line after GnuTLSClientSimpleMode.
 	const simpleMode = peer.GnuTLSClientSimpleMode + "\n"
-	require.NoError(t, cl.WaitFor(simpleMode, wait))
-	out := cl.Output()
-	return conn, &gnutlsCliSide{p: cl, mark: strings.Index(out, simpleMode) + len(simpleMode)}
+	require.NoError(t, p.Proc.WaitFor(simpleMode, wait))
+	out := p.Proc.Output()
+	return p.Ours, &gnutlsCliSide{p: p.Proc, mark: strings.Index(out, simpleMode) + len(simpleMode)}
 }
 
 func (s *gnutlsCliSide) send(data string) error { return s.p.Send(data) }

@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/relay"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // The links of the matrix's rows that join our Conn and the peer by more
@@ -58,9 +57,11 @@ func connectRelayed(t *testing.T, c cell) (*openssl.Conn, peerSide) {
 		{Dir: s.fromPeer, Action: relay.CutRST, Arm: s.rst},
 		{Dir: s.fromPeer, AfterRecords: 1, Offset: cutOffset, Action: relay.CutFIN, Arm: s.cut},
 	}
-	viaRelay := func(target string) string {
+	viaRelay := func(target string) (string, error) {
 		r, err := relay.New(target, faults...)
-		require.NoError(t, err)
+		if err != nil {
+			return "", err
+		}
 		t.Cleanup(func() {
 			r.Close()
 			if err := r.Stats().Err; err != nil {
@@ -70,7 +71,7 @@ func connectRelayed(t *testing.T, c cell) (*openssl.Conn, peerSide) {
 			}
 		})
 		s.r = r
-		return r.Addr()
+		return r.Addr(), nil
 	}
 	conn, ps := c.peer.connect(t, c, viaRelay)
 	s.peerSide = ps
@@ -131,12 +132,15 @@ func connectFullBuffer(t *testing.T, c cell) (*openssl.Conn, peerSide) {
 	if c.peer != peerGo {
 		return c.peer.connect(t, c, direct)
 	}
-	ourTCP, peerTCP := tcpEnds(t, c.ours, direct, ethernetMSS)
-	require.NoError(t, ourTCP.SetWriteBuffer(smallBuffer))
-	require.NoError(t, peerTCP.SetReadBuffer(smallBuffer))
-	s := &stallConn{TCPConn: peerTCP, closed: make(chan struct{})}
-	conn, g := goPeerOn(t, ourTCP, s, peerTCP, c)
-	return conn, &stalledGoSide{goSide: g, s: s}
+	var s *stallConn
+	p := openPair(t, c, tlstest.CryptoTLS, direct, tlstest.Spec{
+		OurSndBuf: smallBuffer, PeerRcvBuf: smallBuffer, MSS: ethernetMSS,
+		WrapPeer: func(sock tlstest.Sock) net.Conn {
+			s = &stallConn{TCPConn: sock.(*net.TCPConn), closed: make(chan struct{})}
+			return s
+		},
+	})
+	return p.Ours, &stalledGoSide{goSide: newGoSide(t, p), s: s}
 }
 
 // stallConn is the crypto/tls peer's socket in scenario 9: while paused it
@@ -305,8 +309,12 @@ type corkedGoSide struct {
 
 // connectCorked connects cell c's crypto/tls peer over a corkConn.
 func connectCorked(t *testing.T, c cell) (*openssl.Conn, peerSide) {
-	ourTCP, peerTCP := tcpEnds(t, c.ours, direct, 0)
-	cc := &corkConn{TCPConn: peerTCP}
-	conn, g := goPeerOn(t, ourTCP, cc, peerTCP, c)
-	return conn, &corkedGoSide{goSide: g, cc: cc}
+	var cc *corkConn
+	p := openPair(t, c, tlstest.CryptoTLS, direct, tlstest.Spec{
+		WrapPeer: func(sock tlstest.Sock) net.Conn {
+			cc = &corkConn{TCPConn: sock.(*net.TCPConn)}
+			return cc
+		},
+	})
+	return p.Ours, &corkedGoSide{goSide: newGoSide(t, p), cc: cc}
 }

@@ -70,95 +70,71 @@ var (
 	peerSClient = &peerImpl{name: "openssl s_client", roles: []role{weServer}, connect: connectOpenSSL}
 )
 
-// ourConn wraps tcp in our Conn for cell c, completes the handshake
-// concurrently with the peer's (peerHandshake, may be nil), and closes it
-// at cleanup. proc is the peer's process (nil for an in-process peer). For
-// the cells of scenario 11 (c.midHandshake), it first checks the shutdown
-// calls before and during our handshake.
-func ourConn(t *testing.T, tcp net.Conn, c cell, peerHandshake func() error, proc *peer.Process) *openssl.Conn {
+// peerSocketDeadline bounds the crypto/tls peer's socket: longer than any
+// cell takes.
+const peerSocketDeadline = 6 * wait
+
+// openPair makes cell c's pair with a peer of kind k (tlstest.NewPair:
+// closed at cleanup), the client dialing the server through via, and
+// completes both handshakes. spec may set what is particular to the cell;
+// its Case, Peer, Policy and Via come from c, k and via.
+func openPair(t *testing.T, c cell, k tlstest.PeerKind, via route, spec tlstest.Spec) *tlstest.Pair {
 	t.Helper()
-	var conn *openssl.Conn
-	var err error
-	if c.ours == weClient {
-		conn, err = openssl.Client(tcp, clientCtx(t, c.v))
-	} else {
-		conn, err = openssl.Server(tcp, serverCtx(t, c.v))
+	spec.Case = tlstest.Case{Version: c.v.v, Role: tlstest.WeClient}
+	if c.ours == weServer {
+		spec.Role = tlstest.WeServer
 	}
-	if err != nil {
-		tcp.Close()
-		t.Fatal(err)
+	spec.Peer, spec.Policy, spec.Via = k, &c.policy, via
+	if k == tlstest.CryptoTLS && spec.Deadline.IsZero() {
+		spec.Deadline = time.Now().Add(peerSocketDeadline)
 	}
-	conn.SetClosePolicy(c.policy)
-	t.Cleanup(func() { conn.Close() })
+	p := tlstest.NewPair(t, spec)
+	handshake(t, p, c)
+	return p
+}
+
+// handshake completes our handshake concurrently with a crypto/tls peer's
+// (a process peer's runs by itself). For the cells of scenario 11
+// (c.midHandshake), it first checks the shutdown calls before and during
+// our handshake.
+func handshake(t *testing.T, p *tlstest.Pair, c cell) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var ours chan error
 	if c.midHandshake {
-		ours = shutdownMidHandshake(t, conn, ctx, proc)
+		ours = shutdownMidHandshake(t, p.Ours, ctx, p.Proc)
 	}
 	peerDone := make(chan error, 1)
 	go func() {
-		if peerHandshake == nil {
+		if p.Peer == nil {
 			peerDone <- nil
 			return
 		}
-		peerDone <- peerHandshake()
+		peerDone <- p.Peer.Handshake() // bounded by the socket's deadline
 	}()
 	if ours == nil {
-		require.NoError(t, conn.HandshakeContext(ctx))
+		require.NoError(t, p.Ours.HandshakeContext(ctx))
 	} else {
 		require.NoError(t, <-ours)
 	}
 	require.NoError(t, <-peerDone, "peer handshake")
-	return conn
-}
-
-// tcpEnds returns both ends of a TCP connection on 127.0.0.1, the client
-// dialing the server through via: ours, and the peer's. A positive mss is
-// the TCP_MAXSEG of both (tlstest.SetMSS).
-func tcpEnds(t *testing.T, ours role, via route, mss int) (ourTCP, peerTCP *net.TCPConn) {
-	ln, err := tlstest.Listen(mss)
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := tlstest.Go(func() error {
-		c, err := ln.AcceptTCP() // bounded by the listener's deadline
-		peerTCP = c
-		return err
-	})
-	ourTCP, err = tlstest.Dial(via(ln.Addr().String()), mss)
-	require.NoError(t, err)
-	require.NoError(t, <-accepted)
-	if ours == weServer {
-		return peerTCP, ourTCP
-	}
-	return ourTCP, peerTCP
 }
 
 func connectGo(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
-	ourTCP, peerTCP := tcpEnds(t, c.ours, via, 0)
-	return goPeerOn(t, ourTCP, peerTCP, peerTCP, c)
+	p := openPair(t, c, tlstest.CryptoTLS, via, tlstest.Spec{})
+	return p.Ours, newGoSide(t, p)
 }
 
-// goPeerOn runs a crypto/tls peer over peerConn (peerTCP is its socket)
-// against our Conn on ourTCP.
-func goPeerOn(t *testing.T, ourTCP, peerConn net.Conn, peerTCP *net.TCPConn, c cell) (*openssl.Conn, *goSide) {
-	cfg := &tls.Config{MinVersion: c.v.v, MaxVersion: c.v.v}
-	var tc *tls.Conn
-	if c.ours == weClient {
-		cfg.Certificates = []tls.Certificate{pki.TLSCert}
-		tc = tls.Server(peerConn, cfg)
-	} else {
-		cfg.RootCAs, cfg.ServerName = pki.Pool, "localhost"
-		tc = tls.Client(peerConn, cfg)
-	}
-	g := &goSide{tc: tc, raw: peerTCP, changed: make(chan struct{}), ended: make(chan struct{})}
+// newGoSide starts the crypto/tls peer of p reading; it stops at cleanup.
+func newGoSide(t *testing.T, p *tlstest.Pair) *goSide {
+	g := &goSide{tc: p.Peer, raw: p.PeerTCP(), changed: make(chan struct{}), ended: make(chan struct{})}
+	go g.readLoop()
 	t.Cleanup(func() {
-		tc.Close()
+		g.tc.Close()
 		<-g.ended
 	})
-	conn := ourConn(t, ourTCP, c, tc.Handshake, nil)
-	go g.readLoop()
-	return conn, g
+	return g
 }
 
 // goSide is a crypto/tls peer in this process. A goroutine reads all the
@@ -285,22 +261,11 @@ type processSide struct {
 // connectOpenSSL starts s_server (we are the client) or s_client (we are
 // the server) for cell c.
 func connectOpenSSL(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
-	if c.ours == weClient {
-		srv := sServer(t, c.v)
-		tcp, err := net.DialTimeout("tcp", via(srv.Addr()), wait)
-		require.NoError(t, err)
-		return ourConn(t, tcp, c, nil, srv), &processSide{p: srv, server: true}
+	p := openPair(t, c, tlstest.OpenSSLTool, via, tlstest.Spec{})
+	if c.ours == weServer {
+		require.NoError(t, p.Proc.WaitFor(peer.ClientVerifyOK, wait))
 	}
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer ln.Close()
-	cl := peer.OpenSSLClientT(t, via(ln.Addr().String()), pki.CAFile, c.v.flag)
-	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
-	tcp, err := ln.Accept()
-	require.NoError(t, err)
-	conn := ourConn(t, tcp, c, nil, cl)
-	require.NoError(t, cl.WaitFor(peer.ClientVerifyOK, wait))
-	return conn, &processSide{p: cl}
+	return p.Ours, &processSide{p: p.Proc, server: c.ours == weClient}
 }
 
 func (s *processSide) send(data string) error { return s.p.Send(data) }

@@ -3,7 +3,6 @@ package integration_test
 import (
 	"encoding/hex"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // The Python ssl peer of the matrix, in both roles. Python's ssl module
@@ -41,30 +41,14 @@ type pythonSide struct {
 }
 
 func connectPython(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
-	opts := peer.PythonOptions{Version: c.v.v, Timeout: pythonTimeout}
-	var p *peer.Process
-	var conn *openssl.Conn
-	if c.ours == weClient {
-		p = peer.PythonServerT(t, 0, pki.CertFile, pki.KeyFile, opts)
-		tcp, err := net.DialTimeout("tcp", via(p.Addr()), wait)
-		require.NoError(t, err)
-		conn = ourConn(t, tcp, c, nil, p)
-	} else {
-		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		require.NoError(t, err)
-		defer ln.Close()
-		p = peer.PythonClientT(t, via(ln.Addr().String()), pki.CAFile, opts)
-		require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
-		tcp, err := ln.Accept()
-		require.NoError(t, err, "accepting the Python client")
-		conn = ourConn(t, tcp, c, nil, p)
-	}
+	pair := openPair(t, c, tlstest.Python, via, tlstest.Spec{Python: peer.PythonOptions{Timeout: pythonTimeout}})
+	p := pair.Proc
 	connected := peer.PythonConnected + "TLSv" + strings.TrimPrefix(c.v.name, "TLS") + "\n"
 	require.NoError(t, p.WaitFor(connected, wait))
 	pyVersion, err := peer.PythonVersion(p, wait)
 	require.NoError(t, err)
 	out := p.Output()
-	return conn, &pythonSide{
+	return pair.Ours, &pythonSide{
 		p:          p,
 		truncation: peer.PythonTruncationClass(pyVersion),
 		mark:       strings.Index(out, connected) + len(connected),

@@ -632,7 +632,7 @@ func requireHandshakeIncomplete(t *testing.T, c *openssl.Conn, when string) {
 	require.False(t, c.ConnectionState().HandshakeComplete)
 }
 
-// shutdownMidHandshake is the first half of scenario 11, run by ourConn
+// shutdownMidHandshake is the first half of scenario 11, run by handshake
 // before the handshake: the shutdown calls fail with ErrHandshakeIncomplete
 // before it starts, and while it is in flight, the peer paused (a process
 // stopped with SIGSTOP; the crypto/tls peer's handshake starts only after
@@ -658,7 +658,7 @@ func shutdownMidHandshake(t *testing.T, c *openssl.Conn, ctx context.Context, pr
 	return ours
 }
 
-// 11: shutdown requested during the handshake. ourConn has checked that
+// 11: shutdown requested during the handshake. handshake has checked that
 // ShutdownOnce, Shutdown and CloseWrite fail with ErrHandshakeIncomplete
 // and send nothing, before and during our handshake, and that the
 // handshake then completed; data flows both ways and a normal shutdown

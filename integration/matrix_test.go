@@ -47,11 +47,12 @@ type peerImpl struct {
 }
 
 // route gives the address a client dials to reach the server listening at
-// serverAddr: the address itself (direct), or a relay's in front of it.
-type route func(serverAddr string) string
+// serverAddr: a relay's in front of it (tlstest.Spec.Via).
+type route = func(serverAddr string) (string, error)
 
-// direct is the route without anything in between.
-func direct(serverAddr string) string { return serverAddr }
+// direct is the route without anything in between: the client dials the
+// server itself.
+var direct route
 
 // cell is one run of a scenario: a peer, our role, a TLS version.
 type cell struct {
@@ -60,7 +61,7 @@ type cell struct {
 	v    version
 	// policy is the ClosePolicy of our Conn.
 	policy openssl.ClosePolicy
-	// midHandshake makes ourConn run shutdownMidHandshake before and during
+	// midHandshake makes handshake run shutdownMidHandshake before and during
 	// our handshake.
 	midHandshake bool
 }
