@@ -33,7 +33,7 @@ func TestClientShutdownAnswered(t *testing.T) {
 				defer cancel()
 				switch how {
 				case "ShutdownOnce+Retry":
-					requireAnsweredShutdown(t, c, ctx)
+					requireAnsweredShutdown(t, ctx, c)
 				case "Shutdown":
 					require.NoError(t, c.Shutdown(ctx))
 				}
@@ -52,9 +52,9 @@ func TestClientShutdownAnswered(t *testing.T) {
 // requireAnsweredShutdown shuts c down with ShutdownOnce through Retry
 // and asserts the sequence of a shutdown the peer answers: 0, any number
 // of -1/WANT_READ, then 1.
-func requireAnsweredShutdown(t *testing.T, c *openssl.Conn, ctx context.Context) {
+func requireAnsweredShutdown(t *testing.T, ctx context.Context, c *openssl.Conn) {
 	t.Helper()
-	seq, err := shutdownSequence(c, ctx)
+	seq, err := shutdownSequence(ctx, c)
 	require.NoError(t, err, "sequence %v", seq)
 	requireShape(t, seq, "0", "-1/WANT_READ", "1")
 	t.Logf("ShutdownOnce steps: %v", seq)
@@ -73,11 +73,11 @@ func TestClientTruncation(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				srv := sServer(t, v)
-				ctx := clientCtx(t, v)
+				sslCtx := clientCtx(t, v)
 				if ignore {
-					ctx.SetOptions(openssl.IgnoreUnexpectedEOF)
+					sslCtx.SetOptions(openssl.IgnoreUnexpectedEOF)
 				}
-				c := dial(t, srv, ctx)
+				c := dial(t, srv, sslCtx)
 
 				// Once s_server printed our data, its handshake is over and
 				// what we read next is its TCP close.
@@ -194,7 +194,7 @@ func TestClientKeyUpdate(t *testing.T) {
 				defer cancel()
 				switch how {
 				case "ShutdownOnce+Retry":
-					requireAnsweredShutdown(t, c, ctx)
+					requireAnsweredShutdown(t, ctx, c)
 				case "Shutdown":
 					require.NoError(t, c.Shutdown(ctx))
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // version is a TLS version both for our Ctx and for the openssl command
@@ -28,38 +29,21 @@ var versions = []version{
 	{"TLS1.3", tls.VersionTLS13, "-tls1_3"},
 }
 
-// pin limits ctx to v.
-func pin(t testing.TB, ctx *openssl.Ctx, v version) {
-	t.Helper()
-	require.NoError(t, ctx.SetMaxProtoVersion(v.v))
-	require.NoError(t, ctx.SetMinProtoVersion(v.v))
-}
-
-// clientCtx returns a Ctx for version v that trusts pki's CA and verifies
-// the server's certificate.
+// clientCtx returns a new Ctx for version v that trusts pki's CA and
+// verifies the server's certificate.
 func clientCtx(t testing.TB, v version) *openssl.Ctx {
 	t.Helper()
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := tlstest.NewCtx(pki, tlstest.WeClient, v.v)
 	require.NoError(t, err)
-	pin(t, ctx, v)
-	require.NoError(t, ctx.LoadVerifyLocations(pki.CAFile, ""))
-	ctx.SetVerifyMode(openssl.VerifyPeer)
-	return ctx
+	return sslCtx
 }
 
-// serverCtx returns a Ctx for version v that serves pki's leaf.
+// serverCtx returns a new Ctx for version v that serves pki's leaf.
 func serverCtx(t testing.TB, v version) *openssl.Ctx {
 	t.Helper()
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := tlstest.NewCtx(pki, tlstest.WeServer, v.v)
 	require.NoError(t, err)
-	pin(t, ctx, v)
-	cert, err := openssl.LoadCertificateFromPEM(pki.CertPEM)
-	require.NoError(t, err)
-	key, err := openssl.LoadPrivateKeyFromPEM(pki.KeyPEM)
-	require.NoError(t, err)
-	require.NoError(t, ctx.UseCertificate(cert))
-	require.NoError(t, ctx.UsePrivateKey(key))
-	return ctx
+	return sslCtx
 }
 
 // sServer starts openssl s_server for version v on a port the kernel
@@ -70,21 +54,21 @@ func sServer(t testing.TB, v version, extra ...string) *peer.Process {
 	return peer.OpenSSLServerT(t, 0, pki.CertFile, pki.KeyFile, append([]string{v.flag}, extra...)...)
 }
 
-// dial connects our client, made with ctx, to srv and completes the
+// dial connects our client, made with sslCtx, to srv and completes the
 // handshake. The Conn is closed at cleanup.
-func dial(t testing.TB, srv *peer.Process, ctx *openssl.Ctx) *openssl.Conn {
+func dial(t testing.TB, srv *peer.Process, sslCtx *openssl.Ctx) *openssl.Conn {
 	t.Helper()
 	tcp, err := net.DialTimeout("tcp", srv.Addr(), wait)
 	require.NoError(t, err)
-	c, err := openssl.Client(tcp, ctx)
+	c, err := openssl.Client(tcp, sslCtx)
 	if err != nil {
 		tcp.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	hctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	require.NoError(t, c.HandshakeContext(hctx), "handshake with %s", srv.Name())
+	require.NoError(t, c.HandshakeContext(ctx), "handshake with %s", srv.Name())
 	return c
 }
 
@@ -107,9 +91,9 @@ func sClient(t testing.TB, v version, extra ...string) (*openssl.Conn, *peer.Pro
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	hctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	require.NoError(t, c.HandshakeContext(hctx), "handshake with %s", cl.Name())
+	require.NoError(t, c.HandshakeContext(ctx), "handshake with %s", cl.Name())
 	require.NoError(t, cl.WaitFor(peer.ClientVerifyOK, wait))
 	return c, cl
 }

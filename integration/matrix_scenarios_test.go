@@ -59,7 +59,7 @@ const maxShutdownSteps = 10000
 
 // shutdownSequence shuts c down with ShutdownOnce through Retry and returns
 // every result, e.g. ["0", "-1/WANT_READ", "1"] (tlstest.Steps).
-func shutdownSequence(c *openssl.Conn, ctx context.Context) ([]string, error) {
+func shutdownSequence(ctx context.Context, c *openssl.Conn) ([]string, error) {
 	s := tlstest.Steps{Conn: c, Max: maxShutdownSteps}
 	err := s.Shutdown(ctx)
 	return s.Seq, err
@@ -186,7 +186,7 @@ func isResetErr(err error) bool {
 func weShutDownFirst(t *testing.T, c *openssl.Conn, ps peerSide) string {
 	exchangeLines(t, c, ps)
 	answered := answerAsync(ps)
-	seq, err := shutdownSequence(c, boundedCtx(t, wait))
+	seq, err := shutdownSequence(boundedCtx(t, wait), c)
 	a := <-answered
 	if errors.Is(a.err, errUnsupported) {
 		// The peer never answers: it reads our close_notify and closes TCP
