@@ -216,7 +216,7 @@ var cases = []*demoCase{
 			if err := r.await(r.wantRead); err != nil {
 				return err
 			}
-			err := errors.Join(r.PeerTCP().SetLinger(0), r.PeerSock.Close())
+			err := r.ResetPeer()
 			r.logPeer("SetLinger(0) and Close: %s (RST)", errText(err))
 			return err
 		},
@@ -255,15 +255,9 @@ func caseByName(name string) *demoCase {
 // peerReadEOF reads on the peer until crypto/tls returns io.EOF, which it
 // does for our close_notify. Data before it is unexpected.
 func peerReadEOF(r *run) error {
-	data, err := io.ReadAll(r.Peer)
-	r.logPeer("read %d B, then io.EOF (our close_notify): %s", len(data), errText(err))
-	if err != nil {
-		return err
-	}
-	if len(data) != 0 {
-		return fmt.Errorf("read %d B of data before our close_notify", len(data))
-	}
-	return nil
+	err := tlstest.ReadEOF(r.Peer)
+	r.logPeer("read until io.EOF (our close_notify): %s", errText(err))
+	return err
 }
 
 // pingMsg is the record our side sends before filling the pipe: the peer
