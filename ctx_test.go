@@ -512,34 +512,34 @@ func TestIgnoreUnexpectedEOFOption(t *testing.T) {
 // Each handshake negotiates one of the two lists' protocols. Run under
 // -race and -asan by make test.
 func TestSetNextProtosWhileHandshaking(t *testing.T) {
-	ctx := ctxFor(t, weAreServer)
-	require.NoError(t, ctx.SetNextProtos([]string{"a"}))
+	sslCtx := tlstest.CtxFor(t, tlstest.WeServer)
+	require.NoError(t, sslCtx.SetNextProtos([]string{"a"}))
 	stop := make(chan struct{})
-	swapped := sdGo(func() error {
+	swapped := tlstest.Go(func() error {
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return nil
 			default:
 			}
-			if err := ctx.SetNextProtos([]string{[]string{"a", "b"}[i%2]}); err != nil {
+			if err := sslCtx.SetNextProtos([]string{[]string{"a", "b"}[i%2]}); err != nil {
 				return err
 			}
 		}
 	})
 	const handshakes = 20
 	for i := range handshakes {
-		cfg := peerConfig(tls.VersionTLS13, weAreServer)
+		cfg := tlstest.PeerConfig(pki, tls.VersionTLS13, tlstest.WeServer)
 		cfg.NextProtos = []string{"a", "b"}
-		p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreServer, ctx: ctx, peer: cfg})
-		ourErr, peerErr := p.handshake()
+		p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeServer}, Ctx: sslCtx, Config: cfg})
+		ourErr, peerErr := p.Handshake()
 		require.NoError(t, ourErr, "handshake %d", i)
 		require.NoError(t, peerErr, "handshake %d", i)
-		require.Contains(t, []string{"a", "b"}, p.ours.ConnectionState().NegotiatedProtocol)
-		require.Equal(t, p.ours.ConnectionState().NegotiatedProtocol, p.peer.ConnectionState().NegotiatedProtocol)
+		require.Contains(t, []string{"a", "b"}, p.Ours.ConnectionState().NegotiatedProtocol)
+		require.Equal(t, p.Ours.ConnectionState().NegotiatedProtocol, p.Peer.ConnectionState().NegotiatedProtocol)
 	}
 	close(stop)
-	sdWait(t, swapped, "SetNextProtos loop")
+	tlstest.Wait(t, swapped, "SetNextProtos loop")
 }
 
 // TestNewCtxALPNConcurrently: Ctxs made at once, each with its own ALPN
@@ -547,32 +547,32 @@ func TestSetNextProtosWhileHandshaking(t *testing.T) {
 // to leave some without ALPN).
 func TestNewCtxALPNConcurrently(t *testing.T) {
 	const n = 8
-	ctxs := make([]*openssl.Ctx, n)
+	sslCtxs := make([]*openssl.Ctx, n)
 	var wg sync.WaitGroup
-	for i := range ctxs {
+	for i := range sslCtxs {
 		wg.Go(func() {
-			ctx, err := openssl.NewCtx()
+			sslCtx, err := openssl.NewCtx()
 			if err == nil {
-				err = ctx.SetNextProtos([]string{fmt.Sprintf("p%d", i)})
+				err = sslCtx.SetNextProtos([]string{fmt.Sprintf("p%d", i)})
 			}
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			ctxs[i] = ctx
+			sslCtxs[i] = sslCtx
 		})
 	}
 	wg.Wait()
-	for i, ctx := range ctxs {
-		require.NotNil(t, ctx)
-		cfg := peerConfig(tls.VersionTLS13, weAreClient)
+	for i, sslCtx := range sslCtxs {
+		require.NotNil(t, sslCtx)
+		cfg := tlstest.PeerConfig(pki, tls.VersionTLS13, tlstest.WeClient)
 		cfg.NextProtos = []string{fmt.Sprintf("p%d", i)}
 		// Our Ctx, as a client that does not verify, offers its list; the
 		// crypto/tls server must see it and pick it.
-		p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: ctx, peer: cfg})
-		ourErr, peerErr := p.handshake()
+		p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx, Config: cfg})
+		ourErr, peerErr := p.Handshake()
 		require.NoError(t, ourErr)
 		require.NoError(t, peerErr)
-		require.Equal(t, fmt.Sprintf("p%d", i), p.ours.ConnectionState().NegotiatedProtocol)
+		require.Equal(t, fmt.Sprintf("p%d", i), p.Ours.ConnectionState().NegotiatedProtocol)
 	}
 }

@@ -482,71 +482,59 @@ func TestCloseWrite(t *testing.T) {
 
 // TestShutdownOnceDuringParkedWrite: while a Write is parked mid-record
 // (the peer does not read), ShutdownOnce must not put the alert behind half
-// a record. It returns -1/want write without calling SSL_shutdown; Retry
+// a record. It returns -1/WANT_WRITE without calling SSL_shutdown; Retry
 // waits for the Write to end (the peer starts reading), then sends the
 // alert. The peer receives every byte written, then a clean close_notify.
 func TestShutdownOnceDuringParkedWrite(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{unix: true, ourSndBuf: 4096, peerRcvBuf: 4096})
-		p.exchange(t)
-		data := sdPattern(1 << 20)
-		wrote := sdGo(func() error {
-			_, err := p.ours.Write(data)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Transport: tlstest.Unix, OurSndBuf: 4096, PeerRcvBuf: 4096})
+		p.Exchange(t)
+		data := tlstest.Pattern(1 << 20)
+		wrote := tlstest.Go(func() error {
+			_, err := p.Ours.Write(data)
 			return err
 		})
 		// Bytes in our send queue mean the Write holds the write lock: the
 		// peer reads nothing, so it cannot finish.
-		waitFor(t, "the Write to start", func() bool {
-			n, err := p.ours.SendQueueLen()
+		tlstest.PollUntil(t, "the Write to start", func() bool {
+			n, err := p.Ours.SendQueueLen()
 			return err == nil && n > 0
 		})
-		rec := &sdStepRec{c: p.ours}
-		_, err := rec.once()
+		rec := &tlstest.Steps{Conn: p.Ours}
+		_, err := rec.Once()
 		require.ErrorIs(t, err, openssl.ErrWantWrite)
 		require.Equal(t, openssl.ErrorWantWrite, asError(t, err).Code)
-		require.False(t, p.ours.ShutdownState().Sent(), "no SSL_shutdown while the Write is parked")
+		require.False(t, p.Ours.ShutdownState().Sent(), "no SSL_shutdown while the Write is parked")
 
-		retried := sdGo(func() error { return p.ours.Retry(testCtx(t), rec.step) })
+		ctx := tlstest.Context(t)
+		retried := tlstest.Go(func() error { return p.Ours.Retry(ctx, rec.Step) })
 		var got bytes.Buffer
-		peerRead := sdGo(func() error {
-			_, err := io.Copy(&got, p.peer)
+		peerRead := tlstest.Go(func() error {
+			_, err := io.Copy(&got, p.Peer)
 			return err
 		})
-		sdWait(t, wrote, "the parked Write")
-		sdWait(t, retried, "Retry of ShutdownOnce")
-		require.Equal(t, "-1/want write", rec.seq[0])
-		require.Equal(t, "0", rec.seq[len(rec.seq)-1], "Retry ends when the alert is sent: %v", rec.seq)
-		sdWait(t, peerRead, "the peer's read up to close_notify")
+		tlstest.Wait(t, wrote, "the parked Write")
+		tlstest.Wait(t, retried, "Retry of ShutdownOnce")
+		require.Equal(t, "-1/WANT_WRITE", rec.Seq[0])
+		require.Equal(t, "0", rec.Seq[len(rec.Seq)-1], "Retry ends when the alert is sent: %v", rec.Seq)
+		tlstest.Wait(t, peerRead, "the peer's read up to close_notify")
 		require.True(t, bytes.Equal(data, got.Bytes()), "the peer got %d of %d bytes", got.Len(), len(data))
 	})
-}
-
-// waitFor polls cond, which watches a state no event reports (a kernel
-// queue), until it holds; it fails the test after testTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // TestShutdownCanceledIsNotTimeout: a Shutdown whose context is canceled
 // while it waits for the peer's close_notify returns context.Canceled, not
 // ErrShutdownTimeout, and its Timeout() is false.
 func TestShutdownCanceledIsNotTimeout(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{})
-		p.exchange(t)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p.Exchange(t)
 		ctx, cancel := context.WithCancel(context.Background())
-		done := sdGo(func() error { return p.ours.Shutdown(ctx) })
+		done := tlstest.Go(func() error { return p.Ours.Shutdown(ctx) })
 		// The peer reads our close_notify; then nothing more can come.
-		require.NoError(t, sdReadEOF(p.peer))
+		require.NoError(t, tlstest.ReadEOF(p.Peer))
 		cancel()
-		err := sdResult(t, done, "Shutdown")
+		err := tlstest.Result(t, done, "Shutdown")
 		require.ErrorIs(t, err, context.Canceled)
 		require.NotErrorIs(t, err, openssl.ErrShutdownTimeout)
 		var ne net.Error

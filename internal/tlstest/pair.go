@@ -71,16 +71,11 @@ type Spec struct {
 	Ctx *openssl.Ctx
 	// Config is a crypto/tls peer's configuration; nil means [PeerConfig].
 	Config *tls.Config
-	// Deadline is set on a crypto/tls peer's socket, and on ours when
-	// SetOurDeadline is true; zero means [Timeout] from now for the peer's
-	// socket, and no deadline for ours.
-	Deadline       time.Time
-	SetOurDeadline bool
+	// Deadline is set on a crypto/tls peer's socket, so that no operation
+	// of the peer waits longer; zero means [Timeout] from now.
+	Deadline time.Time
 	// Record makes a crypto/tls peer read through a [Recorder] ([Pair.Rec]).
 	Record bool
-	// WrapPeer, when set, wraps a crypto/tls peer's socket before the
-	// Recorder and crypto/tls: a peer that stalls or skips bytes.
-	WrapPeer func(Sock) net.Conn
 	// PeerArgs are extra command-line arguments of a process peer (after
 	// the version's, for openssl and GnuTLS).
 	PeerArgs []string
@@ -108,8 +103,8 @@ type Pair struct {
 	Ours    *openssl.Conn
 	OurSock Sock // under Ours
 	// Peer and PeerSock are set with a crypto/tls peer: the peer, and its
-	// socket (under WrapPeer and Rec), which tests close to make the peer
-	// vanish without close_notify.
+	// socket (under Rec), which tests close to make the peer vanish without
+	// close_notify.
 	Peer     *tls.Conn
 	PeerSock Sock
 	Rec      *Recorder // with Spec.Record
@@ -157,11 +152,6 @@ func Open(spec Spec) (p *Pair, err error) {
 			return p, err
 		}
 	}
-	if spec.SetOurDeadline {
-		if err := p.OurSock.SetDeadline(spec.Deadline); err != nil {
-			return p, err
-		}
-	}
 	if spec.Role == WeClient {
 		p.Ours, err = openssl.Client(p.OurSock, sslCtx)
 	} else {
@@ -199,9 +189,6 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 		return err
 	}
 	var conn net.Conn = p.PeerSock
-	if spec.WrapPeer != nil {
-		conn = spec.WrapPeer(p.PeerSock)
-	}
 	if spec.Record {
 		p.Rec = NewRecorder(conn)
 		conn = p.Rec
@@ -222,8 +209,8 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 // server, or accept a client on a listener of our own.
 func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 	spec := p.Spec
-	if spec.Transport != TCP || spec.PeerRcvBuf != 0 || spec.WrapPeer != nil || spec.Record {
-		return fmt.Errorf("tlstest: a %v peer needs TCP and has no socket of ours to set", spec.Peer)
+	if spec.Transport != TCP || spec.PeerRcvBuf != 0 || spec.Record || spec.Config != nil {
+		return fmt.Errorf("tlstest: a %v peer needs TCP, and has no socket, Recorder or crypto/tls Config of ours", spec.Peer)
 	}
 	if p.dir, err = os.MkdirTemp("", "tlstest-peer-"); err != nil {
 		return err

@@ -123,19 +123,27 @@ func TestFillRaw(t *testing.T) {
 	require.Zero(t, n2)
 }
 
-// TestOpenSSLPeer connects to openssl s_server and s_client.
-func TestOpenSSLPeer(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("no openssl program")
-	}
-	for _, r := range tlstest.Roles {
-		t.Run(r.String(), func(t *testing.T) {
-			c := tlstest.Case{Version: tls.VersionTLS12, Role: r}
-			p := tlstest.Connect(t, tlstest.Spec{Case: c, Peer: tlstest.OpenSSLTool})
-			require.NotNil(t, p.Proc)
-			_, err := p.Ours.Write([]byte("hello\n"))
-			require.NoError(t, err)
-			require.NoError(t, p.Proc.WaitFor("hello\n", tlstest.Timeout))
+// TestProcessPeers connects to each process peer of internal/peer in
+// every case: the handshake completes, the peer reports it where it does,
+// and the version is the case's.
+func TestProcessPeers(t *testing.T) {
+	for _, tc := range []struct {
+		kind    tlstest.PeerKind
+		program string
+	}{
+		{tlstest.OpenSSLTool, "openssl"},
+		{tlstest.GnuTLS, "gnutls-serv"},
+		{tlstest.Python, "python3"},
+	} {
+		t.Run(tc.kind.String(), func(t *testing.T) {
+			if _, err := exec.LookPath(tc.program); err != nil {
+				t.Skipf("%s is not installed", tc.program)
+			}
+			tlstest.Each(t, func(t *testing.T, c tlstest.Case) {
+				p := tlstest.Connect(t, tlstest.Spec{Case: c, Peer: tc.kind})
+				require.NotNil(t, p.Proc)
+				require.Nil(t, p.Peer)
+			})
 		})
 	}
 }

@@ -86,3 +86,20 @@ func Context(tb testing.TB) context.Context {
 	tb.Cleanup(cancel)
 	return ctx
 }
+
+// PollUntil calls cond every millisecond until it returns true, and fails
+// tb if that takes longer than [Timeout]. It is for kernel state that no
+// readiness event reports (SIOCOUTQ, as Close's DrainSendQueue polls it),
+// never for ordering goroutines: use channels for that.
+func PollUntil(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(Timeout)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not within %v", what, Timeout)
+		}
+		<-tick.C
+	}
+}
