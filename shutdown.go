@@ -250,15 +250,24 @@ func (c *Conn) sendCloseNotify(ctx context.Context) (complete bool, err error) {
 	if flushed {
 		return c.ShutdownState().Received(), nil
 	}
-	stop := c.interruptOn(ctx, dirWrite)
-	err = c.out.step.run(opShutdown, nil, dirWrite)
-	if stop() {
-		err = ctx.Err()
+	// The first attempt does not wait: the alert usually fits in the
+	// socket's send buffer, and a deadline or context that has already
+	// passed must not keep it from going out then.
+	r := &c.out.step.res
+	var skipped error
+	if err = c.raw.Control(func(uintptr) { skipped = c.callSSL(opShutdown, nil, r) }); err == nil {
+		err = skipped
+	}
+	if err == nil && ErrorCode(r.ssl_error) == ErrorWantWrite {
+		stop := c.interruptOn(ctx, dirWrite)
+		err = c.out.step.run(opShutdown, nil, dirWrite)
+		if stop() {
+			err = ctx.Err()
+		}
 	}
 	if err != nil {
 		return false, c.shutdownError(ctx, err)
 	}
-	r := &c.out.step.res
 	switch {
 	case r.ret == 1:
 		return true, nil
