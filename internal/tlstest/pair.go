@@ -76,6 +76,10 @@ type Spec struct {
 	Deadline time.Time
 	// Record makes a crypto/tls peer read through a [Recorder] ([Pair.Rec]).
 	Record bool
+	// WrapPeer, when set, wraps a crypto/tls peer's socket before the
+	// Recorder and crypto/tls: the matrix's peers that stop reading or
+	// cork their writes.
+	WrapPeer func(Sock) net.Conn
 	// PeerArgs are extra command-line arguments of a process peer (after
 	// the version's, for openssl and GnuTLS).
 	PeerArgs []string
@@ -103,8 +107,8 @@ type Pair struct {
 	Ours    *openssl.Conn
 	OurSock Sock // under Ours
 	// Peer and PeerSock are set with a crypto/tls peer: the peer, and its
-	// socket (under Rec), which tests close to make the peer vanish without
-	// close_notify.
+	// socket (under WrapPeer and Rec), which tests close to make the peer
+	// vanish without close_notify.
 	Peer     *tls.Conn
 	PeerSock Sock
 	Rec      *Recorder // with Spec.Record
@@ -189,6 +193,9 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 		return err
 	}
 	var conn net.Conn = p.PeerSock
+	if spec.WrapPeer != nil {
+		conn = spec.WrapPeer(p.PeerSock)
+	}
 	if spec.Record {
 		p.Rec = NewRecorder(conn)
 		conn = p.Rec
@@ -209,7 +216,7 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 // server, or accept a client on a listener of our own.
 func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 	spec := p.Spec
-	if spec.Transport != TCP || spec.PeerRcvBuf != 0 || spec.Record || spec.Config != nil {
+	if spec.Transport != TCP || spec.PeerRcvBuf != 0 || spec.Record || spec.Config != nil || spec.WrapPeer != nil {
 		return fmt.Errorf("tlstest: a %v peer needs TCP, and has no socket, Recorder or crypto/tls Config of ours", spec.Peer)
 	}
 	if p.dir, err = os.MkdirTemp("", "tlstest-peer-"); err != nil {
