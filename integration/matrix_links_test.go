@@ -113,28 +113,19 @@ func (s *relayedSide) reset() error {
 // the peer sends from now on.
 func (s *relayedSide) armCut() { s.cutOnce.Do(func() { close(s.cut) }) }
 
-const (
-	// smallBuffer is SO_SNDBUF (ours) and SO_RCVBUF (the crypto/tls
-	// peer's) of scenario 9 with the crypto/tls peer, as in cmd/closenotify's
-	// full-buffer case: with buffers this small the peer's window, once
-	// shut, stays shut.
-	smallBuffer = 4096
-	// ethernetMSS is the segment size of that connection.
-	ethernetMSS = 1460
-)
-
 // connectFullBuffer connects scenario 9. The crypto/tls peer gets the set-up
 // of cmd/closenotify's full-buffer case, which makes the first ShutdownOnce
 // -1/WANT_WRITE every time: small buffers and segments set before the
-// connection exists, and a peer that can stop reading (stallConn) and skips
-// the raw zero bytes we fill the pipe with. Process peers connect as usual.
+// handshake (tlstest.SmallBuffer, EthernetMSS), and a peer that can stop
+// reading (stallConn) and skips the raw zero bytes we fill the pipe with.
+// Process peers connect as usual.
 func connectFullBuffer(t *testing.T, c cell) (*openssl.Conn, peerSide) {
 	if c.peer != peerGo {
 		return c.peer.connect(t, c, direct)
 	}
 	var s *stallConn
 	p := openPair(t, c, tlstest.CryptoTLS, direct, tlstest.Spec{
-		OurSndBuf: smallBuffer, PeerRcvBuf: smallBuffer, MSS: ethernetMSS,
+		OurSndBuf: tlstest.SmallBuffer, PeerRcvBuf: tlstest.SmallBuffer, MSS: tlstest.EthernetMSS,
 		WrapPeer: func(sock tlstest.Sock) net.Conn {
 			s = &stallConn{TCPConn: sock.(*net.TCPConn), closed: make(chan struct{})}
 			return s

@@ -18,18 +18,6 @@ const (
 	runTimeout = 5 * time.Second
 	// closeTimeout bounds our Conn's Close at the end of a run.
 	closeTimeout = 200 * time.Millisecond
-	// smallBuffer is SO_SNDBUF (ours) and SO_RCVBUF (the peer's) for the
-	// full-buffer case; the kernel doubles it and applies its minimum. With
-	// buffers this small the peer's window, once shut, stays shut: larger
-	// ones reopen a little at the next zero-window probe (Linux collapses
-	// the queued segments), which would let our alert through.
-	smallBuffer = 4096
-	// ethernetMSS is the segment size of the full-buffer case's connection,
-	// instead of loopback's 64 KiB, as on a real network: small buffers then
-	// hold several segments, and once the peer reads again our side resumes
-	// in about 150 ms rather than 800 ms (it waits for its zero-window probe
-	// timer either way).
-	ethernetMSS = 1460
 )
 
 // run is one case in one role and version: our Conn and the crypto/tls
@@ -177,7 +165,7 @@ func connect(c *demoCase, spec tlstest.Case) (*run, error) {
 	if c.smallBuffers {
 		// Set before the handshake, so that the window is small from the
 		// start.
-		s.OurSndBuf, s.PeerRcvBuf, s.MSS = smallBuffer, smallBuffer, ethernetMSS
+		s.OurSndBuf, s.PeerRcvBuf, s.MSS = tlstest.SmallBuffer, tlstest.SmallBuffer, tlstest.EthernetMSS
 	}
 	p, err := tlstest.Open(s)
 	if err != nil {

@@ -159,6 +159,22 @@ func mssControl(mss int) func(network, address string, c syscall.RawConn) error 
 	return func(_, _ string, c syscall.RawConn) error { return SetMSS(c, mss) }
 }
 
+// Sizes for a pipe that a crypto/tls peer fills by not reading (the
+// matrix's scenario 9, the demo's full-buffer case): set as Spec.OurSndBuf,
+// PeerRcvBuf and MSS before the handshake.
+const (
+	// SmallBuffer is small enough that the peer's window, once shut, stays
+	// shut: the kernel doubles it and applies its minimum. Larger buffers
+	// reopen a little at the next zero-window probe (Linux collapses the
+	// queued segments), which lets a small write through.
+	SmallBuffer = 4096
+	// EthernetMSS is Ethernet's segment size, instead of loopback's 64 KiB:
+	// small buffers then hold several segments, as on a real network, and
+	// once the peer reads again the sender resumes in about 150 ms rather
+	// than 800 ms (it waits for its zero-window probe timer either way).
+	EthernetMSS = 1460
+)
+
 // SetMSS sets TCP_MAXSEG, the largest segment the socket sends, to mss. It
 // takes effect when set before connect or listen (accepted sockets inherit
 // it). On loopback the default is about 64 KiB; 1460, Ethernet's, makes
