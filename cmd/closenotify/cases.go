@@ -73,10 +73,7 @@ var cases = []*demoCase{
 		title: "peer answers close_notify (crypto/tls: Read gives io.EOF, then Close)",
 		ours:  shutdownSteps,
 		peer: func(r *run) error {
-			if err := peerReadEOF(r); err != nil {
-				return err
-			}
-			if err := r.await(r.wantRead); err != nil {
+			if err := peerSeesOurCloseNotify(r); err != nil {
 				return err
 			}
 			r.logPeer("Close: %s (sends close_notify, then FIN)", errText(r.Peer.Close()))
@@ -89,10 +86,7 @@ var cases = []*demoCase{
 		title: "peer closes TCP silently (no close_notify)",
 		ours:  shutdownSteps,
 		peer: func(r *run) error {
-			if err := peerReadEOF(r); err != nil {
-				return err
-			}
-			if err := r.await(r.wantRead); err != nil {
+			if err := peerSeesOurCloseNotify(r); err != nil {
 				return err
 			}
 			r.logPeer("closed TCP under tls.Conn: %s (FIN, no close_notify)", errText(r.PeerSock.Close()))
@@ -144,10 +138,7 @@ var cases = []*demoCase{
 		title: "the same peer, but we wait with a second ShutdownOnce: OpenSSL refuses the data",
 		ours:  shutdownSteps,
 		peer: func(r *run) error {
-			if err := peerReadEOF(r); err != nil {
-				return err
-			}
-			if err := r.await(r.wantRead); err != nil {
+			if err := peerSeesOurCloseNotify(r); err != nil {
 				return err
 			}
 			// Our side fails at the first record and closes; the write
@@ -197,10 +188,7 @@ var cases = []*demoCase{
 			if err != nil {
 				return err
 			}
-			if err := peerReadEOF(r); err != nil {
-				return err
-			}
-			if err := r.await(r.wantRead); err != nil {
+			if err := peerSeesOurCloseNotify(r); err != nil {
 				return err
 			}
 			r.logPeer("Close: %s", errText(r.Peer.Close()))
@@ -250,6 +238,16 @@ func caseByName(name string) *demoCase {
 		}
 	}
 	return nil
+}
+
+// peerSeesOurCloseNotify reads on the peer to io.EOF (peerReadEOF), then
+// waits until our side waits for the answer (its first -1/WANT_READ), so
+// that what the peer does next meets a waiting ShutdownOnce.
+func peerSeesOurCloseNotify(r *run) error {
+	if err := peerReadEOF(r); err != nil {
+		return err
+	}
+	return r.await(r.wantRead)
 }
 
 // peerReadEOF reads on the peer until crypto/tls returns io.EOF, which it
