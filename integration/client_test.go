@@ -29,16 +29,7 @@ func TestClientShutdownAnswered(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, srv.WaitFor(msg, wait))
 
-				ctx, cancel := context.WithTimeout(context.Background(), wait)
-				defer cancel()
-				switch how {
-				case "ShutdownOnce+Retry":
-					requireAnsweredShutdown(t, ctx, c)
-				case "Shutdown":
-					require.NoError(t, c.Shutdown(ctx))
-				}
-				st := c.ShutdownState()
-				require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
+				requireAnsweredShutdown(t, c, how)
 				require.Zero(t, c.DiscardedBytes())
 
 				require.NoError(t, srv.WaitFor(peer.ServerCloseNotifyReceived, wait))
@@ -49,15 +40,24 @@ func TestClientShutdownAnswered(t *testing.T) {
 	}
 }
 
-// requireAnsweredShutdown shuts c down with ShutdownOnce through Retry
-// and asserts the sequence of a shutdown the peer answers: 0, any number
-// of -1/WANT_READ, then 1.
-func requireAnsweredShutdown(t *testing.T, ctx context.Context, c *openssl.Conn) {
+// requireAnsweredShutdown shuts c down within wait, as how says
+// ("ShutdownOnce+Retry" or "Shutdown"), and asserts a shutdown the peer
+// answers: step by step, the sequence 0, any number of -1/WANT_READ, then
+// 1; either way, both ShutdownState flags.
+func requireAnsweredShutdown(t *testing.T, c *openssl.Conn, how string) {
 	t.Helper()
-	seq, err := shutdownSequence(ctx, c)
-	require.NoError(t, err, "sequence %v", seq)
-	requireShape(t, seq, "0", "-1/WANT_READ", "1")
-	t.Logf("ShutdownOnce steps: %v", seq)
+	ctx := boundedCtx(t, wait)
+	switch how {
+	case "ShutdownOnce+Retry":
+		seq, err := shutdownSequence(ctx, c)
+		require.NoError(t, err, "sequence %v", seq)
+		requireShape(t, seq, "0", "-1/WANT_READ", "1")
+		t.Logf("ShutdownOnce steps: %v", seq)
+	case "Shutdown":
+		require.NoError(t, c.Shutdown(ctx))
+	}
+	st := c.ShutdownState()
+	require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
 }
 
 // TestClientTruncation: s_server's Q command closes TCP without
@@ -190,16 +190,7 @@ func TestClientKeyUpdate(t *testing.T) {
 				require.NoError(t, srv.Send(cmd))
 				require.NoError(t, srv.WaitForAfter(mark, peer.ServerKeyUpdated, wait))
 
-				ctx, cancel := context.WithTimeout(context.Background(), wait)
-				defer cancel()
-				switch how {
-				case "ShutdownOnce+Retry":
-					requireAnsweredShutdown(t, ctx, c)
-				case "Shutdown":
-					require.NoError(t, c.Shutdown(ctx))
-				}
-				st := c.ShutdownState()
-				require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
+				requireAnsweredShutdown(t, c, how)
 				require.NoError(t, srv.WaitForAfter(mark, peer.ServerCloseNotifyReceived, wait))
 				require.Zero(t, exitCode(t, srv))
 				// Having sent close_notify, we never answered K.
