@@ -21,8 +21,7 @@ func TestClientShutdownAnswered(t *testing.T) {
 	for _, v := range versions {
 		for _, how := range []string{"ShutdownOnce+Retry", "Shutdown"} {
 			t.Run(v.name+"/"+how, func(t *testing.T) {
-				srv := sServer(t, v)
-				c := dial(t, srv, clientCtx(t, v))
+				c, srv := sServer(t, v, nil)
 
 				const msg = "hello from our client\n"
 				_, err := c.Write([]byte(msg))
@@ -72,12 +71,11 @@ func TestClientTruncation(t *testing.T) {
 				name = v.name + "/IgnoreUnexpectedEOF"
 			}
 			t.Run(name, func(t *testing.T) {
-				srv := sServer(t, v)
 				sslCtx := clientCtx(t, v)
 				if ignore {
 					sslCtx.SetOptions(openssl.IgnoreUnexpectedEOF)
 				}
-				c := dial(t, srv, sslCtx)
+				c, srv := sServer(t, v, sslCtx)
 
 				// Once s_server printed our data, its handshake is over and
 				// what we read next is its TCP close.
@@ -121,8 +119,7 @@ func TestClientKeyUpdate(t *testing.T) {
 	for _, cmd := range []string{peer.ServerCmdKeyUpdateRequest, peer.ServerCmdKeyUpdate} {
 		name := strings.TrimSpace(cmd)
 		t.Run(v.name+"/"+name+"/while reading", func(t *testing.T) {
-			srv := sServer(t, v)
-			c := dial(t, srv, clientCtx(t, v))
+			c, srv := sServer(t, v, nil)
 			const up1 = "before the key update\n"
 			_, err := c.Write([]byte(up1))
 			require.NoError(t, err)
@@ -177,8 +174,7 @@ func TestClientKeyUpdate(t *testing.T) {
 
 		for _, how := range []string{"ShutdownOnce+Retry", "Shutdown"} {
 			t.Run(v.name+"/"+name+"/after our close_notify/"+how, func(t *testing.T) {
-				srv := sServer(t, v)
-				c := dial(t, srv, clientCtx(t, v))
+				c, srv := sServer(t, v, nil)
 				const up = "before the key update\n"
 				_, err := c.Write([]byte(up))
 				require.NoError(t, err)
@@ -208,8 +204,7 @@ func TestClientKeyUpdate(t *testing.T) {
 func TestClientHalfClose(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
-			srv := sServer(t, v, "-rev")
-			c := dial(t, srv, clientCtx(t, v))
+			c, srv := sServer(t, v, nil, "-rev")
 			require.NoError(t, srv.WaitFor(peer.RevConnectionEstablished, wait))
 
 			_, err := c.Write([]byte("hello\n"))
@@ -237,8 +232,7 @@ func TestClientHalfClose(t *testing.T) {
 func TestClientPeerClosesFirst(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
-			srv := sServer(t, v, "-rev")
-			c := dial(t, srv, clientCtx(t, v))
+			c, srv := sServer(t, v, nil, "-rev")
 			require.NoError(t, srv.WaitFor(peer.RevConnectionEstablished, wait))
 
 			_, err := c.Write([]byte("CLOSE\n"))

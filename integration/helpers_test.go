@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -46,56 +45,30 @@ func serverCtx(t testing.TB, v version) *openssl.Ctx {
 	return sslCtx
 }
 
-// sServer starts openssl s_server for version v on a port the kernel
-// picks (port 0: s_server reports it, so there is no race for a free
-// port). It is killed at cleanup.
-func sServer(t testing.TB, v version, extra ...string) *peer.Process {
+// sServer starts openssl s_server for version v, with the extra
+// arguments after the version's, and connects our client to it, made with
+// sslCtx (nil: clientCtx's), handshake completed (tlstest.Connect). The
+// Conn is closed and s_server killed at cleanup.
+func sServer(t testing.TB, v version, sslCtx *openssl.Ctx, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
-	return peer.OpenSSLServerT(t, 0, pki.CertFile, pki.KeyFile, append([]string{v.flag}, extra...)...)
+	p := tlstest.Connect(t, tlstest.Spec{
+		Case: tlstest.Case{Version: v.v, Role: tlstest.WeClient},
+		Peer: tlstest.OpenSSLTool, PKI: pki, Ctx: sslCtx, PeerArgs: extra,
+	})
+	return p.Ours, p.Proc
 }
 
-// dial connects our client, made with sslCtx, to srv and completes the
-// handshake. The Conn is closed at cleanup.
-func dial(t testing.TB, srv *peer.Process, sslCtx *openssl.Ctx) *openssl.Conn {
-	t.Helper()
-	tcp, err := net.DialTimeout("tcp", srv.Addr(), wait)
-	require.NoError(t, err)
-	c, err := openssl.Client(tcp, sslCtx)
-	if err != nil {
-		tcp.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	require.NoError(t, c.HandshakeContext(ctx), "handshake with %s", srv.Name())
-	return c
-}
-
-// sClient listens on a port the kernel picks on 127.0.0.1, starts
-// openssl s_client for version v against it, and returns our server Conn
-// with the handshake completed, and the s_client process. Both are closed
-// or killed at cleanup.
+// sClient starts openssl s_client for version v, with the extra arguments
+// after the version's, against our server, and returns our Conn with the
+// handshake completed and s_client's verification reported
+// (tlstest.Connect). The Conn is closed and s_client killed at cleanup.
 func sClient(t testing.TB, v version, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer ln.Close()
-	cl := peer.OpenSSLClientT(t, ln.Addr().String(), pki.CAFile, append([]string{v.flag}, extra...)...)
-	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
-	tcp, err := ln.Accept()
-	require.NoError(t, err, "accepting %s", cl.Name())
-	c, err := openssl.Server(tcp, serverCtx(t, v))
-	if err != nil {
-		tcp.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	require.NoError(t, c.HandshakeContext(ctx), "handshake with %s", cl.Name())
-	require.NoError(t, cl.WaitFor(peer.ClientVerifyOK, wait))
-	return c, cl
+	p := tlstest.Connect(t, tlstest.Spec{
+		Case: tlstest.Case{Version: v.v, Role: tlstest.WeServer},
+		Peer: tlstest.OpenSSLTool, PKI: pki, PeerArgs: extra,
+	})
+	return p.Ours, p.Proc
 }
 
 // readN reads exactly n bytes from c within wait.

@@ -84,7 +84,7 @@ func openPair(t *testing.T, c cell, k tlstest.PeerKind, via route, spec tlstest.
 	if c.ours == weServer {
 		spec.Role = tlstest.WeServer
 	}
-	spec.Peer, spec.Policy, spec.Via = k, &c.policy, via
+	spec.Peer, spec.PKI, spec.Policy, spec.Via = k, pki, &c.policy, via
 	if k == tlstest.CryptoTLS && spec.Deadline.IsZero() {
 		spec.Deadline = time.Now().Add(peerSocketDeadline)
 	}

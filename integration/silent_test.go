@@ -30,8 +30,7 @@ func TestPeerNeverAnswers(t *testing.T) {
 				var c *openssl.Conn
 				var p *peer.Process
 				if role == "client" {
-					p = sServer(t, v)
-					c = dial(t, p, clientCtx(t, v))
+					c, p = sServer(t, v, nil)
 					const msg = "hello from our client\n"
 					_, err := c.Write([]byte(msg))
 					require.NoError(t, err)
