@@ -115,7 +115,7 @@ func TestClientTruncation(t *testing.T) {
 //     returns nil.
 func TestClientKeyUpdate(t *testing.T) {
 	v := versions[1]
-	require.Equal(t, "-tls1_3", v.flag)
+	require.Equal(t, "TLS1.3", v.name)
 	for _, cmd := range []string{peer.ServerCmdKeyUpdateRequest, peer.ServerCmdKeyUpdate} {
 		name := strings.TrimSpace(cmd)
 		t.Run(v.name+"/"+name+"/while reading", func(t *testing.T) {

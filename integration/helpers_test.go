@@ -15,17 +15,16 @@ import (
 	"github.com/closenotify/openssl/internal/tlstest"
 )
 
-// version is a TLS version both for our Ctx and for the openssl command
-// line.
+// version is a TLS version: its name in test names, and its crypto/tls
+// constant.
 type version struct {
 	name string
-	v    uint16 // for SetMinProtoVersion and SetMaxProtoVersion
-	flag string // for s_server and s_client
+	v    uint16
 }
 
 var versions = []version{
-	{"TLS1.2", tls.VersionTLS12, "-tls1_2"},
-	{"TLS1.3", tls.VersionTLS13, "-tls1_3"},
+	{"TLS1.2", tls.VersionTLS12},
+	{"TLS1.3", tls.VersionTLS13},
 }
 
 // clientCtx returns a new Ctx for version v that trusts pki's CA and
