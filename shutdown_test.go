@@ -547,15 +547,15 @@ func TestShutdownCanceledIsNotTimeout(t *testing.T) {
 // passed does not keep our close_notify from going out when the socket can
 // take it; only the wait for the peer's times out.
 func TestShutdownExpiredContextStillSendsAlert(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{})
-		p.exchange(t)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p.Exchange(t)
 		ctx, cancel := context.WithDeadline(context.Background(), time.Unix(1, 0))
 		defer cancel()
-		err := p.ours.Shutdown(ctx)
+		err := p.Ours.Shutdown(ctx)
 		require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		require.True(t, p.ours.ShutdownState().Sent())
-		require.NoError(t, sdReadEOF(p.peer), "the peer reads our close_notify")
+		require.True(t, p.Ours.ShutdownState().Sent())
+		require.NoError(t, tlstest.ReadEOF(p.Peer), "the peer reads our close_notify")
 	})
 }
