@@ -43,7 +43,7 @@ func answerAsync(ps peerSide) <-chan answerResult {
 	return answered
 }
 
-// exchange sends a line each way and checks both arrived.
+// exchangeLines sends a line each way and checks both arrived.
 func exchangeLines(t *testing.T, c *openssl.Conn, ps peerSide) {
 	t.Helper()
 	const ours, theirs = "ping from us\n", "pong from the peer\n"
@@ -87,6 +87,7 @@ func requireShape(t *testing.T, seq []string, first, middle, last string) {
 	}
 }
 
+// boundedCtx returns a context that ends after d, or at t's cleanup.
 func boundedCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
