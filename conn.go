@@ -46,6 +46,7 @@ type Conn struct {
 	fatalErr     error         // protected by sslMu; first SSL_ERROR_SSL or SSL_ERROR_SYSCALL
 	alertFlushed bool          // protected by sslMu; our close_notify reached the kernel
 	finalState   ShutdownState // protected by sslMu; SSL_get_shutdown when ssl was freed
+	idleTimer    *time.Timer   // protected by sslMu; see armIdleRelease
 
 	handshakeMu   sync.Mutex      // serialises handshakes
 	handshakeErr  error           // protected by handshakeMu; sticky

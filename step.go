@@ -72,11 +72,7 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *sslResult) error {
 	case opRead:
 		C.go_ossl_read(c.ssl, ptr, C.size_t(len(buf)), &r.shimResult)
 		if ErrorCode(r.ssl_error) == ErrorWantRead {
-			// The socket is empty and the read parks until the peer
-			// sends more, which on an idle connection may be never:
-			// OpenSSL's buffers (about 17 KiB each way) need not wait
-			// with it.
-			C.go_ossl_release_buffers(c.ssl)
+			c.armIdleRelease()
 		}
 	case opWrite:
 		C.go_ossl_write(c.ssl, ptr, C.size_t(len(buf)), &r.shimResult)
@@ -93,6 +89,37 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *sslResult) error {
 		c.fatalErr = sslError(op.String(), r)
 	}
 	return nil
+}
+
+// idleRelease is how long a Read waits for the peer before OpenSSL's
+// buffers are released.
+const idleRelease = 5 * time.Millisecond
+
+// armIdleRelease (re)starts, with c.sslMu held, the timer that releases
+// OpenSSL's buffers (about 17 KiB each way) once a Read has waited
+// idleRelease for the peer: the read parks until the peer sends more,
+// which on an idle connection may be never. Releasing at once would cost
+// every wait a free and an allocation of both buffers, which a busy
+// connection (a request and its answer) pays on every exchange; a timer
+// pushed back at each wait costs it a Reset and never fires.
+func (c *Conn) armIdleRelease() {
+	if c.idleTimer == nil {
+		c.idleTimer = time.AfterFunc(idleRelease, c.releaseBuffers)
+		return
+	}
+	c.idleTimer.Reset(idleRelease)
+}
+
+// releaseBuffers frees OpenSSL's read and write buffers unless one holds
+// data; OpenSSL allocates them again for the next read or write, so a
+// connection that woke up meanwhile loses nothing but the allocation.
+// After Close it does nothing.
+func (c *Conn) releaseBuffers() {
+	c.sslMu.Lock()
+	defer c.sslMu.Unlock()
+	if c.ssl != nil {
+		C.go_ossl_release_buffers(c.ssl)
+	}
 }
 
 // sslStep runs one SSL operation to completion, waiting in Go's netpoller for

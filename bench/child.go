@@ -495,6 +495,10 @@ func pingPong(client, server *goImpl, dur time.Duration) (result, error) {
 // warm-up connection, so that what is loaded once is not counted. The
 // processes keep their connections until the driver closes their stdin.
 
+// idleSettle is how long the idle connections wait before they are
+// measured; the C program waits as long.
+const idleSettle = 200 * time.Millisecond
+
 // memory returns the process's resident set and live heap, in bytes, after
 // a collection that returns free memory to the OS.
 func memory() (rss, heap uint64, err error) {
@@ -592,6 +596,10 @@ func holdIdle(conns int, next func() (net.Conn, error), endWarm func(net.Conn)) 
 		parkReader(c)
 		held = append(held, c)
 	}
+	// Idle means idle for a while: what an implementation does to an idle
+	// connection after some time (this package releases OpenSSL's buffers
+	// after 5 ms) has run by now.
+	time.Sleep(idleSettle)
 	if after[0], after[1], err = memory(); err != nil {
 		return result{}, err
 	}

@@ -459,6 +459,8 @@ static double rss_bytes(void) {
 }
 
 static void report_idle(double base, int conns) {
+	// Idle means idle for a while, as in the Go children (idleSettle).
+	usleep(200 * 1000);
 	printf("result {\"metrics\":{\"rss-KiB/conn\":%.3f},\"ops\":%d,\"ns_per_op\":0}\n",
 	       (rss_bytes() - base) / conns / 1024, conns);
 	fflush(stdout);
