@@ -47,6 +47,7 @@ type Conn struct {
 	alertFlushed bool          // protected by sslMu; our close_notify reached the kernel
 	finalState   ShutdownState // protected by sslMu; SSL_get_shutdown when ssl was freed
 	idleTimer    *time.Timer   // protected by sslMu; see armIdleRelease
+	waitedOnce   bool          // protected by sslMu; see armIdleRelease
 
 	handshakeMu   sync.Mutex      // serialises handshakes
 	handshakeErr  error           // protected by handshakeMu; sticky

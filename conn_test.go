@@ -519,6 +519,42 @@ func (w byteWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// TestExchangesAcrossIdleReleases: the peer pauses before each answer,
+// longer than a Read waits before OpenSSL's buffers are released (1 ms), so
+// the buffers are freed while our Read is parked, and sometimes while our
+// next Write starts; every exchange must still carry the exact bytes, and
+// Close must not race with a release (run with -race).
+func TestExchangesAcrossIdleReleases(t *testing.T) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		const rounds = 10
+		peerDone := tlstest.Go(func() error {
+			buf := make([]byte, 5)
+			for i := range rounds {
+				if _, err := io.ReadFull(p.Peer, buf); err != nil {
+					return err
+				}
+				time.Sleep(3 * time.Millisecond) // an idle gap, not a synchronisation
+				if _, err := fmt.Fprintf(p.Peer, "re:%02d", i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		require.NoError(t, p.Ours.SetDeadline(time.Now().Add(tlstest.Timeout)))
+		buf := make([]byte, 5)
+		for i := range rounds {
+			_, err := fmt.Fprintf(p.Ours, "hi:%02d", i)
+			require.NoError(t, err)
+			_, err = io.ReadFull(p.Ours, buf)
+			require.NoError(t, err)
+			require.Equal(t, fmt.Sprintf("re:%02d", i), string(buf))
+		}
+		tlstest.Wait(t, peerDone, "the peer's answers")
+		require.NoError(t, p.Ours.Close())
+	})
+}
+
 func TestReadEOFOnCloseNotify(t *testing.T) {
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		p := tlstest.Connect(t, tlstest.Spec{Case: tc})

@@ -93,21 +93,31 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *sslResult) error {
 
 // idleRelease is how long a Read waits for the peer before OpenSSL's
 // buffers are released.
-const idleRelease = 5 * time.Millisecond
+const idleRelease = time.Millisecond
 
-// armIdleRelease (re)starts, with c.sslMu held, the timer that releases
-// OpenSSL's buffers (about 17 KiB each way) once a Read has waited
-// idleRelease for the peer: the read parks until the peer sends more,
-// which on an idle connection may be never. Releasing at once would cost
-// every wait a free and an allocation of both buffers, which a busy
-// connection (a request and its answer) pays on every exchange; a timer
-// pushed back at each wait costs it a Reset and never fires.
+// armIdleRelease, called with c.sslMu held when a Read is about to wait for
+// the peer, arranges for OpenSSL's buffers (about 17 KiB each way) to be
+// released: the read waits until the peer sends more, which on an idle
+// connection may be never.
+//   - The first wait, usually the one right after the handshake, releases
+//     them at once. That costs one free and one allocation of each buffer
+//     per connection, little next to a handshake, and a connection that
+//     goes idle then holds no more than it must, nor a timer (which, made
+//     for every connection, measured 2 KiB of resident memory each).
+//   - Later waits push back a timer that releases them after idleRelease.
+//     Releasing at once would cost every wait the free and allocation, and
+//     a busy connection (a request and its answer) waits on every
+//     exchange; a pushed-back timer costs it a Reset and never fires.
 func (c *Conn) armIdleRelease() {
-	if c.idleTimer == nil {
+	switch {
+	case !c.waitedOnce:
+		c.waitedOnce = true
+		C.go_ossl_release_buffers(c.ssl)
+	case c.idleTimer == nil:
 		c.idleTimer = time.AfterFunc(idleRelease, c.releaseBuffers)
-		return
+	default:
+		c.idleTimer.Reset(idleRelease)
 	}
-	c.idleTimer.Reset(idleRelease)
 }
 
 // releaseBuffers frees OpenSSL's read and write buffers unless one holds
