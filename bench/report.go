@@ -270,6 +270,93 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	r.printTargets(w)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Summary (medians; for this package, the medians of its per-repetition ratios to crypto/tls and to C):")
+	fmt.Fprintln(w)
+	r.printSummary(w)
+}
+
+// summaryRows are the figures of the compact table (printSummary), by
+// label, in the layout of issue 10's table.
+var summaryRows = []string{
+	"bulk, 16 KiB writes, MB/s",
+	"bulk, 1 KiB writes, MB/s",
+	"CPU per MB, 16 KiB writes (both ends), µs",
+	"CPU per MB, 1 KiB writes (both ends), µs",
+	"full handshakes/s, 1 client",
+	"full handshakes/s, 2 clients",
+	"CPU per full handshake (both ends), µs",
+	"resumed handshakes/s, 1 client",
+	"64-byte ping-pong, median µs",
+	"64-byte ping-pong, p99 µs",
+	"ping-pong TLS cost over own TCP, µs",
+	"idle RSS per connection, server, KiB",
+	"idle RSS per connection, client, KiB",
+	"idle Go heap per connection, server, KiB",
+	"idle Go heap per connection, client, KiB",
+}
+
+// printSummary writes the compact table: one row per figure, the median
+// of each implementation, and for this package its ratios to crypto/tls
+// and to C (medians of the per-repetition ratios). The mixed pairs get
+// rows of their own.
+func (r *report) printSummary(w io.Writer) {
+	cols := []string{"ours", "go", "c", "gossl", "tcp", "ctcp"}
+	fmt.Fprintln(w, "| figure | this package (× crypto/tls, × C) | crypto/tls | C libssl | go-openssl | Go TCP | C TCP |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	byLabel := map[string]row{}
+	for _, rw := range rows {
+		byLabel[rw.Label] = rw
+	}
+	for _, label := range summaryRows {
+		rw := byLabel[label]
+		cells := map[string]cell{}
+		for _, c := range r.cells(rw) {
+			cells[c.Impl] = c
+		}
+		if len(cells) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "| %s |", label)
+		for _, impl := range cols {
+			if rw.Workload == "ppcost" && impl == "c" {
+				// The C program's cost row is the busy-polling one, as
+				// the target has it.
+				impl = "c-spin"
+			}
+			c, ok := cells[impl]
+			switch {
+			case !ok:
+				fmt.Fprint(w, " |")
+			case c.Value == nil:
+				fmt.Fprint(w, " n/a |")
+			case impl == "ours":
+				fmt.Fprintf(w, " %s (%s, %s) |", fmtNum(c.Value.Median), fmtRatioShort(c.VsGo), fmtRatioShort(c.VsC))
+			default:
+				fmt.Fprintf(w, " %s |", fmtNum(c.Value.Median))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	for _, pair := range []struct{ workload, label string }{
+		{"bulk16k", "16 KiB"}, {"bulk1k", "1 KiB"},
+	} {
+		rw := row{Workload: pair.workload, Metric: "MB/s", Impls: []string{"ours2go", "go2ours"}, RefGo: "go", RefC: "c"}
+		for _, c := range r.cells(rw) {
+			if c.Value == nil {
+				continue
+			}
+			fmt.Fprintf(w, "| %s, %s writes, MB/s | %s (%s, %s) | | | | | |\n", implNames[c.Impl], pair.label,
+				fmtNum(c.Value.Median), fmtRatioShort(c.VsGo), fmtRatioShort(c.VsC))
+		}
+	}
+}
+
+func fmtRatioShort(s *stat) string {
+	if s == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", s.Median)
 }
 
 func shorten(s string) string {
