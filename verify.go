@@ -56,8 +56,9 @@ func (c *Ctx) SetVerifyDepth(depth int) {
 	C.SSL_CTX_set_verify_depth(c.sslCtx, C.int(depth))
 }
 
-// GetVerifyDepth returns the depth SetVerifyDepth set; OpenSSL's default
-// is 100 (corresponds to SSL_CTX_get_verify_depth).
+// GetVerifyDepth returns the depth SetVerifyDepth set, or -1 when it was
+// not called (OpenSSL's limit is then 100) (corresponds to
+// SSL_CTX_get_verify_depth).
 func (c *Ctx) GetVerifyDepth() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

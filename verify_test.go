@@ -1,0 +1,268 @@
+package openssl_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/peer"
+)
+
+// verifyCall is one call of a verify callback.
+type verifyCall struct {
+	ok      bool
+	depth   int
+	subject string
+	err     error
+}
+
+// recordingCallback returns a verify callback that records its calls and
+// answers answer (nil: OpenSSL's verdict).
+func recordingCallback(answer *bool) (openssl.VerifyCallback, func() []verifyCall) {
+	var mu sync.Mutex
+	var calls []verifyCall
+	cb := func(ok bool, store *openssl.CertificateStoreCtx) bool {
+		call := verifyCall{ok: ok, depth: store.Depth(), err: store.Err()}
+		if cert := store.GetCurrentCert(); cert != nil {
+			if x, err := cert.X509(); err == nil {
+				call.subject = x.Subject.CommonName
+			}
+		}
+		mu.Lock()
+		calls = append(calls, call)
+		mu.Unlock()
+		if answer != nil {
+			return *answer
+		}
+		return ok
+	}
+	return cb, func() []verifyCall {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]verifyCall(nil), calls...)
+	}
+}
+
+// TestVerifyCallbackClient: the callback sees the chain root first, with
+// OpenSSL's verdict, against crypto/tls and s_server.
+func TestVerifyCallbackClient(t *testing.T) {
+	eachVersion(t, func(t *testing.T, version uint16) {
+		t.Run("crypto-tls", func(t *testing.T) {
+			sslCtx := clientCtx(t)
+			cb, calls := recordingCallback(nil)
+			sslCtx.SetVerifyCallback(cb)
+			require.Equal(t, openssl.VerifyPeer, sslCtx.VerifyMode(), "SetVerifyCallback keeps the mode")
+			connectedPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
+			require.Equal(t, []verifyCall{
+				{ok: true, depth: 1, subject: pki.CA.Subject.CommonName},
+				{ok: true, depth: 0, subject: pki.Leaf.Subject.CommonName},
+			}, calls())
+		})
+		t.Run("s_server", func(t *testing.T) {
+			_, cert, key := pemFiles(t, pki)
+			s := peer.OpenSSLServerT(t, 0, cert, key, "-www", versionFlag(version))
+			sslCtx := ctxOf(t, clientPKI, version)
+			cb, calls := recordingCallback(nil)
+			sslCtx.SetVerify(openssl.VerifyPeer, cb)
+			c, err := openssl.Dial("tcp", s.Addr(), sslCtx, 0)
+			require.NoError(t, err)
+			get(t, c)
+			c.Close()
+			require.Len(t, calls(), 2)
+			require.Equal(t, 0, calls()[1].depth)
+		})
+	})
+}
+
+// TestVerifyCallbackOverrides: the callback's answer replaces OpenSSL's,
+// both ways.
+func TestVerifyCallbackOverrides(t *testing.T) {
+	eachVersion(t, func(t *testing.T, version uint16) {
+		t.Run("accepts an untrusted chain", func(t *testing.T) {
+			sslCtx, err := openssl.NewCtx() // trusts nothing
+			require.NoError(t, err)
+			accept := true
+			cb, calls := recordingCallback(&accept)
+			sslCtx.SetVerify(openssl.VerifyPeer, cb)
+			p := connectedPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
+			require.False(t, calls()[0].ok)
+			require.Error(t, calls()[0].err)
+			require.NotEqual(t, openssl.VerifyOK, p.ours.ConnectionState().VerifyResult)
+		})
+		t.Run("rejects a trusted chain", func(t *testing.T) {
+			sslCtx := clientCtx(t)
+			reject := false
+			cb, _ := recordingCallback(&reject)
+			sslCtx.SetVerifyCallback(cb)
+			p := newPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
+			ourErr, peerErr := p.handshake()
+			e := handshakeError(t, ourErr)
+			require.Equal(t, "application verification failure", e.Verify.String())
+			require.Error(t, peerErr)
+		})
+	})
+}
+
+// handshakeError returns the *openssl.Error of a failed handshake.
+func handshakeError(t testing.TB, err error) *openssl.Error {
+	t.Helper()
+	var e *openssl.Error
+	require.True(t, errors.As(err, &e), "%T %v", err, err)
+	require.Equal(t, "handshake", e.Op)
+	return e
+}
+
+// TestVerifyCallbackServer: a server's callback sees the client's chain,
+// from crypto/tls and s_client.
+func TestVerifyCallbackServer(t *testing.T) {
+	eachVersion(t, func(t *testing.T, version uint16) {
+		newServerCtx := func() (*openssl.Ctx, func() []verifyCall) {
+			sslCtx := ctxOf(t, pki, version)
+			cb, calls := recordingCallback(nil)
+			sslCtx.SetVerify(openssl.VerifyPeer|openssl.VerifyFailIfNoPeerCert, cb)
+			return sslCtx, calls
+		}
+		t.Run("crypto-tls", func(t *testing.T) {
+			sslCtx, calls := newServerCtx()
+			cfg := peerConfig(version, weAreServer)
+			cfg.Certificates = []tls.Certificate{clientPKI.TLSCert}
+			connectedPair(t, pairSpec{version: version, role: weAreServer, ctx: sslCtx, peer: cfg})
+			require.Equal(t, "client", calls()[len(calls())-1].subject)
+		})
+		t.Run("s_client", func(t *testing.T) {
+			sslCtx, calls := newServerCtx()
+			addr, results := startOurServer(t, sslCtx)
+			ca, cert, key := pemFiles(t, clientPKI)
+			c := peer.OpenSSLClientT(t, addr, ca, "-cert", cert, "-key", key, versionFlag(version), "-ign_eof")
+			require.NoError(t, c.WaitFor(peer.ClientVerifyOK, testTimeout))
+			require.NoError(t, c.Send(request))
+			require.NotZero(t, nextServed(t, results).peerCerts)
+			require.Equal(t, "client", calls()[len(calls())-1].subject)
+		})
+	})
+}
+
+// TestVerifyCallbackPanics: a panicking callback fails the handshake with
+// an error saying so, on time, in every verify mode, and the process goes
+// on.
+func TestVerifyCallbackPanics(t *testing.T) {
+	for _, mode := range []openssl.VerifyMode{openssl.VerifyPeer, openssl.VerifyNone} {
+		t.Run(map[openssl.VerifyMode]string{openssl.VerifyPeer: "peer", openssl.VerifyNone: "none"}[mode], func(t *testing.T) {
+			sslCtx := clientCtx(t)
+			sslCtx.SetVerify(mode, func(bool, *openssl.CertificateStoreCtx) bool { panic("boom") })
+			p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: sslCtx})
+			ourErr, _ := p.handshake()
+			e := handshakeError(t, ourErr)
+			require.ErrorContains(t, e, "verify callback panicked: boom")
+			_, err := p.ours.Write([]byte("x"))
+			require.ErrorIs(t, err, ourErr, "the failure is permanent")
+		})
+	}
+}
+
+// TestVerifyPeerCertificate: the hook gets the parsed chain after
+// OpenSSL's verification; its error fails the handshake and is wrapped by
+// the handshake's error, also under VerifyNone and on a server.
+func TestVerifyPeerCertificate(t *testing.T) {
+	errRejected := errors.New("not this one")
+	eachVersion(t, func(t *testing.T, version uint16) {
+		t.Run("accepts", func(t *testing.T) {
+			sslCtx := clientCtx(t)
+			var got []*x509.Certificate
+			sslCtx.SetVerifyPeerCertificate(func(chain []*x509.Certificate) error {
+				got = chain
+				return nil
+			})
+			connectedPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
+			require.NotEmpty(t, got)
+			require.True(t, got[0].Equal(pki.Leaf), "leaf first")
+			require.True(t, got[len(got)-1].Equal(pki.CA), "the chain OpenSSL built ends at the CA")
+		})
+		for _, tc := range []struct {
+			name string
+			role ourRole
+			ctx  func(t testing.TB) *openssl.Ctx
+			peer func() *tls.Config
+			hook func([]*x509.Certificate) error
+			want string
+		}{
+			{"client rejects", weAreClient, clientCtx, nil,
+				func([]*x509.Certificate) error { return errRejected }, "not this one"},
+			{"client under VerifyNone rejects", weAreClient, func(t testing.TB) *openssl.Ctx {
+				c, err := openssl.NewCtx()
+				require.NoError(t, err)
+				return c
+			}, nil, func([]*x509.Certificate) error { return errRejected }, "not this one"},
+			{"client hook panics", weAreClient, clientCtx, nil,
+				func([]*x509.Certificate) error { panic("boom") }, "verify peer certificate callback panicked: boom"},
+			{"server rejects", weAreServer, func(t testing.TB) *openssl.Ctx {
+				c := ctxOf(t, pki, 0)
+				c.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
+				return c
+			}, func() *tls.Config {
+				cfg := peerConfig(version, weAreServer)
+				cfg.Certificates = []tls.Certificate{clientPKI.TLSCert}
+				return cfg
+			}, func([]*x509.Certificate) error { return errRejected }, "not this one"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				sslCtx := tc.ctx(t)
+				sslCtx.SetVerifyPeerCertificate(tc.hook)
+				spec := pairSpec{version: version, role: tc.role, ctx: sslCtx}
+				if tc.peer != nil {
+					spec.peer = tc.peer()
+				}
+				p := newPair(t, spec)
+				ourErr, peerErr := p.handshake()
+				e := handshakeError(t, ourErr)
+				require.ErrorContains(t, e, tc.want)
+				if tc.want == "not this one" {
+					require.ErrorIs(t, ourErr, errRejected)
+				}
+				require.Equal(t, "application verification failure", e.Verify.String())
+				// A TLS 1.3 client has finished its handshake when our
+				// server rejects it; it sees the alert on its first read.
+				if peerErr == nil {
+					_, peerErr = p.peer.Read(make([]byte, 1))
+				}
+				require.Error(t, peerErr)
+			})
+		}
+	})
+}
+
+// TestTrustFromMemory: AddCertificate makes a Ctx trust a CA without any
+// file; before it, the same handshake fails verification.
+func TestTrustFromMemory(t *testing.T) {
+	eachVersion(t, func(t *testing.T, version uint16) {
+		sslCtx, err := openssl.NewCtx()
+		require.NoError(t, err)
+		sslCtx.SetVerifyMode(openssl.VerifyPeer)
+		p := newPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
+		ourErr, _ := p.handshake()
+		require.NotEqual(t, openssl.VerifyOK, handshakeError(t, ourErr).Verify)
+
+		ca, err := openssl.LoadCertificateFromPEM(pki.CAPEM)
+		require.NoError(t, err)
+		require.NoError(t, sslCtx.GetCertificateStore().AddCertificate(ca))
+		p = connectedPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
+		require.Equal(t, openssl.VerifyOK, p.ours.ConnectionState().VerifyResult)
+		require.Error(t, sslCtx.GetCertificateStore().AddCertificate(nil))
+	})
+}
+
+// TestVerifyDepth: the depth counts the certificates between the leaf and
+// the trust anchor, so 0 still accepts a leaf the CA signed directly.
+func TestVerifyDepth(t *testing.T) {
+	sslCtx := clientCtx(t)
+	require.Equal(t, -1, sslCtx.GetVerifyDepth(), "not set")
+	sslCtx.SetVerifyDepth(0)
+	require.Equal(t, 0, sslCtx.GetVerifyDepth())
+	p := connectedPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: sslCtx})
+	require.Equal(t, openssl.VerifyOK, p.ours.ConnectionState().VerifyResult)
+}
