@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"runtime"
 	"runtime/cgo"
 	"sync/atomic"
 )
@@ -51,6 +53,56 @@ type connHooks struct {
 	// sessionSet: SetSession gave an explicit session, which the cache
 	// must not replace. Protected by sslMu.
 	sessionSet bool
+}
+
+// setHook stores v (nil removes the hook) and installs or removes its
+// trampoline on the SSL_CTX, with c.mu held.
+func setHook[T any](c *Ctx, hook *atomic.Pointer[T], v *T, install func(sslCtx *C.SSL_CTX, on C.int)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer runtime.KeepAlive(c)
+	hook.Store(v)
+	install(c.sslCtx, boolInt(v != nil))
+}
+
+// ptrOrNil returns &v, or nil when isNil (a nil function or writer).
+func ptrOrNil[T any](v T, isNil bool) *T {
+	if isNil {
+		return nil
+	}
+	return &v
+}
+
+// ctxValue runs a C accessor of the SSL_CTX with c.mu held, for writing
+// when set is true, and returns its result.
+func (c *Ctx) ctxValue(set bool, f func(sslCtx *C.SSL_CTX) C.long) int64 {
+	if set {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	} else {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+	}
+	defer runtime.KeepAlive(c)
+	return int64(f(c.sslCtx))
+}
+
+// sslCall runs f on the SSL with sslMu held, before the handshake, and
+// turns a failure into an *Error for op.
+func (c *Conn) sslCall(op string, f func(ssl *C.SSL, r *C.go_ossl_result)) error {
+	if c.handshakeDone.Load() {
+		return &Error{Op: op, Err: errAfterHandshake}
+	}
+	var r C.go_ossl_result
+	c.sslMu.Lock()
+	defer c.sslMu.Unlock()
+	if c.ssl == nil {
+		return &Error{Op: op, Err: net.ErrClosed}
+	}
+	if f(c.ssl, &r); r.ret != 1 {
+		return callError(op, &r)
+	}
+	return nil
 }
 
 // attachHandle gives the new SSL the Conn's handle, for the trampolines.

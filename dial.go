@@ -122,40 +122,33 @@ func (d *DialConfig) DialContext(ctx context.Context, network, addr string, sslC
 // setPeerName arranges SNI, host verification and the cached session
 // before the handshake.
 func (c *Conn) setPeerName(host, cacheKey string, flags DialFlags) error {
-	if c.handshakeDone.Load() {
-		return &Error{Op: "set host", Err: errAfterHandshake}
-	}
 	isIP := net.ParseIP(host) != nil
 	sni := flags&DisableSNI == 0 && !isIP && host != ""
 	verify := flags&InsecureSkipHostVerification == 0
 	chost := C.CString(host)
 	defer C.free(unsafe.Pointer(chost))
-	var r C.go_ossl_result
-	c.sslMu.Lock()
-	defer c.sslMu.Unlock()
-	if c.ssl == nil {
-		return &Error{Op: "set host", Err: net.ErrClosed}
-	}
-	r.ret = 1
-	switch {
-	case verify && isIP:
-		C.go_ossl_set_ip(c.ssl, chost, &r)
-		if r.ret == 1 && sni {
-			C.go_ossl_set_host(c.ssl, chost, 1, &r)
+	return c.sslCall("set host", func(ssl *C.SSL, r *C.go_ossl_result) {
+		r.ret = 1
+		switch {
+		case verify && isIP:
+			C.go_ossl_set_ip(ssl, chost, r)
+			if r.ret == 1 && sni {
+				C.go_ossl_set_host(ssl, chost, 1, r)
+			}
+		case verify:
+			C.go_ossl_set_host(ssl, chost, boolInt(sni), r)
+		case sni:
+			C.go_ossl_set_sni(ssl, chost, r)
 		}
-	case verify:
-		C.go_ossl_set_host(c.ssl, chost, boolInt(sni), &r)
-	case sni:
-		C.go_ossl_set_sni(c.ssl, chost, &r)
-	}
-	if r.ret != 1 {
-		return callError("set host", &r)
-	}
-	if verify {
-		C.go_ossl_require_verify(c.ssl)
-		c.hooks.peerName = host
-	}
-	return c.useCachedSession(cacheKey)
+		if r.ret != 1 {
+			return
+		}
+		if verify {
+			C.go_ossl_require_verify(ssl)
+			c.hooks.peerName = host
+		}
+		c.useCachedSession(cacheKey, r)
+	})
 }
 
 func boolInt(b bool) C.int {

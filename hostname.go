@@ -53,22 +53,11 @@ func (c *Conn) SetServerName(name string) error {
 // [Conn.SetServerName] for a call that verifies. Call it before the
 // handshake (corresponds to SSL_set_tlsext_host_name).
 func (c *Conn) SetTlsExtHostName(name string) error {
-	if c.handshakeDone.Load() {
-		return &Error{Op: "set tls ext host name", Err: errAfterHandshake}
-	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	var r C.go_ossl_result
-	c.sslMu.Lock()
-	defer c.sslMu.Unlock()
-	if c.ssl == nil {
-		return &Error{Op: "set tls ext host name", Err: net.ErrClosed}
-	}
-	C.go_ossl_set_sni(c.ssl, cname, &r)
-	if r.ret != 1 {
-		return callError("set tls ext host name", &r)
-	}
-	return nil
+	return c.sslCall("set tls ext host name", func(ssl *C.SSL, r *C.go_ossl_result) {
+		C.go_ossl_set_sni(ssl, cname, r)
+	})
 }
 
 // VerifyHostname checks, after the handshake, that the peer's certificate

@@ -7,7 +7,6 @@ import "C"
 
 import (
 	"io"
-	"runtime"
 	"sync"
 )
 
@@ -35,13 +34,7 @@ func (k *keyLogger) write(line string) error {
 // which it happened. nil stops the logging (corresponds to
 // SSL_CTX_set_keylog_callback).
 func (c *Ctx) SetKeyLogWriter(w io.Writer) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer runtime.KeepAlive(c)
-	if w == nil {
-		c.hooks.keyLog.Store(nil)
-	} else {
-		c.hooks.keyLog.Store(&keyLogger{w: w})
-	}
-	C.go_ossl_ctx_set_keylog_hook(c.sslCtx, boolInt(w != nil))
+	setHook(c, &c.hooks.keyLog, ptrOrNil(keyLogger{w: w}, w == nil), func(sslCtx *C.SSL_CTX, on C.int) {
+		C.go_ossl_ctx_set_keylog_hook(sslCtx, on)
+	})
 }

@@ -74,15 +74,9 @@ type TLSExtServernameCallback func(ssl *SSL) SSLTLSExtErr
 // it. It replaces a function set by [Ctx.SetServerNameCallback]
 // (corresponds to SSL_CTX_set_tlsext_servername_callback).
 func (c *Ctx) SetTLSExtServernameCallback(cb TLSExtServernameCallback) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer runtime.KeepAlive(c)
-	if cb == nil {
-		c.hooks.servername.Store(nil)
-	} else {
-		c.hooks.servername.Store(&cb)
-	}
-	C.go_ossl_ctx_set_servername_hook(c.sslCtx, boolInt(cb != nil))
+	setHook(c, &c.hooks.servername, ptrOrNil(cb, cb == nil), func(sslCtx *C.SSL_CTX, on C.int) {
+		C.go_ossl_ctx_set_servername_hook(sslCtx, on)
+	})
 }
 
 // SetServerNameCallback chooses a server's Ctx, hence its certificate, by

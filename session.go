@@ -72,19 +72,17 @@ const (
 // SetSessionCacheMode sets the session cache mode and returns the previous
 // one (corresponds to SSL_CTX_set_session_cache_mode).
 func (c *Ctx) SetSessionCacheMode(modes SessionCacheModes) SessionCacheModes {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer runtime.KeepAlive(c)
-	return SessionCacheModes(C.go_ossl_ctx_set_session_cache_mode(c.sslCtx, C.long(modes)))
+	return SessionCacheModes(c.ctxValue(true, func(sslCtx *C.SSL_CTX) C.long {
+		return C.go_ossl_ctx_set_session_cache_mode(sslCtx, C.long(modes))
+	}))
 }
 
 // GetSessionCacheMode returns the session cache mode
 // (corresponds to SSL_CTX_get_session_cache_mode).
 func (c *Ctx) GetSessionCacheMode() SessionCacheModes {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	defer runtime.KeepAlive(c)
-	return SessionCacheModes(C.go_ossl_ctx_get_session_cache_mode(c.sslCtx))
+	return SessionCacheModes(c.ctxValue(false, func(sslCtx *C.SSL_CTX) C.long {
+		return C.go_ossl_ctx_get_session_cache_mode(sslCtx)
+	}))
 }
 
 // SetSessionId sets the session id context, 1 to 32 bytes: a server resumes
@@ -110,38 +108,34 @@ func (c *Ctx) SetSessionId(id []byte) error {
 // tickets carry it as their lifetime (corresponds to SSL_CTX_set_timeout).
 func (c *Ctx) SetTimeout(t time.Duration) time.Duration {
 	secs := max(int64(t/time.Second), 1)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer runtime.KeepAlive(c)
-	return time.Duration(C.SSL_CTX_set_timeout(c.sslCtx, C.long(secs))) * time.Second
+	return time.Duration(c.ctxValue(true, func(sslCtx *C.SSL_CTX) C.long {
+		return C.SSL_CTX_set_timeout(sslCtx, C.long(secs))
+	})) * time.Second
 }
 
 // GetTimeout returns the session timeout (corresponds to
 // SSL_CTX_get_timeout).
 func (c *Ctx) GetTimeout() time.Duration {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	defer runtime.KeepAlive(c)
-	return time.Duration(C.SSL_CTX_get_timeout(c.sslCtx)) * time.Second
+	return time.Duration(c.ctxValue(false, func(sslCtx *C.SSL_CTX) C.long {
+		return C.SSL_CTX_get_timeout(sslCtx)
+	})) * time.Second
 }
 
 // SessSetCacheSize sets how many sessions the server's internal cache
 // holds, 0 for no limit, and returns the previous size (OpenSSL's default
 // is 20480) (corresponds to SSL_CTX_sess_set_cache_size).
 func (c *Ctx) SessSetCacheSize(size int) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer runtime.KeepAlive(c)
-	return int(C.go_ossl_ctx_sess_set_cache_size(c.sslCtx, C.long(size)))
+	return int(c.ctxValue(true, func(sslCtx *C.SSL_CTX) C.long {
+		return C.go_ossl_ctx_sess_set_cache_size(sslCtx, C.long(size))
+	}))
 }
 
 // SessGetCacheSize returns the size of the server's internal session cache
 // (corresponds to SSL_CTX_sess_get_cache_size).
 func (c *Ctx) SessGetCacheSize() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	defer runtime.KeepAlive(c)
-	return int(C.go_ossl_ctx_sess_get_cache_size(c.sslCtx))
+	return int(c.ctxValue(false, func(sslCtx *C.SSL_CTX) C.long {
+		return C.go_ossl_ctx_sess_get_cache_size(sslCtx)
+	}))
 }
 
 // SetNumTickets sets how many TLS 1.3 session tickets a server sends after
@@ -153,10 +147,7 @@ func (c *Ctx) SetNumTickets(n int) error {
 	if n < 0 {
 		return &Error{Op: "set num tickets", Err: fmt.Errorf("openssl: negative number of tickets %d", n)}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer runtime.KeepAlive(c)
-	if C.SSL_CTX_set_num_tickets(c.sslCtx, C.size_t(n)) != 1 {
+	if c.ctxValue(true, func(sslCtx *C.SSL_CTX) C.long { return C.long(C.SSL_CTX_set_num_tickets(sslCtx, C.size_t(n))) }) != 1 {
 		return &Error{Op: "set num tickets", Err: errors.New("openssl: SSL_CTX_set_num_tickets failed")}
 	}
 	return nil
@@ -224,21 +215,11 @@ func (c *Conn) SetSession(session []byte) error {
 	if len(session) == 0 {
 		return &Error{Op: "set session", Err: errors.New("openssl: empty session")}
 	}
-	if c.handshakeDone.Load() {
-		return &Error{Op: "set session", Err: errAfterHandshake}
-	}
-	var r C.go_ossl_result
-	c.sslMu.Lock()
-	defer c.sslMu.Unlock()
-	if c.ssl == nil {
-		return &Error{Op: "set session", Err: net.ErrClosed}
-	}
-	C.go_ossl_set_session(c.ssl, (*C.uchar)(unsafe.SliceData(session)), C.long(len(session)), &r)
-	if r.ret != 1 {
-		return callError("set session", &r)
-	}
-	c.hooks.sessionSet = true
-	return nil
+	return c.sslCall("set session", func(ssl *C.SSL, r *C.go_ossl_result) {
+		if C.go_ossl_set_session(ssl, (*C.uchar)(unsafe.SliceData(session)), C.long(len(session)), r); r.ret == 1 {
+			c.hooks.sessionSet = true
+		}
+	})
 }
 
 // DialSession is [Dial] offering session, from [Conn.GetSession], to the
@@ -275,23 +256,16 @@ func (c *Ctx) SetClientSessionCache(capacity int) {
 }
 
 // useCachedSession sets the session key and offers the cached session, if
-// any and none was set explicitly. sslMu held.
-func (c *Conn) useCachedSession(key string) error {
+// any and none was set explicitly; r says whether that failed. sslMu held.
+func (c *Conn) useCachedSession(key string, r *C.go_ossl_result) {
 	cache := c.sslCtx.hooks.sessions.Load()
 	if cache == nil || key == "" {
-		return nil
+		return
 	}
 	c.hooks.sessionKey = key
-	der := cache.get(key)
-	if der == nil || c.hooks.sessionSet {
-		return nil
+	if der := cache.get(key); der != nil && !c.hooks.sessionSet {
+		C.go_ossl_set_session(c.ssl, (*C.uchar)(unsafe.SliceData(der)), C.long(len(der)), r)
 	}
-	var r C.go_ossl_result
-	C.go_ossl_set_session(c.ssl, (*C.uchar)(unsafe.SliceData(der)), C.long(len(der)), &r)
-	if r.ret != 1 {
-		return callError("set session", &r)
-	}
-	return nil
 }
 
 // sessionCache is an LRU of sessions in DER, by server name.

@@ -70,6 +70,20 @@ func clientCtxFor(t testing.TB, version uint16) *openssl.Ctx {
 	return ctxOf(t, clientPKI, version)
 }
 
+// firstSession dials addr for a full handshake, fetches a page (TLS 1.3
+// tickets arrive on the way) and returns the connection's session.
+func firstSession(t *testing.T, addr string, sslCtx *openssl.Ctx) []byte {
+	t.Helper()
+	c, err := openssl.Dial("tcp", addr, sslCtx, 0)
+	require.NoError(t, err)
+	defer c.Close()
+	require.False(t, c.ConnectionState().DidResume)
+	get(t, c)
+	session, err := c.GetSession()
+	require.NoError(t, err)
+	return session
+}
+
 // TestResumption: the second Dial with a client session cache resumes, and
 // so does DialSession with the first connection's session on another Ctx,
 // against each server, TLS 1.2 and 1.3, with and without mutual TLS (whose
@@ -97,13 +111,7 @@ func TestResumption(t *testing.T) {
 						}
 					}
 
-					first, err := openssl.Dial("tcp", addr, cached, 0)
-					require.NoError(t, err)
-					require.False(t, first.ConnectionState().DidResume)
-					get(t, first) // TLS 1.3 tickets arrive on the way
-					session, err := first.GetSession()
-					require.NoError(t, err)
-					first.Close()
+					session := firstSession(t, addr, cached)
 					checkServer(false)
 
 					second, err := openssl.Dial("tcp", addr, cached, 0)
@@ -157,12 +165,7 @@ func TestResumptionCryptoTLSClient(t *testing.T) {
 func TestResumptionOtherServer(t *testing.T) {
 	eachVersion(t, func(t *testing.T, version uint16) {
 		addr, _ := startOurServer(t, ctxOf(t, pki, version))
-		first, err := openssl.Dial("tcp", addr, clientCtxFor(t, version), 0)
-		require.NoError(t, err)
-		get(t, first)
-		session, err := first.GetSession()
-		require.NoError(t, err)
-		first.Close()
+		session := firstSession(t, addr, clientCtxFor(t, version))
 		for _, srv := range resumeServers {
 			t.Run(srv.name, func(t *testing.T) {
 				other, _ := srv.start(t, version, false)
@@ -188,12 +191,7 @@ func TestResumptionExpired(t *testing.T) {
 			require.Equal(t, 2*time.Hour, sslCtx.SetTimeout(time.Second), "OpenSSL's default")
 			require.Equal(t, time.Second, sslCtx.GetTimeout())
 			addr, results := startOurServer(t, sslCtx)
-			first, err := openssl.Dial("tcp", addr, clientCtxFor(t, version), 0)
-			require.NoError(t, err)
-			get(t, first)
-			session, err := first.GetSession()
-			require.NoError(t, err)
-			first.Close()
+			session := firstSession(t, addr, clientCtxFor(t, version))
 			nextServed(t, results)
 			expired := time.Unix(time.Now().Unix()+2, 0).Add(100 * time.Millisecond)
 			time.Sleep(time.Until(expired))

@@ -78,15 +78,9 @@ func (c *Ctx) GetVerifyDepth() int {
 //
 // nil removes it (corresponds to SSL_CTX_set_cert_verify_callback).
 func (c *Ctx) SetVerifyPeerCertificate(hook func(chain []*x509.Certificate) error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer runtime.KeepAlive(c)
-	if hook == nil {
-		c.hooks.peerChain.Store(nil)
-	} else {
-		c.hooks.peerChain.Store(&hook)
-	}
-	C.go_ossl_ctx_set_cert_verify_hook(c.sslCtx, boolInt(hook != nil))
+	setHook(c, &c.hooks.peerChain, ptrOrNil(hook, hook == nil), func(sslCtx *C.SSL_CTX, on C.int) {
+		C.go_ossl_ctx_set_cert_verify_hook(sslCtx, on)
+	})
 }
 
 // CertificateStoreCtx is OpenSSL's state during the verification of one
