@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"io"
 	"testing"
+
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // zeros is an endless reader of zero bytes.
@@ -20,7 +22,7 @@ func (zeros) Read(b []byte) (int, error) {
 func BenchmarkReadByte(b *testing.B) {
 	for _, impl := range clientImpls {
 		b.Run(impl.name, func(b *testing.B) {
-			conn := benchPair(b, impl, clientCtx(b), func(s *tls.Conn) { io.Copy(s, zeros{}) })
+			conn := benchPair(b, impl, tlstest.ClientCtx(b), func(s *tls.Conn) { io.Copy(s, zeros{}) })
 			buf := make([]byte, 1)
 			if _, err := conn.Read(buf); err != nil { // handshake
 				b.Fatal(err)

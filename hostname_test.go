@@ -11,13 +11,14 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // dialClient connects a TCP socket to addr and returns our client Conn on
 // it, closed at cleanup.
 func dialClient(t *testing.T, addr string, sslCtx *openssl.Ctx) *openssl.Conn {
 	t.Helper()
-	raw, err := net.DialTimeout("tcp", addr, testTimeout)
+	raw, err := net.DialTimeout("tcp", addr, tlstest.Timeout)
 	require.NoError(t, err)
 	c, err := openssl.Client(raw, sslCtx)
 	require.NoError(t, err)
@@ -50,7 +51,7 @@ func trustingNoneCtx(t *testing.T) *openssl.Ctx {
 // TestSetServerName: Client + SetServerName sends SNI and verifies the
 // name and the chain during the handshake, even under VerifyNone.
 func TestSetServerName(t *testing.T) {
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		addr, results := startGoServer(t, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}, MinVersion: version, MaxVersion: version})
 		for _, tc := range []struct {
 			name, setName string
@@ -106,7 +107,7 @@ func TestSetTlsExtHostName(t *testing.T) {
 
 // TestVerifyHostname: after the handshake, the name alone is checked.
 func TestVerifyHostname(t *testing.T) {
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		addr, _ := startGoServer(t, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}, MinVersion: version, MaxVersion: version})
 		sslCtx, err := openssl.NewCtx() // trusts nothing: VerifyHostname does not look at the chain
 		require.NoError(t, err)
@@ -127,30 +128,30 @@ func TestVerifyHostname(t *testing.T) {
 // host, against crypto/tls and s_server, and fails naming the certificate's
 // names.
 func TestDialConfig(t *testing.T) {
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		goAddr, results := startGoServer(t, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}, MinVersion: version, MaxVersion: version})
 		_, cert, key := pemFiles(t, pki)
 		sServer := peer.OpenSSLServerT(t, 0, cert, key, "-www", versionFlag(version))
 
 		d := openssl.DialConfig{ServerName: "localhost"}
-		c, err := d.Dial("tcp", goAddr, clientCtx(t))
+		c, err := d.Dial("tcp", goAddr, tlstest.ClientCtx(t))
 		require.NoError(t, err)
 		require.Equal(t, "localhost", get(t, c))
 		c.Close()
 		nextServed(t, results)
 
-		c, err = d.DialContext(t.Context(), "tcp", sServer.Addr(), clientCtx(t))
+		c, err = d.DialContext(t.Context(), "tcp", sServer.Addr(), tlstest.ClientCtx(t))
 		require.NoError(t, err)
 		get(t, c)
 		c.Close()
 
 		wrong := openssl.DialConfig{ServerName: "other.test"}
-		_, err = wrong.Dial("tcp", goAddr, clientCtx(t))
+		_, err = wrong.Dial("tcp", goAddr, tlstest.ClientCtx(t))
 		requireHostnameError(t, err, "other.test", "certificate is valid for localhost, not other.test")
 		require.Error(t, (<-results).err)
 
 		skip := openssl.DialConfig{ServerName: "other.test", Flags: openssl.InsecureSkipHostVerification}
-		c, err = skip.Dial("tcp", goAddr, clientCtx(t))
+		c, err = skip.Dial("tcp", goAddr, tlstest.ClientCtx(t))
 		require.NoError(t, err, "the chain still verifies; the name is not checked")
 		require.Equal(t, "other.test", get(t, c))
 		c.Close()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the writes of a handshake in
@@ -53,14 +54,15 @@ func withoutExporter(lines []string) []string {
 // peer's own (crypto/tls's KeyLogWriter, s_server's -keylogfile), in both
 // roles and TLS versions; TLS 1.3 adds OpenSSL's EXPORTER_SECRET.
 func TestKeyLog(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, version uint16, role ourRole) {
+	tlstest.Each(t, func(t *testing.T, c tlstest.Case) {
+		version, role := c.Version, c.Role
 		var ours, theirs syncBuffer
-		sslCtx := ctxFor(t, role)
+		sslCtx := tlstest.CtxFor(t, role)
 		sslCtx.SetKeyLogWriter(&ours)
-		cfg := peerConfig(version, role)
+		cfg := tlstest.PeerConfig(pki, version, role)
 		cfg.KeyLogWriter = &theirs
-		p := connectedPair(t, pairSpec{version: version, role: role, ctx: sslCtx, peer: cfg})
-		p.syncPeer(t)
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: role}, Ctx: sslCtx, Config: cfg})
+		p.SyncPeer(t)
 
 		got := ours.lines()
 		require.Equal(t, theirs.lines(), withoutExporter(got))
@@ -71,12 +73,12 @@ func TestKeyLog(t *testing.T) {
 			require.Len(t, got, 5, "four traffic secrets and the exporter secret")
 		}
 	})
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		var ours syncBuffer
 		_, cert, key := pemFiles(t, pki)
 		logFile := filepath.Join(t.TempDir(), "keys.log")
 		s := peer.OpenSSLServerT(t, 0, cert, key, "-www", versionFlag(version), "-keylogfile", logFile)
-		sslCtx := clientCtx(t)
+		sslCtx := tlstest.ClientCtx(t)
 		sslCtx.SetKeyLogWriter(&ours)
 		c, err := openssl.Dial("tcp", s.Addr(), sslCtx, 0)
 		require.NoError(t, err)
@@ -118,17 +120,17 @@ func TestKeyLogWriterFails(t *testing.T) {
 		{failingWriter{panics: true}, "key log callback panicked: boom"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
-			sslCtx := clientCtx(t)
+			sslCtx := tlstest.ClientCtx(t)
 			sslCtx.SetKeyLogWriter(tc.w)
-			p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: sslCtx})
-			ourErr, _ := p.handshake()
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx})
+			ourErr, _ := p.Handshake()
 			require.ErrorContains(t, handshakeError(t, ourErr), tc.want)
 			if !tc.w.panics {
 				require.ErrorIs(t, ourErr, errDiskFull)
 			}
 
 			sslCtx.SetKeyLogWriter(nil)
-			connectedPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: sslCtx})
+			tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx})
 		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
 	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // sniSite is one name of a two-certificate listener.
@@ -49,10 +50,10 @@ func goLeaf(t *testing.T, addr, serverName string, version uint16, pool *x509.Ce
 	if pool == nil {
 		cfg.InsecureSkipVerify = true // an unknown name: the default certificate does not match it
 	}
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout}, "tcp", addr, cfg)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: tlstest.Timeout}, "tcp", addr, cfg)
 	require.NoError(t, err)
 	defer c.Close()
-	require.NoError(t, c.SetDeadline(time.Now().Add(testTimeout)))
+	require.NoError(t, c.SetDeadline(time.Now().Add(tlstest.Timeout)))
 	body := get(t, c)
 	return c.ConnectionState().PeerCertificates[0], body
 }
@@ -62,7 +63,7 @@ func goLeaf(t *testing.T, addr, serverName string, version uint16, pool *x509.Ce
 // unknown name and no name get the default.
 func TestServerNameCallback(t *testing.T) {
 	a, b, pool, caFile := twoSites(t)
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		defaultCtx, other := ctxOf(t, a.bundle, version), ctxOf(t, b.bundle, version)
 		var asked []string // the callback runs in the server's goroutines, one at a time here
 		defaultCtx.SetServerNameCallback(func(name string) (*openssl.Ctx, error) {
@@ -113,7 +114,7 @@ func curlVersion(version uint16) []string {
 // refuses the name.
 func TestTLSExtServernameCallback(t *testing.T) {
 	a, b, pool, caFile := twoSites(t)
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		defaultCtx, other := ctxOf(t, a.bundle, version), ctxOf(t, b.bundle, version)
 		defaultCtx.SetTLSExtServernameCallback(func(ssl *openssl.SSL) openssl.SSLTLSExtErr {
 			switch ssl.GetServername() {
@@ -131,9 +132,9 @@ func TestTLSExtServernameCallback(t *testing.T) {
 		nextServed(t, results)
 
 		s := peer.OpenSSLClientT(t, addr, caFile, "-servername", b.name, "-verify_hostname", b.name, versionFlag(version))
-		require.NoError(t, s.WaitFor(peer.ClientVerifyOK, testTimeout))
+		require.NoError(t, s.WaitFor(peer.ClientVerifyOK, tlstest.Timeout))
 		require.NoError(t, s.Send(request))
-		require.NoError(t, s.WaitFor(b.name, testTimeout))
+		require.NoError(t, s.WaitFor(b.name, tlstest.Timeout))
 		nextServed(t, results)
 
 		_, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "forbidden.test", InsecureSkipVerify: true, MaxVersion: version})
@@ -181,7 +182,7 @@ func TestServerNameCallbackFailures(t *testing.T) {
 // verify mode: a name that requires client certificates refuses a client
 // without one and accepts one with it.
 func TestServerNameSwitchesVerification(t *testing.T) {
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		open, strict := ctxOf(t, pki, version), ctxOf(t, pki, version)
 		strict.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
 		open.SetServerNameCallback(func(name string) (*openssl.Ctx, error) {
@@ -197,7 +198,7 @@ func TestServerNameSwitchesVerification(t *testing.T) {
 				return err
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(testTimeout))
+			c.SetDeadline(time.Now().Add(tlstest.Timeout))
 			_, err = c.Write([]byte(request))
 			if err == nil {
 				_, err = c.Read(make([]byte, 1)) // a TLS 1.3 client learns of the refusal here

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // Helpers of the tests of sessions, host names, SNI, verification callbacks
@@ -63,7 +62,7 @@ func serveHTTP(t testing.TB, l net.Listener, state func(net.Conn) served) <-chan
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(testTimeout))
+				c.SetDeadline(time.Now().Add(tlstest.Timeout))
 				if err := c.(tlsServerConn).Handshake(); err != nil {
 					results <- served{err: err}
 					return
@@ -128,7 +127,7 @@ func nextServed(t testing.TB, results <-chan served) served {
 	case s := <-results:
 		require.NoError(t, s.err, "server")
 		return s
-	case <-time.After(testTimeout):
+	case <-time.After(tlstest.Timeout):
 		t.Fatal("the server reported no connection")
 		return served{}
 	}
@@ -148,30 +147,20 @@ func get(t testing.TB, c io.ReadWriter) string {
 	return body
 }
 
-// pemFiles writes b's CA, certificate and key into a new directory and
-// returns their paths, leaving b unchanged.
+// pemFiles is tlstest.WriteFiles into a directory removed at cleanup.
 func pemFiles(t testing.TB, b *testcert.Bundle) (ca, cert, key string) {
 	t.Helper()
-	dir := t.TempDir()
-	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for path, data := range map[string][]byte{ca: b.CAPEM, cert: b.CertPEM, key: b.KeyPEM} {
-		require.NoError(t, os.WriteFile(path, data, 0o600))
-	}
-	return ca, cert, key
+	f, err := tlstest.WriteFiles(b, t.TempDir())
+	require.NoError(t, err)
+	return f.CA, f.Cert, f.Key
 }
 
 // ctxOf returns a Ctx presenting b's certificate and trusting b's CA (from
 // memory), limited to version when it is not 0.
 func ctxOf(t testing.TB, b *testcert.Bundle, version uint16) *openssl.Ctx {
 	t.Helper()
-	sslCtx, err := openssl.NewCtx()
+	sslCtx, err := tlstest.NewServerCtx(b)
 	require.NoError(t, err)
-	cert, err := openssl.LoadCertificateFromPEM(b.CertPEM)
-	require.NoError(t, err)
-	key, err := openssl.LoadPrivateKeyFromPEM(b.KeyPEM)
-	require.NoError(t, err)
-	require.NoError(t, sslCtx.UseCertificate(cert))
-	require.NoError(t, sslCtx.UsePrivateKey(key))
 	ca, err := openssl.LoadCertificateFromPEM(b.CAPEM)
 	require.NoError(t, err)
 	require.NoError(t, sslCtx.GetCertificateStore().AddCertificate(ca))

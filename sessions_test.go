@@ -11,6 +11,7 @@ import (
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
 	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // clientPKI is the client certificate of the mutual TLS tests, from pki's
@@ -90,7 +91,7 @@ func firstSession(t *testing.T, addr string, sslCtx *openssl.Ctx) []byte {
 // server side needs the default session id context).
 func TestResumption(t *testing.T) {
 	for _, srv := range resumeServers {
-		for _, version := range tlsVersions {
+		for _, version := range tlstest.Versions {
 			for _, mutualTLS := range []bool{false, true} {
 				name := srv.name + "/" + tls.VersionName(version)
 				if mutualTLS {
@@ -137,7 +138,7 @@ func TestResumption(t *testing.T) {
 // sessions of crypto/tls's ClientSessionCache (the reported bug: without a
 // session id context the second handshake failed with internal_error).
 func TestResumptionCryptoTLSClient(t *testing.T) {
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		sslCtx := ctxOf(t, pki, version)
 		sslCtx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
 		addr, results := startOurServer(t, sslCtx)
@@ -149,7 +150,7 @@ func TestResumptionCryptoTLSClient(t *testing.T) {
 		for i, want := range []bool{false, true} {
 			c, err := tls.Dial("tcp", addr, cfg)
 			require.NoError(t, err)
-			require.NoError(t, c.SetDeadline(time.Now().Add(testTimeout)))
+			require.NoError(t, c.SetDeadline(time.Now().Add(tlstest.Timeout)))
 			get(t, c)
 			require.Equal(t, want, c.ConnectionState().DidResume, "connection %d", i)
 			c.Close()
@@ -163,7 +164,7 @@ func TestResumptionCryptoTLSClient(t *testing.T) {
 // TestResumptionOtherServer: a session from one server offered to another
 // gives a full handshake, not an error.
 func TestResumptionOtherServer(t *testing.T) {
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		addr, _ := startOurServer(t, ctxOf(t, pki, version))
 		session := firstSession(t, addr, clientCtxFor(t, version))
 		for _, srv := range resumeServers {
@@ -184,7 +185,7 @@ func TestResumptionOtherServer(t *testing.T) {
 // once more than the timeout has passed, so the test waits until two
 // seconds after the session was made: a fact of the clock, not a race.
 func TestResumptionExpired(t *testing.T) {
-	for _, version := range tlsVersions {
+	for _, version := range tlstest.Versions {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			t.Parallel()
 			sslCtx := ctxOf(t, pki, version)
@@ -282,7 +283,7 @@ func TestSessionErrors(t *testing.T) {
 	require.Error(t, sslCtx.SetSessionId(nil))
 	require.Error(t, sslCtx.SetNumTickets(-1))
 
-	c, _ := tcpPair(t)
+	c, _ := tlstest.TCPPair(t)
 	conn, err := openssl.Client(c, sslCtx)
 	require.NoError(t, err)
 	defer conn.Close()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // verifyCall is one call of a verify callback.
@@ -51,13 +52,13 @@ func recordingCallback(answer *bool) (openssl.VerifyCallback, func() []verifyCal
 // TestVerifyCallbackClient: the callback sees the chain root first, with
 // OpenSSL's verdict, against crypto/tls and s_server.
 func TestVerifyCallbackClient(t *testing.T) {
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		t.Run("crypto-tls", func(t *testing.T) {
-			sslCtx := clientCtx(t)
+			sslCtx := tlstest.ClientCtx(t)
 			cb, calls := recordingCallback(nil)
 			sslCtx.SetVerifyCallback(cb)
 			require.Equal(t, openssl.VerifyPeer, sslCtx.VerifyMode(), "SetVerifyCallback keeps the mode")
-			connectedPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
+			tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: tlstest.WeClient}, Ctx: sslCtx})
 			require.Equal(t, []verifyCall{
 				{ok: true, depth: 1, subject: pki.CA.Subject.CommonName},
 				{ok: true, depth: 0, subject: pki.Leaf.Subject.CommonName},
@@ -82,25 +83,25 @@ func TestVerifyCallbackClient(t *testing.T) {
 // TestVerifyCallbackOverrides: the callback's answer replaces OpenSSL's,
 // both ways.
 func TestVerifyCallbackOverrides(t *testing.T) {
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		t.Run("accepts an untrusted chain", func(t *testing.T) {
 			sslCtx, err := openssl.NewCtx() // trusts nothing
 			require.NoError(t, err)
 			accept := true
 			cb, calls := recordingCallback(&accept)
 			sslCtx.SetVerify(openssl.VerifyPeer, cb)
-			p := connectedPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: tlstest.WeClient}, Ctx: sslCtx})
 			require.False(t, calls()[0].ok)
 			require.Error(t, calls()[0].err)
-			require.NotEqual(t, openssl.VerifyOK, p.ours.ConnectionState().VerifyResult)
+			require.NotEqual(t, openssl.VerifyOK, p.Ours.ConnectionState().VerifyResult)
 		})
 		t.Run("rejects a trusted chain", func(t *testing.T) {
-			sslCtx := clientCtx(t)
+			sslCtx := tlstest.ClientCtx(t)
 			reject := false
 			cb, _ := recordingCallback(&reject)
 			sslCtx.SetVerifyCallback(cb)
-			p := newPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
-			ourErr, peerErr := p.handshake()
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: tlstest.WeClient}, Ctx: sslCtx})
+			ourErr, peerErr := p.Handshake()
 			e := handshakeError(t, ourErr)
 			require.Equal(t, "application verification failure", e.Verify.String())
 			require.Error(t, peerErr)
@@ -111,8 +112,7 @@ func TestVerifyCallbackOverrides(t *testing.T) {
 // handshakeError returns the *openssl.Error of a failed handshake.
 func handshakeError(t testing.TB, err error) *openssl.Error {
 	t.Helper()
-	var e *openssl.Error
-	require.True(t, errors.As(err, &e), "%T %v", err, err)
+	e := asError(t, err)
 	require.Equal(t, "handshake", e.Op)
 	return e
 }
@@ -120,7 +120,7 @@ func handshakeError(t testing.TB, err error) *openssl.Error {
 // TestVerifyCallbackServer: a server's callback sees the client's chain,
 // from crypto/tls and s_client.
 func TestVerifyCallbackServer(t *testing.T) {
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		newServerCtx := func() (*openssl.Ctx, func() []verifyCall) {
 			sslCtx := ctxOf(t, pki, version)
 			cb, calls := recordingCallback(nil)
@@ -129,9 +129,9 @@ func TestVerifyCallbackServer(t *testing.T) {
 		}
 		t.Run("crypto-tls", func(t *testing.T) {
 			sslCtx, calls := newServerCtx()
-			cfg := peerConfig(version, weAreServer)
+			cfg := tlstest.PeerConfig(pki, version, tlstest.WeServer)
 			cfg.Certificates = []tls.Certificate{clientPKI.TLSCert}
-			connectedPair(t, pairSpec{version: version, role: weAreServer, ctx: sslCtx, peer: cfg})
+			tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: tlstest.WeServer}, Ctx: sslCtx, Config: cfg})
 			require.Equal(t, "client", calls()[len(calls())-1].subject)
 		})
 		t.Run("s_client", func(t *testing.T) {
@@ -139,7 +139,7 @@ func TestVerifyCallbackServer(t *testing.T) {
 			addr, results := startOurServer(t, sslCtx)
 			ca, cert, key := pemFiles(t, clientPKI)
 			c := peer.OpenSSLClientT(t, addr, ca, "-cert", cert, "-key", key, versionFlag(version), "-ign_eof")
-			require.NoError(t, c.WaitFor(peer.ClientVerifyOK, testTimeout))
+			require.NoError(t, c.WaitFor(peer.ClientVerifyOK, tlstest.Timeout))
 			require.NoError(t, c.Send(request))
 			require.NotZero(t, nextServed(t, results).peerCerts)
 			require.Equal(t, "client", calls()[len(calls())-1].subject)
@@ -153,13 +153,13 @@ func TestVerifyCallbackServer(t *testing.T) {
 func TestVerifyCallbackPanics(t *testing.T) {
 	for _, mode := range []openssl.VerifyMode{openssl.VerifyPeer, openssl.VerifyNone} {
 		t.Run(map[openssl.VerifyMode]string{openssl.VerifyPeer: "peer", openssl.VerifyNone: "none"}[mode], func(t *testing.T) {
-			sslCtx := clientCtx(t)
+			sslCtx := tlstest.ClientCtx(t)
 			sslCtx.SetVerify(mode, func(bool, *openssl.CertificateStoreCtx) bool { panic("boom") })
-			p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: sslCtx})
-			ourErr, _ := p.handshake()
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx})
+			ourErr, _ := p.Handshake()
 			e := handshakeError(t, ourErr)
 			require.ErrorContains(t, e, "verify callback panicked: boom")
-			_, err := p.ours.Write([]byte("x"))
+			_, err := p.Ours.Write([]byte("x"))
 			require.ErrorIs(t, err, ourErr, "the failure is permanent")
 		})
 	}
@@ -170,42 +170,42 @@ func TestVerifyCallbackPanics(t *testing.T) {
 // the handshake's error, also under VerifyNone and on a server.
 func TestVerifyPeerCertificate(t *testing.T) {
 	errRejected := errors.New("not this one")
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		t.Run("accepts", func(t *testing.T) {
-			sslCtx := clientCtx(t)
+			sslCtx := tlstest.ClientCtx(t)
 			var got []*x509.Certificate
 			sslCtx.SetVerifyPeerCertificate(func(chain []*x509.Certificate) error {
 				got = chain
 				return nil
 			})
-			connectedPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
+			tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: tlstest.WeClient}, Ctx: sslCtx})
 			require.NotEmpty(t, got)
 			require.True(t, got[0].Equal(pki.Leaf), "leaf first")
 			require.True(t, got[len(got)-1].Equal(pki.CA), "the chain OpenSSL built ends at the CA")
 		})
 		for _, tc := range []struct {
 			name string
-			role ourRole
+			role tlstest.Role
 			ctx  func(t testing.TB) *openssl.Ctx
 			peer func() *tls.Config
 			hook func([]*x509.Certificate) error
 			want string
 		}{
-			{"client rejects", weAreClient, clientCtx, nil,
+			{"client rejects", tlstest.WeClient, tlstest.ClientCtx, nil,
 				func([]*x509.Certificate) error { return errRejected }, "not this one"},
-			{"client under VerifyNone rejects", weAreClient, func(t testing.TB) *openssl.Ctx {
+			{"client under VerifyNone rejects", tlstest.WeClient, func(t testing.TB) *openssl.Ctx {
 				c, err := openssl.NewCtx()
 				require.NoError(t, err)
 				return c
 			}, nil, func([]*x509.Certificate) error { return errRejected }, "not this one"},
-			{"client hook panics", weAreClient, clientCtx, nil,
+			{"client hook panics", tlstest.WeClient, tlstest.ClientCtx, nil,
 				func([]*x509.Certificate) error { panic("boom") }, "verify peer certificate callback panicked: boom"},
-			{"server rejects", weAreServer, func(t testing.TB) *openssl.Ctx {
+			{"server rejects", tlstest.WeServer, func(t testing.TB) *openssl.Ctx {
 				c := ctxOf(t, pki, 0)
 				c.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
 				return c
 			}, func() *tls.Config {
-				cfg := peerConfig(version, weAreServer)
+				cfg := tlstest.PeerConfig(pki, version, tlstest.WeServer)
 				cfg.Certificates = []tls.Certificate{clientPKI.TLSCert}
 				return cfg
 			}, func([]*x509.Certificate) error { return errRejected }, "not this one"},
@@ -213,12 +213,12 @@ func TestVerifyPeerCertificate(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				sslCtx := tc.ctx(t)
 				sslCtx.SetVerifyPeerCertificate(tc.hook)
-				spec := pairSpec{version: version, role: tc.role, ctx: sslCtx}
+				spec := tlstest.Spec{Case: tlstest.Case{Version: version, Role: tc.role}, Ctx: sslCtx}
 				if tc.peer != nil {
-					spec.peer = tc.peer()
+					spec.Config = tc.peer()
 				}
-				p := newPair(t, spec)
-				ourErr, peerErr := p.handshake()
+				p := tlstest.NewPair(t, spec)
+				ourErr, peerErr := p.Handshake()
 				e := handshakeError(t, ourErr)
 				require.ErrorContains(t, e, tc.want)
 				if tc.want == "not this one" {
@@ -228,7 +228,7 @@ func TestVerifyPeerCertificate(t *testing.T) {
 				// A TLS 1.3 client has finished its handshake when our
 				// server rejects it; it sees the alert on its first read.
 				if peerErr == nil {
-					_, peerErr = p.peer.Read(make([]byte, 1))
+					_, peerErr = p.Peer.Read(make([]byte, 1))
 				}
 				require.Error(t, peerErr)
 			})
@@ -239,19 +239,19 @@ func TestVerifyPeerCertificate(t *testing.T) {
 // TestTrustFromMemory: AddCertificate makes a Ctx trust a CA without any
 // file; before it, the same handshake fails verification.
 func TestTrustFromMemory(t *testing.T) {
-	eachVersion(t, func(t *testing.T, version uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		sslCtx, err := openssl.NewCtx()
 		require.NoError(t, err)
 		sslCtx.SetVerifyMode(openssl.VerifyPeer)
-		p := newPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
-		ourErr, _ := p.handshake()
+		p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: tlstest.WeClient}, Ctx: sslCtx})
+		ourErr, _ := p.Handshake()
 		require.NotEqual(t, openssl.VerifyOK, handshakeError(t, ourErr).Verify)
 
 		ca, err := openssl.LoadCertificateFromPEM(pki.CAPEM)
 		require.NoError(t, err)
 		require.NoError(t, sslCtx.GetCertificateStore().AddCertificate(ca))
-		p = connectedPair(t, pairSpec{version: version, role: weAreClient, ctx: sslCtx})
-		require.Equal(t, openssl.VerifyOK, p.ours.ConnectionState().VerifyResult)
+		p = tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: tlstest.WeClient}, Ctx: sslCtx})
+		require.Equal(t, openssl.VerifyOK, p.Ours.ConnectionState().VerifyResult)
 		require.Error(t, sslCtx.GetCertificateStore().AddCertificate(nil))
 	})
 }
@@ -259,10 +259,10 @@ func TestTrustFromMemory(t *testing.T) {
 // TestVerifyDepth: the depth counts the certificates between the leaf and
 // the trust anchor, so 0 still accepts a leaf the CA signed directly.
 func TestVerifyDepth(t *testing.T) {
-	sslCtx := clientCtx(t)
+	sslCtx := tlstest.ClientCtx(t)
 	require.Equal(t, -1, sslCtx.GetVerifyDepth(), "not set")
 	sslCtx.SetVerifyDepth(0)
 	require.Equal(t, 0, sslCtx.GetVerifyDepth())
-	p := connectedPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: sslCtx})
-	require.Equal(t, openssl.VerifyOK, p.ours.ConnectionState().VerifyResult)
+	p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx})
+	require.Equal(t, openssl.VerifyOK, p.Ours.ConnectionState().VerifyResult)
 }
