@@ -16,28 +16,28 @@ import (
 	"unsafe"
 )
 
-// Which calls verify the server's name:
-//   - [Dial], [DialContext], [DialSession] and [DialConfig] send SNI and
-//     fail the handshake when the certificate does not verify or does not
-//     match the name, unless flags say otherwise;
-//   - [Conn.SetServerName], before the handshake, does the same for a
-//     Conn made by [Client];
-//   - [Conn.SetTlsExtHostName] only sends SNI and verifies nothing;
-//   - [Conn.VerifyHostname], after the handshake, checks the name and
-//     nothing else (not the chain): the handshake has already succeeded
-//     and data may have been exchanged.
-//
-// [Client] alone verifies only what the Ctx's verify mode says, and never a
-// name: under the default [VerifyNone] it accepts any certificate.
-
 // SetServerName makes a client send name as SNI (unless it is an IP
 // address) and fail the handshake when the server's certificate does not
 // match it or does not verify against the Ctx's trusted CAs, even when
 // the Ctx's mode is [VerifyNone]. The handshake's *Error then wraps an
 // x509.HostnameError naming the certificate's names. It also picks the
 // session of the Ctx's client session cache for name. Call it before the
-// handshake (corresponds to SSL_set_tlsext_host_name, SSL_set1_host or
-// X509_VERIFY_PARAM_set1_ip_asc, and SSL_set_verify).
+// handshake.
+//
+// Which calls verify the server's name:
+//   - [Dial], [DialContext], [DialSession] and [DialConfig] send SNI and
+//     fail the handshake when the certificate does not verify or does not
+//     match the name, unless flags say otherwise;
+//   - SetServerName does the same for a Conn made by [Client];
+//   - [Conn.SetTlsExtHostName] only sends SNI and verifies nothing;
+//   - [Conn.VerifyHostname], after the handshake, checks the name and
+//     nothing else (not the chain): the handshake has already succeeded;
+//   - [Client] alone verifies only what the Ctx's verify mode says, and
+//     never a name: under the default [VerifyNone] it accepts any
+//     certificate.
+//
+// (corresponds to SSL_set_tlsext_host_name, SSL_set1_host or
+// X509_VERIFY_PARAM_set1_ip_asc, and SSL_set_verify)
 func (c *Conn) SetServerName(name string) error {
 	if name == "" {
 		return &Error{Op: "set server name", Err: errors.New("openssl: empty server name")}

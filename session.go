@@ -17,17 +17,6 @@ import (
 	"unsafe"
 )
 
-// Server side.
-//
-// NewCtx gives every Ctx a session id context, so that a server that
-// verifies client certificates resumes sessions instead of failing them
-// with "session id context uninitialized". A server resumes only its own
-// sessions (its session cache and ticket keys are its own), but after an
-// SNI switch ([SSL.SetSSLCtx]) the Ctx switched to may see sessions made
-// on the listener's other Ctxs: give Ctxs whose clients must not share
-// sessions (one verifies client certificates, another does not) different
-// ids with [Ctx.SetSessionId].
-
 // defaultSessionId is every Ctx's session id context until SetSessionId.
 // It is the same for all: a client checks that a resumed session has its
 // own Ctx's, so a session taken on one Ctx and offered on another
@@ -87,8 +76,17 @@ func (c *Ctx) GetSessionCacheMode() SessionCacheModes {
 
 // SetSessionId sets the session id context, 1 to 32 bytes: a server resumes
 // only sessions made under the same one, and a client only sessions taken
-// under its own. NewCtx sets the same one on every Ctx; an id longer than
-// 32 bytes is an *Error and changes nothing
+// under its own. An id longer than 32 bytes is an *Error and changes
+// nothing.
+//
+// NewCtx sets the same one on every Ctx, so that a server that verifies
+// client certificates resumes sessions instead of failing them with
+// "session id context uninitialized", and a session moves between client
+// Ctxs. A server resumes only its own sessions (its cache and ticket keys
+// are its own), but after an SNI switch ([SSL.SetSSLCtx]) the Ctx switched
+// to may see sessions made on the listener's other Ctxs: give Ctxs whose
+// clients must not share sessions (one verifies client certificates,
+// another does not) different ids
 // (corresponds to SSL_CTX_set_session_id_context).
 func (c *Ctx) SetSessionId(id []byte) error {
 	if len(id) == 0 {
@@ -236,8 +234,11 @@ func DialSession(network, addr string, sslCtx *Ctx, flags DialFlags, session []b
 // (for an IP address, the same address and port) and store the ones the
 // server sends, TLS 1.3 tickets included (they arrive with the first Read).
 // The least recently used session goes first when the cache is full. A
-// capacity of 0 or less removes the cache (corresponds to
-// SSL_CTX_sess_set_new_cb, with SessionCacheClient).
+// capacity of 0 or less removes the cache. It adds SessionCacheClient and
+// SessionCacheNoInternalStore to the cache mode, so that OpenSSL's own
+// cache does not fill with client sessions: a Ctx that also serves then
+// keeps no sessions of its own, and resumes only through tickets
+// (corresponds to SSL_CTX_sess_set_new_cb).
 func (c *Ctx) SetClientSessionCache(capacity int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

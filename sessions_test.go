@@ -3,6 +3,7 @@ package openssl_test
 import (
 	"crypto/tls"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -134,14 +135,31 @@ func TestResumption(t *testing.T) {
 	}
 }
 
-// TestResumptionCryptoTLSClient: our mutual-TLS server resumes the
-// sessions of crypto/tls's ClientSessionCache (the reported bug: without a
-// session id context the second handshake failed with internal_error).
-func TestResumptionCryptoTLSClient(t *testing.T) {
+// TestResumptionOfOurServer: our mutual-TLS server resumes the sessions
+// of crypto/tls's ClientSessionCache and of s_client's -sess_out/-sess_in
+// (the reported bug: without a session id context the second handshake
+// failed with internal_error).
+func TestResumptionOfOurServer(t *testing.T) {
 	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		sslCtx := ctxOf(t, pki, version)
 		sslCtx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
 		addr, results := startOurServer(t, sslCtx)
+
+		ca, cert, key := pemFiles(t, clientPKI)
+		sessFile := filepath.Join(t.TempDir(), "session.pem")
+		for i, sessArg := range []string{"-sess_out", "-sess_in"} {
+			c := peer.OpenSSLClientT(t, addr, ca, "-cert", cert, "-key", key, versionFlag(version), sessArg, sessFile)
+			require.NoError(t, c.Send(request))
+			code, err := c.Wait(tlstest.Timeout)
+			require.NoError(t, err)
+			require.Equal(t, 0, code, "s_client's exit code")
+			want := []string{"New, ", "Reused, "}[i]
+			require.Contains(t, c.Output(), want+"TLSv1.", "s_client with %s", sessArg)
+			s := nextServed(t, results)
+			require.Equal(t, i == 1, s.resumed)
+			require.NotZero(t, s.peerCerts)
+		}
+
 		cfg := &tls.Config{
 			RootCAs: pki.Pool, ServerName: "localhost",
 			Certificates:       []tls.Certificate{clientPKI.TLSCert},
