@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 
@@ -265,4 +266,44 @@ func TestVerifyDepth(t *testing.T) {
 	require.Equal(t, 0, sslCtx.GetVerifyDepth())
 	p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx})
 	require.Equal(t, openssl.VerifyOK, p.Ours.ConnectionState().VerifyResult)
+}
+
+// TestCallbacksDuringRenegotiation: a TLS 1.2 renegotiation asked for by
+// s_server runs inside our Read, and with it the verify callback and the
+// key log: the SSL operations must allow callbacks (no nocallback).
+func TestCallbacksDuringRenegotiation(t *testing.T) {
+	sslCtx := tlstest.ClientCtx(t)
+	cb, calls := recordingCallback(nil)
+	sslCtx.SetVerifyCallback(cb)
+	var keys syncBuffer
+	sslCtx.SetKeyLogWriter(&keys)
+	p := tlstest.Connect(t, tlstest.Spec{
+		Case: tlstest.Case{Version: tls.VersionTLS12, Role: tlstest.WeClient},
+		Peer: tlstest.OpenSSLTool,
+		Ctx:  sslCtx,
+		// No session to resume: the renegotiation is a full handshake,
+		// with the server's certificate.
+		PeerArgs: []string{"-no_ticket", "-no_cache"},
+	})
+	require.Len(t, calls(), 2)
+	require.Len(t, keys.lines(), 1)
+
+	const serverCmdRenegotiate = "r\n" // s_server sends a HelloRequest
+	require.NoError(t, p.Proc.Send(serverCmdRenegotiate))
+	require.NoError(t, p.Proc.WaitFor(peer.ServerKeyUpdated, tlstest.Timeout))
+	// Our Read meets the HelloRequest and sends a ClientHello; the rest
+	// of the handshake runs inside the next Write, which must finish it
+	// before it can send.
+	for _, line := range []string{"during the renegotiation\n", "after it\n"} {
+		require.NoError(t, p.Proc.Send(line))
+		buf := make([]byte, len(line))
+		_, err := io.ReadFull(p.Ours, buf)
+		require.NoError(t, err)
+		require.Equal(t, line, string(buf))
+		_, err = io.WriteString(p.Ours, "got "+line)
+		require.NoError(t, err)
+		require.NoError(t, p.Proc.WaitFor("got "+line, tlstest.Timeout))
+	}
+	require.Len(t, calls(), 4, "the callback ran again inside Read or Write")
+	require.Len(t, keys.lines(), 2, "a second CLIENT_RANDOM line")
 }
