@@ -7,7 +7,6 @@
 #define GO_OSSL_SHIM_H
 
 #include <stddef.h>
-#include <stdint.h>
 #include <openssl/ssl.h>
 
 // GO_OSSL_MAX_ERRORS bounds how many error-queue entries one call returns;
@@ -47,38 +46,10 @@ void go_ossl_set_host(SSL *ssl, const char *host, int sni, go_ossl_result *r);
 void go_ossl_set_sni(SSL *ssl, const char *host, go_ossl_result *r);
 void go_ossl_set_ip(SSL *ssl, const char *ip, go_ossl_result *r);
 
-// SSL_CTX set-up: the macros of ssl.h are not callable from cgo.
-SSL_CTX *go_ossl_ctx_new(go_ossl_result *r);
-void go_ossl_ctx_set_proto_versions(SSL_CTX *ctx, int min, int max, go_ossl_result *r);
-void go_ossl_ctx_set_cipher_list(SSL_CTX *ctx, const char *list, go_ossl_result *r);
-void go_ossl_ctx_set_ciphersuites(SSL_CTX *ctx, const char *list, go_ossl_result *r);
-void go_ossl_ctx_set_groups(SSL_CTX *ctx, const char *list, go_ossl_result *r);
-void go_ossl_ctx_use_certificate(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
-void go_ossl_ctx_add_chain_certificate(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
-void go_ossl_ctx_use_private_key(SSL_CTX *ctx, EVP_PKEY *key, go_ossl_result *r);
-void go_ossl_ctx_load_verify_locations(SSL_CTX *ctx, const char *file, const char *dir, go_ossl_result *r);
-void go_ossl_ctx_set_default_verify_paths(SSL_CTX *ctx, go_ossl_result *r);
-// go_ossl_ctx_set_alpn sets the client's offer and the server's preference
-// list (wire format). The server list is copied; handshakes running on ctx
-// may go on reading the list it replaces, which lives as long as ctx.
-void go_ossl_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *protos, unsigned int len, go_ossl_result *r);
-void go_ossl_ctx_free(SSL_CTX *ctx);
-
-// PEM and DER loading.
-X509 *go_ossl_x509_from_pem(const void *pem, int len, go_ossl_result *r);
-EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, go_ossl_result *r);
-// go_ossl_x509_der encodes cert into a buffer allocated by OpenSSL, to be
-// released with go_ossl_free.
-int go_ossl_x509_der(X509 *cert, unsigned char **out);
-void go_ossl_free(void *p);
-
-// Connection state, read after the handshake. The peer chain is returned
-// leaf first, at most max entries, each with a reference the caller frees.
-int go_ossl_peer_chain(SSL *ssl, X509 **out, int max);
-const char *go_ossl_servername(SSL *ssl);
-
 // ---- Sessions, host names, SNI, verification callbacks, key log ----
-//
+
+#include <stdint.h>
+
 // Go callbacks: each trampoline below finds the Conn through a cgo.Handle
 // kept in the SSL's ex data (never a Go pointer) and calls an exported Go
 // function (callback.go). SSL operations during which a trampoline may run
@@ -127,5 +98,36 @@ int go_ossl_check_host(X509 *cert, const char *host, int is_ip);
 
 // Trust from memory.
 void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
+// ---- end of the section ----
+
+// SSL_CTX set-up: the macros of ssl.h are not callable from cgo.
+SSL_CTX *go_ossl_ctx_new(go_ossl_result *r);
+void go_ossl_ctx_set_proto_versions(SSL_CTX *ctx, int min, int max, go_ossl_result *r);
+void go_ossl_ctx_set_cipher_list(SSL_CTX *ctx, const char *list, go_ossl_result *r);
+void go_ossl_ctx_set_ciphersuites(SSL_CTX *ctx, const char *list, go_ossl_result *r);
+void go_ossl_ctx_set_groups(SSL_CTX *ctx, const char *list, go_ossl_result *r);
+void go_ossl_ctx_use_certificate(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
+void go_ossl_ctx_add_chain_certificate(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
+void go_ossl_ctx_use_private_key(SSL_CTX *ctx, EVP_PKEY *key, go_ossl_result *r);
+void go_ossl_ctx_load_verify_locations(SSL_CTX *ctx, const char *file, const char *dir, go_ossl_result *r);
+void go_ossl_ctx_set_default_verify_paths(SSL_CTX *ctx, go_ossl_result *r);
+// go_ossl_ctx_set_alpn sets the client's offer and the server's preference
+// list (wire format). The server list is copied; handshakes running on ctx
+// may go on reading the list it replaces, which lives as long as ctx.
+void go_ossl_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *protos, unsigned int len, go_ossl_result *r);
+void go_ossl_ctx_free(SSL_CTX *ctx);
+
+// PEM and DER loading.
+X509 *go_ossl_x509_from_pem(const void *pem, int len, go_ossl_result *r);
+EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, go_ossl_result *r);
+// go_ossl_x509_der encodes cert into a buffer allocated by OpenSSL, to be
+// released with go_ossl_free.
+int go_ossl_x509_der(X509 *cert, unsigned char **out);
+void go_ossl_free(void *p);
+
+// Connection state, read after the handshake. The peer chain is returned
+// leaf first, at most max entries, each with a reference the caller frees.
+int go_ossl_peer_chain(SSL *ssl, X509 **out, int max);
+const char *go_ossl_servername(SSL *ssl);
 
 #endif
