@@ -78,8 +78,8 @@ func (c *Ctx) GetVerifyDepth() int {
 //
 // nil removes it (corresponds to SSL_CTX_set_cert_verify_callback).
 func (c *Ctx) SetVerifyPeerCertificate(hook func(chain []*x509.Certificate) error) {
-	setHook(c, &c.hooks.peerChain, ptrOrNil(hook, hook == nil), func(sslCtx *C.SSL_CTX, on C.int) {
-		C.go_ossl_ctx_set_cert_verify_hook(sslCtx, on)
+	setHook(c, &c.hooks.peerChain, ptrOrNil(hook, hook == nil), func(sslCtx *C.SSL_CTX) {
+		C.go_ossl_ctx_set_cert_verify_hook(sslCtx)
 	})
 }
 
