@@ -47,6 +47,15 @@ func (c *Ctx) SetVerifyCallback(cb VerifyCallback) {
 	c.SetVerify(c.VerifyMode(), cb)
 }
 
+// GetVerifyCallback returns the callback SetVerify or SetVerifyCallback
+// set, or nil.
+func (c *Ctx) GetVerifyCallback() VerifyCallback {
+	if cb := c.hooks.verify.Load(); cb != nil {
+		return *cb
+	}
+	return nil
+}
+
 // SetVerifyDepth limits the chain to depth certificates between the leaf
 // and the trust anchor (corresponds to SSL_CTX_set_verify_depth).
 func (c *Ctx) SetVerifyDepth(depth int) {

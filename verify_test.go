@@ -57,7 +57,9 @@ func TestVerifyCallbackClient(t *testing.T) {
 		t.Run("crypto-tls", func(t *testing.T) {
 			sslCtx := tlstest.ClientCtx(t)
 			cb, calls := recordingCallback(nil)
+			require.Nil(t, sslCtx.GetVerifyCallback())
 			sslCtx.SetVerifyCallback(cb)
+			require.NotNil(t, sslCtx.GetVerifyCallback())
 			require.Equal(t, openssl.VerifyPeer, sslCtx.VerifyMode(), "SetVerifyCallback keeps the mode")
 			tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: tlstest.WeClient}, Ctx: sslCtx})
 			require.Equal(t, []verifyCall{
