@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// StartTimeout bounds how long OpenSSLServer waits for the server to listen.
+// StartTimeout bounds how long the server constructors (OpenSSLServer,
+// GnuTLSServer, PythonServer) wait for the server to listen.
 const StartTimeout = 10 * time.Second
 
 // LingerTime is how long s_server and s_client 3.0 keep a connection's
