@@ -1,14 +1,11 @@
 package peer_test
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,35 +27,13 @@ const (
 
 var (
 	// pki is the certificates of every test; files are their PEM files,
-	// which the peer programs read.
+	// which the peer programs read (written by TestMain).
 	pki   = tlstest.DefaultPKI()
 	files tlstest.Files
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	version, err := exec.CommandContext(ctx, "openssl", "version").CombinedOutput()
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "openssl version: %v: %s\n", err, version)
-		return 1
-	}
-	fmt.Printf("openssl: %s", version)
-	dir, err := os.MkdirTemp("", "peer-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if files, err = tlstest.WriteFiles(pki, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return leakcheck.Run(m)
+	os.Exit(tlstest.Main(&files, func() int { return leakcheck.Run(m) }))
 }
 
 // started returns a function that fails t if a peer constructor failed,
