@@ -46,7 +46,7 @@ type program func(t *testing.T, version uint16, extra ...string) link
 // sServer is s_server facing a crypto/tls client: a line each way.
 func sServer(t *testing.T, version uint16, extra ...string) link {
 	t.Helper()
-	s := started(t)(peer.OpenSSLServer(t.Context(), files.Cert, files.Key, extra...))
+	s := tlstest.Started(t)(peer.OpenSSLServer(t.Context(), files.Cert, files.Key, extra...))
 	l := link{dialGo(t, s.Addr(), version), s}
 	l.toPeer(t, "hello\n")
 	l.fromPeer(t, "sync\n")
@@ -57,7 +57,7 @@ func sServer(t *testing.T, version uint16, extra ...string) link {
 func sClient(t *testing.T, version uint16, extra ...string) link {
 	t.Helper()
 	addr, accept := listenGo(t, version)
-	cl := started(t)(peer.OpenSSLClient(t.Context(), addr, files.CA, extra...))
+	cl := tlstest.Started(t)(peer.OpenSSLClient(t.Context(), addr, files.CA, extra...))
 	l := link{accept(), cl}
 	l.toPeer(t, "hi\n")
 	if !slices.Contains(extra, "-quiet") {
@@ -70,7 +70,7 @@ func sClient(t *testing.T, version uint16, extra ...string) link {
 // first line came back.
 func gnutlsServ(t *testing.T, version uint16, extra ...string) link {
 	t.Helper()
-	s := started(t)(peer.GnuTLSServer(t.Context(), files.Cert, files.Key, append(gnutlsPriority(version), extra...)...))
+	s := tlstest.Started(t)(peer.GnuTLSServer(t.Context(), files.Cert, files.Key, append(gnutlsPriority(version), extra...)...))
 	c := dialGo(t, s.Addr(), version)
 	c.write(t, "hello\n")
 	c.expectData(t, "hello\n")
@@ -81,7 +81,7 @@ func gnutlsServ(t *testing.T, version uint16, extra ...string) link {
 func gnutlsCli(t *testing.T, version uint16, extra ...string) link {
 	t.Helper()
 	addr, accept := listenGo(t, version)
-	cl := started(t)(peer.GnuTLSClient(t.Context(), addr, files.CA, append(gnutlsPriority(version), extra...)...))
+	cl := tlstest.Started(t)(peer.GnuTLSClient(t.Context(), addr, files.CA, append(gnutlsPriority(version), extra...)...))
 	l := link{accept(), cl}
 	l.toPeer(t, "hi\n")
 	inOrder(t, cl.Output(), peer.GnuTLSClientHandshakeDone, peer.GnuTLSClientSimpleMode, "hi\n")

@@ -16,7 +16,7 @@ import (
 func TestGnuTLSServerAddress(t *testing.T) {
 	t.Parallel()
 	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
-		s := started(t)(peer.GnuTLSServer(t.Context(), files.Cert, files.Key, gnutlsPriority(version)...))
+		s := tlstest.Started(t)(peer.GnuTLSServer(t.Context(), files.Cert, files.Key, gnutlsPriority(version)...))
 		inOrder(t, s.Output(), peer.GnuTLSServerListening+"0.0.0.0 port 0"+peer.GnuTLSServerListenDone)
 		host, p, err := net.SplitHostPort(s.Addr())
 		if err != nil || host != "127.0.0.1" || p == "0" {

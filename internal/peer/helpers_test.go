@@ -36,25 +36,6 @@ func TestMain(m *testing.M) {
 	os.Exit(tlstest.Main(&files, func() int { return leakcheck.Run(m) }))
 }
 
-// started returns a function that fails t if a peer constructor failed,
-// and otherwise returns the process and kills it at cleanup, logging its
-// output if t failed.
-func started(t testing.TB) func(*peer.Process, error) *peer.Process {
-	return func(p *peer.Process, err error) *peer.Process {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			p.Kill()
-			if t.Failed() {
-				t.Logf("output of %s (pid %d):\n%s", p.Name(), p.Pid(), p.Output())
-			}
-		})
-		return p
-	}
-}
-
 // untrustedCA returns the CA file of a second PKI, which does not trust
 // pki's certificates.
 func untrustedCA(t *testing.T) string {

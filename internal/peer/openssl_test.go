@@ -124,7 +124,7 @@ func TestClientVerifyFailure(t *testing.T) {
 		c.SetDeadline(time.Now().Add(wait))
 		return tls.Server(c, tlstest.PeerConfig(pki, 0, tlstest.WeClient)).Handshake()
 	})
-	cl := started(t)(peer.OpenSSLClient(t.Context(), ln.Addr().String(), untrustedCA(t)))
+	cl := tlstest.Started(t)(peer.OpenSSLClient(t.Context(), ln.Addr().String(), untrustedCA(t)))
 	expectExit(t, cl, 1)
 	// s_client sends its alert before it switches to the handshake keys,
 	// so crypto/tls fails with "bad record MAC" rather than the alert.
@@ -265,7 +265,7 @@ func TestServerRev(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := started(t)(peer.OpenSSLServer(t.Context(), files.Cert, files.Key, "-rev"))
+			s := tlstest.Started(t)(peer.OpenSSLServer(t.Context(), files.Cert, files.Key, "-rev"))
 			c := dialGo(t, s.Addr(), tls.VersionTLS13)
 			c.write(t, "abc\n")
 			c.expectData(t, "cba\n")
@@ -288,7 +288,7 @@ func TestServerRev(t *testing.T) {
 // -rev -ign_eof: CLOSE is no command, just a line to reverse.
 func TestServerRevIgnEOF(t *testing.T) {
 	t.Parallel()
-	s := started(t)(peer.OpenSSLServer(t.Context(), files.Cert, files.Key, "-rev", "-ign_eof"))
+	s := tlstest.Started(t)(peer.OpenSSLServer(t.Context(), files.Cert, files.Key, "-rev", "-ign_eof"))
 	c := dialGo(t, s.Addr(), tls.VersionTLS13)
 	c.write(t, "CLOSE\n")
 	c.expectData(t, "ESOLC\n")
@@ -302,7 +302,7 @@ func TestServerRevIgnEOF(t *testing.T) {
 // the peer's before it closes TCP.
 func TestServerWWW(t *testing.T) {
 	t.Parallel()
-	s := started(t)(peer.OpenSSLServer(t.Context(), files.Cert, files.Key, "-www"))
+	s := tlstest.Started(t)(peer.OpenSSLServer(t.Context(), files.Cert, files.Key, "-www"))
 	c := dialGo(t, s.Addr(), tls.VersionTLS13)
 	c.write(t, "GET / HTTP/1.0\r\n\r\n")
 	page := c.expectDataPrefix(t, "HTTP/1.0 200 ok\r\nContent-type: text/html\r\n\r\n")

@@ -22,11 +22,11 @@ func startPython(t *testing.T, role string, version uint16, opts peer.PythonOpti
 	var g *goPeer
 	var p *peer.Process
 	if role == "python server" {
-		p = started(t)(peer.PythonServer(t.Context(), files.Cert, files.Key, opts))
+		p = tlstest.Started(t)(peer.PythonServer(t.Context(), files.Cert, files.Key, opts))
 		g = dialGo(t, p.Addr(), version)
 	} else {
 		addr, accept := listenGo(t, version)
-		p = started(t)(peer.PythonClient(t.Context(), addr, files.CA, opts))
+		p = tlstest.Started(t)(peer.PythonClient(t.Context(), addr, files.CA, opts))
 		g = accept()
 	}
 	if err := p.WaitFor(peer.PythonConnected+tls.VersionName(version)[:3]+"v"+tls.VersionName(version)[4:]+"\n", wait); err != nil {
@@ -77,7 +77,7 @@ func pyError(t *testing.T, p *peer.Process, cmd, class string, texts ...string) 
 // The server reports the port the kernel chose.
 func TestPythonServerAddress(t *testing.T) {
 	t.Parallel()
-	p := started(t)(peer.PythonServer(t.Context(), files.Cert, files.Key, peer.PythonOptions{}))
+	p := tlstest.Started(t)(peer.PythonServer(t.Context(), files.Cert, files.Key, peer.PythonOptions{}))
 	host, port, err := net.SplitHostPort(p.Addr())
 	if err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf("Addr() = %q, error %v", p.Addr(), err)
@@ -300,8 +300,8 @@ func TestPythonRecvAll(t *testing.T) {
 // and exits 1.
 func TestPythonClientVerifyFailure(t *testing.T) {
 	t.Parallel()
-	s := started(t)(peer.PythonServer(t.Context(), files.Cert, files.Key, peer.PythonOptions{}))
-	c := started(t)(peer.PythonClient(t.Context(), s.Addr(), untrustedCA(t), peer.PythonOptions{}))
+	s := tlstest.Started(t)(peer.PythonServer(t.Context(), files.Cert, files.Key, peer.PythonOptions{}))
+	c := tlstest.Started(t)(peer.PythonClient(t.Context(), s.Addr(), untrustedCA(t), peer.PythonOptions{}))
 	expectExit(t, c, 1)
 	inOrder(t, c.Output(), peer.PythonVersionLine, peer.PythonError+"SSLCertVerificationError: ", "certificate verify failed")
 	absent(t, c.Output(), peer.PythonConnected)
