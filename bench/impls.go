@@ -17,8 +17,8 @@ import (
 // the same way: TLS 1.3 only, TLS_AES_128_GCM_SHA256, X25519, the server's
 // ECDSA P-256 certificate verified by the client against the CA, and no
 // session tickets unless the workload is resumption. What a binding offers
-// no call for (go-openssl: cipher suites, groups; both bindings: the number
-// of TLS 1.3 tickets) comes from the OpenSSL config file the driver writes
+// no call for (go-openssl: cipher suites, groups, the number of TLS 1.3
+// tickets) comes from the OpenSSL config file the driver writes
 // (opensslConf), which applies to every SSL_CTX in the process, the C
 // program's too.
 
@@ -34,7 +34,7 @@ type goImpl struct {
 	dial func(addr string) (net.Conn, error)
 	// resumingDialer returns a dial function that resumes the session of
 	// its previous connection and reports whether it did; nil when the
-	// implementation has no client session API.
+	// implementation has no client session API (plain TCP).
 	resumingDialer func() func(addr string) (net.Conn, bool, error)
 }
 
@@ -91,7 +91,7 @@ func newGoImpl(name, certDir string, resumption bool) (*goImpl, error) {
 	case "go":
 		return newCryptoTLS(files, resumption)
 	case "ours":
-		return newOurs(files)
+		return newOurs(files, resumption)
 	case "gossl":
 		return newGoOpenSSL(files)
 	}
@@ -140,7 +140,7 @@ func newCryptoTLS(files certFiles, resumption bool) (*goImpl, error) {
 	}, nil
 }
 
-func newOurs(files certFiles) (*goImpl, error) {
+func newOurs(files certFiles, resumption bool) (*goImpl, error) {
 	common := func() (*ours.Ctx, error) {
 		ctx, err := ours.NewCtx()
 		if err != nil {
@@ -175,22 +175,46 @@ func newOurs(files certFiles) (*goImpl, error) {
 	if err := srv.UsePrivateKey(key); err != nil {
 		return nil, err
 	}
-	cli, err := common()
+	if !resumption {
+		if err := srv.SetNumTickets(0); err != nil {
+			return nil, err
+		}
+	}
+	newClient := func() (*ours.Ctx, error) {
+		cli, err := common()
+		if err != nil {
+			return nil, err
+		}
+		if err := cli.LoadVerifyLocations(files.ca, ""); err != nil {
+			return nil, err
+		}
+		cli.SetVerifyMode(ours.VerifyPeer)
+		return cli, nil
+	}
+	cli, err := newClient()
 	if err != nil {
 		return nil, err
 	}
-	if err := cli.LoadVerifyLocations(files.ca, ""); err != nil {
+	resumingCli, err := newClient()
+	if err != nil {
 		return nil, err
 	}
-	cli.SetVerifyMode(ours.VerifyPeer)
+	// As crypto/tls's ClientSessionCache: Dial offers the session last
+	// received from the same address.
+	resumingCli.SetClientSessionCache(1)
 	return &goImpl{
 		client: func(c net.Conn) (net.Conn, error) { return ours.Client(c, cli) },
 		server: func(c net.Conn) (net.Conn, error) { return ours.Server(c, srv) },
 		dial:   func(addr string) (net.Conn, error) { return ours.Dial("tcp", addr, cli, 0) },
-		// resumingDialer: the package has no client session API yet. Once
-		// it has, return a dial function here that hands the previous
-		// connection's session to the next one, as newCryptoTLS and
-		// newGoOpenSSL do; the resumed-handshake row then fills in.
+		resumingDialer: func() func(string) (net.Conn, bool, error) {
+			return func(addr string) (net.Conn, bool, error) {
+				c, err := ours.Dial("tcp", addr, resumingCli, 0)
+				if err != nil {
+					return nil, false, err
+				}
+				return c, c.ConnectionState().DidResume, nil
+			}
+		},
 	}, nil
 }
 

@@ -242,8 +242,8 @@ func writeCerts(dir string) error {
 
 // opensslConf gives every SSL_CTX of a child process the benchmark's
 // setup, for the calls a binding does not offer (go-openssl has none for
-// TLS 1.3 cipher suites or groups; neither binding sets the number of TLS
-// 1.3 tickets, which the resumption workload leaves at OpenSSL's default).
+// TLS 1.3 cipher suites, groups or the number of TLS 1.3 tickets, which the
+// resumption workload leaves at OpenSSL's default).
 const opensslConf = `openssl_conf = bench_conf
 [bench_conf]
 ssl_conf = bench_ssl
