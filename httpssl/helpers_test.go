@@ -252,7 +252,9 @@ func goClient(t testing.TB, h2 bool, client *testcert.Bundle, rec *connRecorder)
 	if client != nil {
 		cfg.Certificates = []tls.Certificate{client.TLSCert}
 	}
-	tr := &http.Transport{TLSClientConfig: cfg, Protocols: new(http.Protocols)}
+	// Enough idle connections per host that the client closes none of its
+	// own accord.
+	tr := &http.Transport{TLSClientConfig: cfg, Protocols: new(http.Protocols), MaxIdleConnsPerHost: 100}
 	switch {
 	case !h2:
 		tr.Protocols.SetHTTP1(true)
@@ -308,17 +310,33 @@ func (r *connRecorder) add(c *tls.Conn) *recordedConn {
 func (c *recordedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if err != nil {
-		c.once.Do(func() {
-			c.readErr = err
-			close(c.ended)
-		})
+		c.end(err)
 	}
 	return n, err
 }
 
-// requireAllCloseNotify waits until every recorded connection's reading
-// ended and requires that each ended with the server's close_notify.
-func (r *connRecorder) requireAllCloseNotify(t testing.TB) {
+// errClosedByClient is how a connection that the client closed before its
+// reading ended ends.
+var errClosedByClient = errors.New("closed by the client first")
+
+func (c *recordedConn) Close() error {
+	c.end(errClosedByClient)
+	return c.Conn.Close()
+}
+
+func (c *recordedConn) end(err error) {
+	c.once.Do(func() {
+		c.readErr = err
+		close(c.ended)
+	})
+}
+
+// requireCleanEnds waits until every recorded connection ended and
+// requires that each either read the server's close_notify or was closed
+// by the client first (after a "Connection: close" answer or an HTTP/2
+// GOAWAY, the client may win the race to close). It returns how many read
+// the server's close_notify.
+func (r *connRecorder) requireCleanEnds(t testing.TB) (closeNotify int) {
 	t.Helper()
 	r.mu.Lock()
 	conns := append([]*recordedConn(nil), r.conns...)
@@ -329,13 +347,17 @@ func (r *connRecorder) requireAllCloseNotify(t testing.TB) {
 		select {
 		case <-c.ended:
 		case <-timeout:
-			t.Fatalf("connection %d of %d: reading has not ended", i, len(conns))
+			t.Fatalf("connection %d of %d: neither ended nor closed by the client", i, len(conns))
 		}
-		// Exactly io.EOF: crypto/tls returns it only for close_notify.
-		if c.readErr != io.EOF {
+		switch c.readErr {
+		case io.EOF: // exactly: crypto/tls returns it only for close_notify
+			closeNotify++
+		case errClosedByClient:
+		default:
 			t.Errorf("connection %d of %d ended with %v, want io.EOF (close_notify)", i, len(conns), c.readErr)
 		}
 	}
+	return closeNotify
 }
 
 func isConnRefused(err error) bool {

@@ -44,7 +44,7 @@ func NextProtos() []string { return []string{"h2", "http/1.1"} }
 //     shared by the connection's requests as net/http shares a *tls.Conn's;
 //   - ConnContext: the caller's, then the connection for ConnFromContext.
 //     The net.Conn that ConnContext and ConnState hooks receive wraps the
-//     *openssl.Conn.
+//     *openssl.Conn, which its NetConn method returns.
 //
 // Each connection's handshake runs in its own goroutine on its first read,
 // bounded like net/http bounds a crypto/tls handshake (the shortest of

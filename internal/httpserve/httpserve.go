@@ -153,6 +153,10 @@ type serverConn struct {
 	state        *tls.ConnectionState // set inside once, after a successful handshake
 }
 
+// NetConn returns the Conn, as tls.Conn's NetConn returns the connection
+// under it: net/http's ConnState and ConnContext hooks see serverConns.
+func (c *serverConn) NetConn() net.Conn { return c.Conn }
+
 func (c *serverConn) Read(b []byte) (int, error) {
 	c.once.Do(c.handshake)
 	if c.handshakeErr != nil {
