@@ -28,43 +28,43 @@ const (
 // Dial connects to addr ("host:port") over network ("tcp", "tcp4", "tcp6")
 // and completes a TLS handshake as a client. Unless flags say otherwise, it
 // sends host as SNI and fails the handshake when the server's certificate
-// does not verify against ctx's trusted CAs or does not match host (a DNS
-// name or an IP address). A nil ctx means a new Ctx trusting the system's
-// CAs. Errors are the dialer's or the handshake's *Error.
-func Dial(network, addr string, ctx *Ctx, flags DialFlags) (*Conn, error) {
-	return DialContext(context.Background(), network, addr, ctx, flags)
+// does not verify against sslCtx's trusted CAs or does not match host (a DNS
+// name or an IP address). A nil sslCtx means a new [Ctx] trusting the
+// system's CAs. Errors are the dialer's or the handshake's *Error.
+func Dial(network, addr string, sslCtx *Ctx, flags DialFlags) (*Conn, error) {
+	return DialContext(context.Background(), network, addr, sslCtx, flags)
 }
 
-// DialContext is Dial bounded by c, for both the TCP connect and the
+// DialContext is [Dial] bounded by ctx, for both the TCP connect and the
 // handshake.
-func DialContext(c context.Context, network, addr string, ctx *Ctx, flags DialFlags) (*Conn, error) {
-	if c == nil {
+func DialContext(ctx context.Context, network, addr string, sslCtx *Ctx, flags DialFlags) (*Conn, error) {
+	if ctx == nil {
 		return nil, &Error{Op: "dial", Err: ErrNilContext}
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, &Error{Op: "dial", Err: err}
 	}
-	if ctx == nil {
-		if ctx, err = NewCtx(); err != nil {
+	if sslCtx == nil {
+		if sslCtx, err = NewCtx(); err != nil {
 			return nil, err
 		}
-		if err = ctx.SetDefaultVerifyPaths(); err != nil {
+		if err = sslCtx.SetDefaultVerifyPaths(); err != nil {
 			return nil, err
 		}
 	}
 	var d net.Dialer
-	raw, err := d.DialContext(c, network, addr)
+	raw, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, &Error{Op: "dial", Err: err}
 	}
-	conn, err := Client(raw, ctx)
+	conn, err := Client(raw, sslCtx)
 	if err != nil {
 		raw.Close()
 		return nil, err
 	}
 	if err = conn.setPeerName(host, flags); err == nil {
-		err = conn.HandshakeContext(c)
+		err = conn.HandshakeContext(ctx)
 	}
 	if err != nil {
 		conn.Close()
@@ -114,25 +114,25 @@ func boolInt(b bool) C.int {
 }
 
 // Listen listens on laddr and returns a listener whose Accept returns
-// server Conns made with ctx; their handshakes run on first use.
-func Listen(network, laddr string, ctx *Ctx) (net.Listener, error) {
+// server Conns made with sslCtx; their handshakes run on first use.
+func Listen(network, laddr string, sslCtx *Ctx) (net.Listener, error) {
 	l, err := net.Listen(network, laddr)
 	if err != nil {
 		return nil, err
 	}
-	return NewListener(l, ctx), nil
+	return NewListener(l, sslCtx), nil
 }
 
-// NewListener wraps inner: Accept returns server Conns made with ctx. An
+// NewListener wraps inner: Accept returns server Conns made with sslCtx. An
 // accepted connection that cannot be wrapped is closed and its error
 // returned by Accept.
-func NewListener(inner net.Listener, ctx *Ctx) net.Listener {
-	return &listener{Listener: inner, ctx: ctx}
+func NewListener(inner net.Listener, sslCtx *Ctx) net.Listener {
+	return &listener{Listener: inner, sslCtx: sslCtx}
 }
 
 type listener struct {
 	net.Listener
-	ctx *Ctx // constant
+	sslCtx *Ctx // constant
 }
 
 // Accept waits for a connection and returns it as a server *Conn.
@@ -141,7 +141,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := Server(raw, l.ctx)
+	conn, err := Server(raw, l.sslCtx)
 	if err != nil {
 		raw.Close()
 		return nil, err

@@ -68,8 +68,8 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	if c.handshakeErr != nil || c.handshakeDone.Load() {
 		return c.handshakeErr
 	}
-	stop := c.interruptOn(ctx, true, true)
-	err := c.handshakeStep.run(opHandshake, nil, false)
+	stop := c.interruptOn(ctx, dirBoth)
+	err := c.handshakeStep.run(opHandshake, nil, dirRead)
 	if stop() {
 		err = ctx.Err()
 	}
@@ -79,7 +79,7 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	}
 	r := &c.handshakeStep.res
 	if r.ret != 1 {
-		e := classify("handshake", r)
+		e := sslError("handshake", r)
 		c.sslMu.Lock()
 		if c.ssl != nil {
 			e.Verify = VerifyResult(C.SSL_get_verify_result(c.ssl))

@@ -3,6 +3,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -46,6 +47,8 @@ static void finish_ssl(SSL *ssl, go_ossl_result *r, int ret, int failed) {
 	r->ssl_error = failed ? SSL_get_error(ssl, ret) : SSL_ERROR_NONE;
 	finish(r, saved_errno);
 }
+
+static int alpn_attach(SSL_CTX *ctx);
 
 static void finish_ret(go_ossl_result *r, int ret) {
 	int saved_errno = errno;
@@ -121,6 +124,10 @@ void go_ossl_set_ip(SSL *ssl, const char *ip, go_ossl_result *r) {
 SSL_CTX *go_ossl_ctx_new(go_ossl_result *r) {
 	begin(r);
 	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	if (ctx != NULL && !alpn_attach(ctx)) {
+		SSL_CTX_free(ctx);
+		ctx = NULL;
+	}
 	if (ctx != NULL) {
 		// The Go side loops over partial writes and may retry a write from
 		// a buffer at another address.
@@ -181,22 +188,48 @@ void go_ossl_ctx_set_default_verify_paths(SSL_CTX *ctx, go_ossl_result *r) {
 	finish_ret(r, SSL_CTX_set_default_verify_paths(ctx));
 }
 
-// alpn_index is the SSL_CTX ex-data slot holding the server's ALPN
-// preference list, freed together with the SSL_CTX.
-static int alpn_index = -1;
-
-typedef struct {
+// The server's ALPN preference list. SetNextProtos may replace it while
+// handshakes on the same SSL_CTX read it, so a list is never freed while its
+// SSL_CTX lives: a new list is published with an atomic store and keeps the
+// one it replaced on its retired chain. The holder is made with the SSL_CTX,
+// is the select callback's argument, and is freed with the SSL_CTX through
+// its ex data.
+typedef struct alpn_list {
+	struct alpn_list *retired; // the list this one replaced, freed with it
 	unsigned int len;
 	unsigned char protos[];
 } alpn_list;
 
+typedef struct {
+	_Atomic(alpn_list *) current;
+} alpn_holder;
+
+// alpn_index is the SSL_CTX ex-data slot owning the holder, allocated once.
+static int alpn_index = -1;
+static CRYPTO_ONCE alpn_index_once = CRYPTO_ONCE_STATIC_INIT;
+
 static void alpn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
-	OPENSSL_free(ptr);
+	alpn_holder *h = ptr;
+	if (h == NULL) {
+		return;
+	}
+	alpn_list *list = atomic_load(&h->current);
+	while (list != NULL) {
+		alpn_list *next = list->retired;
+		OPENSSL_free(list);
+		list = next;
+	}
+	OPENSSL_free(h);
+}
+
+static void alpn_index_init(void) {
+	alpn_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, alpn_free);
 }
 
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg) {
-	alpn_list *list = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), alpn_index);
+	alpn_holder *h = arg;
+	alpn_list *list = atomic_load_explicit(&h->current, memory_order_acquire);
 	unsigned char *selected;
 	if (list == NULL) {
 		return SSL_TLSEXT_ERR_NOACK;
@@ -208,30 +241,39 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_OK;
 }
 
+// alpn_attach gives a new SSL_CTX its holder and select callback.
+static int alpn_attach(SSL_CTX *ctx) {
+	if (!CRYPTO_THREAD_run_once(&alpn_index_once, alpn_index_init) || alpn_index < 0) {
+		return 0;
+	}
+	alpn_holder *h = OPENSSL_zalloc(sizeof(alpn_holder));
+	if (h == NULL) {
+		return 0;
+	}
+	if (!SSL_CTX_set_ex_data(ctx, alpn_index, h)) {
+		OPENSSL_free(h);
+		return 0;
+	}
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, h);
+	return 1;
+}
+
 void go_ossl_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *protos, unsigned int len, go_ossl_result *r) {
 	begin(r);
-	if (alpn_index < 0) {
-		// Racing first calls may each get an index; any of them works.
-		alpn_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, alpn_free);
-	}
+	alpn_holder *h = SSL_CTX_get_ex_data(ctx, alpn_index);
 	alpn_list *list = OPENSSL_malloc(sizeof(alpn_list) + len);
-	if (alpn_index < 0 || list == NULL) {
+	// SSL_CTX_set_alpn_protos returns 0 on success.
+	if (h == NULL || list == NULL || SSL_CTX_set_alpn_protos(ctx, protos, len) != 0) {
 		OPENSSL_free(list);
 		finish_ret(r, 0);
 		return;
 	}
 	list->len = len;
 	memcpy(list->protos, protos, len);
-	OPENSSL_free(SSL_CTX_get_ex_data(ctx, alpn_index));
-	int ok = SSL_CTX_set_ex_data(ctx, alpn_index, list);
-	// SSL_CTX_set_alpn_protos returns 0 on success.
-	if (ok == 1 && SSL_CTX_set_alpn_protos(ctx, protos, len) != 0) {
-		ok = 0;
-	}
-	if (ok == 1) {
-		SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-	}
-	finish_ret(r, ok);
+	// Callers serialise changes to ctx, so only handshakes race this store.
+	list->retired = atomic_load(&h->current);
+	atomic_store_explicit(&h->current, list, memory_order_release);
+	finish_ret(r, 1);
 }
 
 void go_ossl_ctx_free(SSL_CTX *ctx) {

@@ -58,7 +58,8 @@ void go_ossl_ctx_use_private_key(SSL_CTX *ctx, EVP_PKEY *key, go_ossl_result *r)
 void go_ossl_ctx_load_verify_locations(SSL_CTX *ctx, const char *file, const char *dir, go_ossl_result *r);
 void go_ossl_ctx_set_default_verify_paths(SSL_CTX *ctx, go_ossl_result *r);
 // go_ossl_ctx_set_alpn sets the client's offer and the server's preference
-// list (wire format); the server list is copied and owned by ctx's ex data.
+// list (wire format). The server list is copied; handshakes running on ctx
+// may go on reading the list it replaces, which lives as long as ctx.
 void go_ossl_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *protos, unsigned int len, go_ossl_result *r);
 void go_ossl_ctx_free(SSL_CTX *ctx);
 
