@@ -23,14 +23,18 @@ import (
 	"github.com/closenotify/openssl/httpssl"
 	"github.com/closenotify/openssl/internal/leakcheck"
 	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // wait bounds every wait of these tests.
-const wait = 10 * time.Second
+const wait = tlstest.Timeout
 
-// pki is the PKI of every test; TestMain writes its files for curl and
-// ListenAndServeTLS.
-var pki *testcert.Bundle
+// pki is the PKI of every test, and files its files, which curl and
+// ListenAndServeTLS read.
+var (
+	pki   = tlstest.DefaultPKI()
+	files tlstest.Files
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -43,10 +47,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if pki, err = testcert.New(); err == nil {
-		err = pki.WriteFiles(dir)
-	}
-	if err != nil {
+	if files, err = tlstest.WriteFiles(pki, dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -60,38 +61,25 @@ var versions = []uint16{tls.VersionTLS12, tls.VersionTLS13}
 // and 1.3) and offering NextProtos.
 func serverCtx(t testing.TB, v uint16) *openssl.Ctx {
 	t.Helper()
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := tlstest.NewCtx(pki, tlstest.WeServer, v)
 	require.NoError(t, err)
-	if v != 0 {
-		require.NoError(t, ctx.SetMaxProtoVersion(v))
-		require.NoError(t, ctx.SetMinProtoVersion(v))
-	}
-	cert, err := openssl.LoadCertificateFromPEM(pki.CertPEM)
-	require.NoError(t, err)
-	key, err := openssl.LoadPrivateKeyFromPEM(pki.KeyPEM)
-	require.NoError(t, err)
-	require.NoError(t, ctx.UseCertificate(cert))
-	require.NoError(t, ctx.UsePrivateKey(key))
-	require.NoError(t, ctx.SetNextProtos(httpssl.NextProtos()))
-	return ctx
+	require.NoError(t, sslCtx.SetNextProtos(httpssl.NextProtos()))
+	return sslCtx
 }
 
 // clientCtx returns a Ctx trusting pki's CA, presenting client's
 // certificate when it is not nil.
 func clientCtx(t testing.TB, client *testcert.Bundle) *openssl.Ctx {
 	t.Helper()
-	ctx, err := openssl.NewCtx()
-	require.NoError(t, err)
-	require.NoError(t, ctx.LoadVerifyLocations(pki.CAFile, ""))
-	if client != nil {
-		cert, err := openssl.LoadCertificateFromPEM(client.CertPEM)
-		require.NoError(t, err)
-		key, err := openssl.LoadPrivateKeyFromPEM(client.KeyPEM)
-		require.NoError(t, err)
-		require.NoError(t, ctx.UseCertificate(cert))
-		require.NoError(t, ctx.UsePrivateKey(key))
+	if client == nil {
+		return tlstest.TrustingCtx(t, pki)
 	}
-	return ctx
+	// A client presents its certificate and key as a server does.
+	sslCtx, err := tlstest.NewServerCtx(client)
+	require.NoError(t, err)
+	require.NoError(t, sslCtx.LoadVerifyLocations(files.CA, ""))
+	sslCtx.SetVerifyMode(openssl.VerifyPeer)
+	return sslCtx
 }
 
 // ourTransport returns our Transport with clientCtx, its idle
@@ -215,7 +203,7 @@ var report = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("X-Seen", string(js))
-	w.Write(pattern(size))
+	w.Write(tlstest.Pattern(size))
 })
 
 // decodeSeen reads a seen from a report answer without ?size.
@@ -226,15 +214,6 @@ func decodeSeen(t testing.TB, resp *http.Response) seen {
 	var s seen
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&s))
 	return s
-}
-
-// pattern returns n bytes that are not all alike.
-func pattern(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*7 + i/251)
-	}
-	return b
 }
 
 func sha(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }

@@ -30,8 +30,10 @@ func TestServerListenAndServeTLS(t *testing.T) {
 			return context.Background()
 		},
 	}
+	chainFile := filepath.Join(t.TempDir(), "chain.pem")
+	require.NoError(t, os.WriteFile(chainFile, pki.ChainPEM, 0o600))
 	served := make(chan error, 1)
-	go func() { served <- openssl.ServerListenAndServeTLS(srv, pki.ChainFile, pki.KeyFile) }()
+	go func() { served <- openssl.ServerListenAndServeTLS(srv, chainFile, files.Key) }()
 	var addr net.Addr
 	select {
 	case addr = <-listening:
@@ -67,14 +69,14 @@ func TestListenAndServeTLSBadFiles(t *testing.T) {
 	require.NoError(t, os.WriteFile(otherKey, other.KeyPEM, 0o600))
 	missing := filepath.Join(dir, "missing.pem")
 
-	err = openssl.ListenAndServeTLS("127.0.0.1:0", missing, pki.KeyFile, nil)
+	err = openssl.ListenAndServeTLS("127.0.0.1:0", missing, files.Key, nil)
 	require.ErrorIs(t, err, fs.ErrNotExist)
 	require.ErrorContains(t, err, missing)
 
-	err = openssl.ListenAndServeTLS("127.0.0.1:0", pki.KeyFile, pki.KeyFile, nil)
-	require.ErrorContains(t, err, "no PEM CERTIFICATE block in "+pki.KeyFile)
+	err = openssl.ListenAndServeTLS("127.0.0.1:0", files.Key, files.Key, nil)
+	require.ErrorContains(t, err, "no PEM CERTIFICATE block in "+files.Key)
 
-	err = openssl.ListenAndServeTLS("127.0.0.1:0", pki.CertFile, otherKey, nil)
+	err = openssl.ListenAndServeTLS("127.0.0.1:0", files.Cert, otherKey, nil)
 	require.ErrorContains(t, err, otherKey)
 	require.ErrorContains(t, err, "key values mismatch")
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
 	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // protoName is Request.Proto and Response.Proto of each protocol.
@@ -79,7 +80,7 @@ func TestCurlAgainstOurServer(t *testing.T) {
 			if h2 {
 				flag = "--http2"
 			}
-			res := peer.CurlT(t, pki.CAFile, s.url+"/", flag)
+			res := peer.CurlT(t, files.CA, s.url+"/", flag)
 			require.Equal(t, 0, res.ExitCode, "curl stderr:\n%s", res.Stderr)
 			var got seen
 			require.NoError(t, json.Unmarshal([]byte(res.Stdout), &got), "curl's output: %q", res.Stdout)
@@ -188,7 +189,7 @@ func TestMutualTLS(t *testing.T) {
 // mtlsServerCtx is serverCtx requiring a client certificate from pki's CA.
 func mtlsServerCtx(t *testing.T) *openssl.Ctx {
 	ctx := serverCtx(t, 0)
-	require.NoError(t, ctx.LoadVerifyLocations(pki.CAFile, ""))
+	require.NoError(t, ctx.LoadVerifyLocations(files.CA, ""))
 	ctx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
 	return ctx
 }
@@ -237,7 +238,7 @@ func otherCAPool(t *testing.T) *x509.CertPool {
 // through the peers' flow control windows.
 func TestFlowControl16MiB(t *testing.T) {
 	const size = 16 << 20
-	up := pattern(size)
+	up := tlstest.Pattern(size)
 	up[0] = 'u' // unlike the download
 	cases := []struct {
 		name   string
@@ -269,7 +270,7 @@ func TestFlowControl16MiB(t *testing.T) {
 			down, err := io.ReadAll(resp.Body)
 			require.NoError(t, err)
 			require.Equal(t, size, len(down))
-			require.Equal(t, sha(pattern(size)), sha(down))
+			require.Equal(t, sha(tlstest.Pattern(size)), sha(down))
 		})
 	}
 }

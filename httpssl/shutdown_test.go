@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // TestGracefulShutdownUnderLoad: http.Server.Shutdown while requests are
@@ -40,7 +41,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			srv.RegisterOnShutdown(func() { close(shuttingDown) })
 			inside := make(chan struct{}, held)
 			var answered atomic.Int64
-			reply := pattern(replySize)
+			reply := tlstest.Pattern(replySize)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == "/held" {
 					inside <- struct{}{}
