@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -225,7 +224,7 @@ func sha(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
 // ALPN only on a *tls.Conn, not on the recording wrapper, so it is then
 // told to speak HTTP/2 with prior knowledge (UnencryptedHTTP2) on the
 // connections, which negotiated "h2" by ALPN all the same.
-func goClient(t testing.TB, h2 bool, client *testcert.Bundle, rec *connRecorder) *http.Client {
+func goClient(t testing.TB, h2 bool, client *testcert.Bundle, rec *tlstest.Ends) *http.Client {
 	t.Helper()
 	cfg := &tls.Config{RootCAs: pki.Pool}
 	if client != nil {
@@ -253,90 +252,19 @@ func goClient(t testing.TB, h2 bool, client *testcert.Bundle, rec *connRecorder)
 			if err != nil {
 				return nil, err
 			}
-			return rec.add(conn.(*tls.Conn)), nil
+			return tlsEndConn{rec.Add(conn)}, nil
 		}
 	}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: wait}
 }
 
-// connRecorder records the crypto/tls client connections of a goClient
-// and how their reading ended: io.EOF after the server's close_notify,
-// io.ErrUnexpectedEOF after a TCP FIN without it.
-type connRecorder struct {
-	mu    sync.Mutex
-	conns []*recordedConn // protected by mu
-}
+// tlsEndConn is a recorded crypto/tls client connection that net/http
+// takes for one: its ConnectionState fills Response.TLS.
+type tlsEndConn struct{ *tlstest.EndConn }
 
-type recordedConn struct {
-	*tls.Conn
-	once    sync.Once
-	ended   chan struct{}
-	readErr error // set before ended is closed
-}
-
-// ConnectionState makes net/http fill Response.TLS, as for a *tls.Conn.
-func (c *recordedConn) ConnectionState() tls.ConnectionState { return c.Conn.ConnectionState() }
-
-func (r *connRecorder) add(c *tls.Conn) *recordedConn {
-	rc := &recordedConn{Conn: c, ended: make(chan struct{})}
-	r.mu.Lock()
-	r.conns = append(r.conns, rc)
-	r.mu.Unlock()
-	return rc
-}
-
-func (c *recordedConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if err != nil {
-		c.end(err)
-	}
-	return n, err
-}
-
-// errClosedByClient is how a connection that the client closed before its
-// reading ended ends.
-var errClosedByClient = errors.New("closed by the client first")
-
-func (c *recordedConn) Close() error {
-	c.end(errClosedByClient)
-	return c.Conn.Close()
-}
-
-func (c *recordedConn) end(err error) {
-	c.once.Do(func() {
-		c.readErr = err
-		close(c.ended)
-	})
-}
-
-// requireCleanEnds waits until every recorded connection ended and
-// requires that each either read the server's close_notify or was closed
-// by the client first (after a "Connection: close" answer or an HTTP/2
-// GOAWAY, the client may win the race to close). It returns how many read
-// the server's close_notify.
-func (r *connRecorder) requireCleanEnds(t testing.TB) (closeNotify int) {
-	t.Helper()
-	r.mu.Lock()
-	conns := append([]*recordedConn(nil), r.conns...)
-	r.mu.Unlock()
-	require.NotEmpty(t, conns)
-	timeout := time.After(wait)
-	for i, c := range conns {
-		select {
-		case <-c.ended:
-		case <-timeout:
-			t.Fatalf("connection %d of %d: neither ended nor closed by the client", i, len(conns))
-		}
-		switch c.readErr {
-		case io.EOF: // exactly: crypto/tls returns it only for close_notify
-			closeNotify++
-		case errClosedByClient:
-		default:
-			t.Errorf("connection %d of %d ended with %v, want io.EOF (close_notify)", i, len(conns), c.readErr)
-		}
-	}
-	return closeNotify
+func (c tlsEndConn) ConnectionState() tls.ConnectionState {
+	return c.Conn.(*tls.Conn).ConnectionState()
 }
 
 func isConnRefused(err error) bool {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/tlstest"
 )
 
@@ -36,8 +35,12 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	for _, h2 := range []bool{false, true} {
 		t.Run(alpnName(h2), func(t *testing.T) {
 			shuttingDown := make(chan struct{})
-			var ours serverConns
-			srv := &http.Server{ConnState: ours.record}
+			var ours tlstest.Ends
+			srv := &http.Server{ConnState: func(c net.Conn, state http.ConnState) {
+				if state == http.StateNew {
+					ours.Add(c.(interface{ NetConn() net.Conn }).NetConn())
+				}
+			}}
 			srv.RegisterOnShutdown(func() { close(shuttingDown) })
 			inside := make(chan struct{}, held)
 			var answered atomic.Int64
@@ -51,7 +54,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 				w.Write(reply)
 			})
 			s := startServer(t, serverCtx(t, 0), h, srv)
-			rec := &connRecorder{}
+			rec := &tlstest.Ends{}
 			client := goClient(t, h2, nil, rec)
 
 			// get returns nil for a whole answer, or the request's error;
@@ -139,34 +142,8 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			// net/http's HTTP/2 client closes an idle connection as soon as
 			// GOAWAY arrives, before the server, which waits a second for
 			// that; its close_notify is then seen on our side.
-			t.Logf("%d connections read our close_notify; the client closed the others first", rec.requireCleanEnds(t))
-			ours.requireCloseNotifySent(t)
+			t.Logf("%d connections read our close_notify; the client closed the others first", rec.RequireCloseNotify(t))
+			ours.RequireCloseNotifySent(t, false)
 		})
-	}
-}
-
-// serverConns records our server Conns through http.Server.ConnState.
-type serverConns struct {
-	mu    sync.Mutex
-	conns []*openssl.Conn // protected by mu
-}
-
-func (s *serverConns) record(c net.Conn, state http.ConnState) {
-	if state != http.StateNew {
-		return
-	}
-	s.mu.Lock()
-	s.conns = append(s.conns, c.(interface{ NetConn() net.Conn }).NetConn().(*openssl.Conn))
-	s.mu.Unlock()
-}
-
-// requireCloseNotifySent requires that every Conn, closed by now, sent
-// its close_notify.
-func (s *serverConns) requireCloseNotifySent(t *testing.T) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	require.NotEmpty(t, s.conns)
-	for i, c := range s.conns {
-		require.True(t, c.ShutdownState().Sent(), "server connection %d of %d: no close_notify sent", i, len(s.conns))
 	}
 }
