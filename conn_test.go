@@ -414,6 +414,7 @@ func TestConnectionState(t *testing.T) {
 			ServerName:                 pst.ServerName,
 			PeerCertificates:           st.PeerCertificates,
 		}, ts)
+		require.Equal(t, ts, ours.TLSConnectionState())
 	})
 }
 

@@ -1,7 +1,6 @@
 package openssl
 
 import (
-	"crypto/tls"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -56,12 +55,7 @@ func ServerListenAndServeTLS(srv *http.Server, certFile, keyFile string) error {
 		return err
 	}
 	defer l.Close()
-	return httpserve.Serve(srv, l, httpState)
-}
-
-// httpState is how net/http sees a Conn's state.
-func httpState(c httpserve.Conn) tls.ConnectionState {
-	return c.(*Conn).ConnectionState().TLSConnectionState()
+	return httpserve.Serve(srv, l)
 }
 
 // serverCtxFromFiles returns a Ctx serving the PEM chain in certFile, leaf

@@ -22,3 +22,11 @@ func (s ConnectionState) TLSConnectionState() tls.ConnectionState {
 		PeerCertificates:           s.PeerCertificates,
 	}
 }
+
+// TLSConnectionState returns the connection's state in crypto/tls's form:
+// ConnectionState().TLSConnectionState(). Its name and type are those of
+// the method net/http and x/net/http2 look for on a connection that is not
+// a *tls.Conn; see the httpssl package for how they use it.
+func (c *Conn) TLSConnectionState() tls.ConnectionState {
+	return c.ConnectionState().TLSConnectionState()
+}

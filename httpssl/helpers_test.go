@@ -100,11 +100,16 @@ type server struct {
 }
 
 // startServer serves h with sslCtx; srv, when not nil, carries settings.
-// It is closed at cleanup.
-func startServer(t testing.TB, sslCtx *openssl.Ctx, h http.Handler, srv *http.Server) *server {
+// With ends, the server's connections are recorded there. It is closed at
+// cleanup.
+func startServer(t testing.TB, sslCtx *openssl.Ctx, h http.Handler, srv *http.Server, ends ...*tlstest.Ends) *server {
 	t.Helper()
+	var l net.Listener
 	l, err := openssl.Listen("tcp", "127.0.0.1:0", sslCtx)
 	require.NoError(t, err)
+	if len(ends) > 0 {
+		l = &endsListener{Listener: l, ends: ends[0]}
+	}
 	if srv == nil {
 		srv = &http.Server{}
 	}
@@ -119,6 +124,30 @@ func startServer(t testing.TB, sslCtx *openssl.Ctx, h http.Handler, srv *http.Se
 	})
 	return s
 }
+
+// endsListener records its connections' ends.
+type endsListener struct {
+	net.Listener
+	ends *tlstest.Ends
+}
+
+func (l *endsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	oc := c.(*openssl.Conn)
+	return &endsConn{Conn: oc, end: l.ends.Add(oc)}, nil
+}
+
+// endsConn is a server *openssl.Conn whose reading and closing end records.
+type endsConn struct {
+	*openssl.Conn
+	end *tlstest.EndConn
+}
+
+func (c *endsConn) Read(b []byte) (int, error) { return c.end.Read(b) }
+func (c *endsConn) Close() error               { return c.end.Close() }
 
 func portOf(t testing.TB, a net.Addr) string {
 	t.Helper()

@@ -16,7 +16,6 @@ package httpssl
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http"
 
@@ -59,7 +58,7 @@ func NextProtos() []string { return []string{"h2", "http/1.1"} }
 // and close once their streams are done. srv.Close closes every
 // connection, one after the other, each within its ClosePolicy's Timeout.
 func Serve(srv *http.Server, l net.Listener) error {
-	return httpserve.Serve(srv, l, tlsState)
+	return httpserve.Serve(srv, l)
 }
 
 // ListenAndServeTLS serves handler over HTTPS on addr with the PEM
@@ -72,13 +71,9 @@ func ListenAndServeTLS(addr, certFile, keyFile string, handler http.Handler) err
 
 // ConnFromContext returns the connection of the request whose context ctx
 // is (or derives from), on a server set up by Serve or
-// openssl.ListenAndServeTLS; nil otherwise.
+// openssl.ListenAndServeTLS; nil otherwise, or when the listener returned
+// a wrapper of *openssl.Conn.
 func ConnFromContext(ctx context.Context) *openssl.Conn {
 	c, _ := httpserve.ConnFromContext(ctx).(*openssl.Conn)
 	return c
-}
-
-// tlsState is how net/http sees a connection's state.
-func tlsState(c httpserve.Conn) tls.ConnectionState {
-	return c.(*openssl.Conn).ConnectionState().TLSConnectionState()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/httpssl"
 	"github.com/closenotify/openssl/internal/peer"
 	"github.com/closenotify/openssl/internal/testcert"
 	"github.com/closenotify/openssl/internal/tlstest"
@@ -273,4 +274,38 @@ func TestFlowControl16MiB(t *testing.T) {
 			require.Equal(t, sha(tlstest.Pattern(size)), sha(down))
 		})
 	}
+}
+
+// onlyReader hides bytes.Reader's type, so that http.NewRequest cannot
+// set GetBody: the body cannot be sent twice.
+type onlyReader struct{ io.Reader }
+
+// TestOurClientProtocolChange: a server that picks HTTP/1.1 where it
+// picked h2 before is met on the next connection: a request that can be
+// sent again is, over HTTP/1.1; one whose body cannot fails with
+// ErrProtocolChanged; the one after succeeds.
+func TestOurClientProtocolChange(t *testing.T) {
+	sslCtx := serverCtx(t, 0)
+	s := startServer(t, sslCtx, report, nil)
+	tr := ourTransport(t, nil)
+	client := &http.Client{Transport: tr, Timeout: wait}
+	get := func() *http.Response {
+		resp, err := client.Get(s.url + "/")
+		require.NoError(t, err)
+		decodeSeen(t, resp)
+		return resp
+	}
+	require.Equal(t, "HTTP/2.0", get().Proto)
+
+	require.NoError(t, sslCtx.SetNextProtos([]string{"http/1.1"}))
+	tr.CloseIdleConnections()
+	require.Equal(t, "HTTP/1.1", get().Proto, "sent again over HTTP/1.1")
+
+	require.NoError(t, sslCtx.SetNextProtos(httpssl.NextProtos()))
+	tr.CloseIdleConnections()
+	req, err := http.NewRequest(http.MethodPost, s.url+"/", onlyReader{strings.NewReader("once")})
+	require.NoError(t, err)
+	_, err = client.Do(req)
+	require.ErrorIs(t, err, httpssl.ErrProtocolChanged)
+	require.Equal(t, "HTTP/2.0", get().Proto)
 }

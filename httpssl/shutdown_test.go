@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -36,11 +35,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		t.Run(alpnName(h2), func(t *testing.T) {
 			shuttingDown := make(chan struct{})
 			var ours tlstest.Ends
-			srv := &http.Server{ConnState: func(c net.Conn, state http.ConnState) {
-				if state == http.StateNew {
-					ours.Add(c.(interface{ NetConn() net.Conn }).NetConn())
-				}
-			}}
+			srv := &http.Server{}
 			srv.RegisterOnShutdown(func() { close(shuttingDown) })
 			inside := make(chan struct{}, held)
 			var answered atomic.Int64
@@ -53,7 +48,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 				answered.Add(1)
 				w.Write(reply)
 			})
-			s := startServer(t, serverCtx(t, 0), h, srv)
+			s := startServer(t, serverCtx(t, 0), h, srv, &ours)
 			rec := &tlstest.Ends{}
 			client := goClient(t, h2, nil, rec)
 
@@ -143,7 +138,9 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			// GOAWAY arrives, before the server, which waits a second for
 			// that; its close_notify is then seen on our side.
 			t.Logf("%d connections read our close_notify; the client closed the others first", rec.RequireCloseNotify(t))
-			ours.RequireCloseNotifySent(t, false)
+			if reset := ours.RequireCloseNotifySent(t, false); reset > 0 {
+				t.Logf("%d connections reset by the client", reset)
+			}
 		})
 	}
 }

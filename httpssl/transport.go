@@ -257,7 +257,7 @@ type clientConn struct {
 
 // ConnectionState returns the state in crypto/tls's form.
 func (c *clientConn) ConnectionState() tls.ConnectionState {
-	return c.Conn.ConnectionState().TLSConnectionState()
+	return c.Conn.TLSConnectionState()
 }
 
 // NetConn returns the *openssl.Conn, as tls.Conn's NetConn returns the

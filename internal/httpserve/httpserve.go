@@ -35,18 +35,16 @@ type Conn interface {
 	net.Conn
 	HandshakeContext(ctx context.Context) error
 	CloseWrite() error
+	TLSConnectionState() tls.ConnectionState
 }
-
-// StateFunc returns the crypto/tls form of c's state after its handshake.
-type StateFunc func(c Conn) tls.ConnectionState
 
 // Serve configures srv (see Configure) and serves on l, whose Accept must
 // return Conns. It returns srv.Serve's error: http.ErrServerClosed after
 // srv.Shutdown or srv.Close, or an error naming the connection type when l
 // returns a connection that is not a Conn.
-func Serve(srv *http.Server, l net.Listener, state StateFunc) error {
+func Serve(srv *http.Server, l net.Listener) error {
 	Configure(srv)
-	return srv.Serve(&listener{Listener: l, srv: srv, state: state})
+	return srv.Serve(&listener{Listener: l, srv: srv})
 }
 
 // Configure prepares srv for Serve, once; later calls change nothing:
@@ -122,8 +120,7 @@ func (h tlsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // listener hands net/http serverConns.
 type listener struct {
 	net.Listener
-	srv   *http.Server // constant
-	state StateFunc    // constant
+	srv *http.Server // constant
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -136,17 +133,17 @@ func (l *listener) Accept() (net.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("openssl: the listener returned a %T, not a TLS connection (use openssl.Listen or openssl.NewListener)", c)
 	}
-	return &serverConn{Conn: tc, srv: l.srv, stateOf: l.state}, nil
+	return &serverConn{Conn: tc, srv: l.srv}, nil
 }
 
 // serverConn runs the handshake on its first Read, which net/http makes
 // before anything else, and reports a failure to the server's ErrorLog.
-// It has no ConnectionState method, so that net/http looks for the HTTP/2
+// It has no ConnectionState method (Conn's TLSConnectionState is not
+// promoted under that name), so that net/http looks for the HTTP/2
 // preface (see the package doc).
 type serverConn struct {
 	Conn
-	srv     *http.Server // constant
-	stateOf StateFunc    // constant
+	srv *http.Server // constant
 
 	once         sync.Once
 	handshakeErr error                // set inside once
@@ -180,7 +177,7 @@ func (c *serverConn) handshake() {
 		c.logf("http: TLS handshake error from %s: %v", c.RemoteAddr(), err)
 		return
 	}
-	st := c.stateOf(c.Conn)
+	st := c.Conn.TLSConnectionState()
 	c.state = &st
 }
 
