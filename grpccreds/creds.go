@@ -43,7 +43,8 @@ type creds struct {
 // VerifyFailIfNoPeerCert for mutual TLS. A client verifies the server's
 // certificate against sslCtx's trusted CAs and against the host name of
 // the authority it dials, as openssl.Dial does, unless flags has
-// openssl.InsecureSkipHostVerification.
+// openssl.InsecureSkipHostVerification; unlike openssl.Dial it sends no
+// SNI yet, for want of a way to set it on a Conn that openssl.Client made.
 func New(sslCtx *openssl.Ctx, flags openssl.DialFlags) (credentials.TransportCredentials, error) {
 	if sslCtx == nil {
 		return nil, errors.New("grpccreds: nil Ctx")

@@ -11,7 +11,9 @@
 // HTTP/2 by ALPN only on a *tls.Conn, so this package hands it the
 // connection as net/http's "unencrypted" HTTP/2 (Protocols'
 // UnencryptedHTTP2), which here runs inside TLS: the HTTP/2 code, its flow
-// control and its graceful shutdown are net/http's own.
+// control and its graceful shutdown are net/http's own. A plain
+// http.Server.Serve on an openssl listener speaks HTTP/1.1 only, and
+// without Request.TLS: its Ctx must not offer "h2" there.
 package httpssl
 
 import (
