@@ -134,12 +134,7 @@ var ours = side{
 	client: func(t *testing.T, cert *testcert.Bundle) credentials.TransportCredentials {
 		sslCtx := tlstest.ClientCtx(t)
 		if cert != nil {
-			c, err := openssl.LoadCertificateFromPEM(cert.CertPEM)
-			require.NoError(t, err)
-			k, err := openssl.LoadPrivateKeyFromPEM(cert.KeyPEM)
-			require.NoError(t, err)
-			require.NoError(t, sslCtx.UseCertificate(c))
-			require.NoError(t, sslCtx.UsePrivateKey(k))
+			sslCtx = tlstest.CertClientCtx(t, cert)
 		}
 		creds, err := grpccreds.New(sslCtx, 0)
 		require.NoError(t, err)

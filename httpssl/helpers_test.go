@@ -71,14 +71,9 @@ func serverCtx(t testing.TB, v uint16) *openssl.Ctx {
 func clientCtx(t testing.TB, client *testcert.Bundle) *openssl.Ctx {
 	t.Helper()
 	if client == nil {
-		return tlstest.TrustingCtx(t, pki)
+		return tlstest.ClientCtx(t)
 	}
-	// A client presents its certificate and key as a server does.
-	sslCtx, err := tlstest.NewServerCtx(client)
-	require.NoError(t, err)
-	require.NoError(t, sslCtx.LoadVerifyLocations(files.CA, ""))
-	sslCtx.SetVerifyMode(openssl.VerifyPeer)
-	return sslCtx
+	return tlstest.CertClientCtx(t, client)
 }
 
 // ourTransport returns our Transport with clientCtx, its idle
