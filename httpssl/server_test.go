@@ -309,3 +309,37 @@ func TestOurClientProtocolChange(t *testing.T) {
 	require.ErrorIs(t, err, httpssl.ErrProtocolChanged)
 	require.Equal(t, "HTTP/2.0", get().Proto)
 }
+
+// TestOurClientConcurrentFirstRequests: requests that arrive together at
+// a server the Transport does not know yet wait for one first connection
+// to tell its protocol, and all succeed over it.
+func TestOurClientConcurrentFirstRequests(t *testing.T) {
+	const n = 8
+	for _, tg := range []target{ourServer(false), ourServer(true)} {
+		t.Run(tg.name, func(t *testing.T) {
+			url := tg.start(t, report)
+			client := &http.Client{Transport: ourTransport(t, nil), Timeout: wait}
+			protos := make(chan string, n)
+			errs := make(chan error, n)
+			for range n {
+				go func() {
+					resp, err := client.Get(url + "/")
+					if err != nil {
+						errs <- err
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					protos <- resp.Proto
+					errs <- nil
+				}()
+			}
+			for range n {
+				require.NoError(t, <-errs)
+			}
+			for range n {
+				require.Equal(t, protoName(tg.h2), <-protos)
+			}
+		})
+	}
+}
