@@ -168,7 +168,9 @@ func hostPort(req *http.Request) string {
 
 // protocol returns whether addr's server speaks HTTP/2, connecting to it
 // first when that is not known yet; the connection it made then is
-// returned for the request to use.
+// returned for the request to use. Requests that arrive while another
+// connects wait for its answer; when it failed (its context may have
+// been cancelled), each connects itself.
 func (t *Transport) protocol(ctx context.Context, addr string) (h2 bool, conn *openssl.Conn, err error) {
 	t.mu.Lock()
 	p, known := t.probes[addr]
@@ -180,7 +182,10 @@ func (t *Transport) protocol(ctx context.Context, addr string) (h2 bool, conn *o
 	if known {
 		select {
 		case <-p.done:
-			return p.h2, nil, p.err
+			if p.err == nil {
+				return p.h2, nil, nil
+			}
+			p = &probe{done: make(chan struct{})} // this request's own
 		case <-ctx.Done():
 			return false, nil, ctx.Err()
 		}
@@ -190,6 +195,11 @@ func (t *Transport) protocol(ctx context.Context, addr string) (h2 bool, conn *o
 		t.forget(addr, p) // the next request tries again
 	} else {
 		p.h2 = conn.ConnectionState().NegotiatedProtocol == "h2"
+		t.mu.Lock()
+		if _, ok := t.probes[addr]; !ok {
+			t.probes[addr] = p // a request's own, after a failed one
+		}
+		t.mu.Unlock()
 	}
 	close(p.done)
 	return p.h2, conn, p.err
