@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -342,4 +344,20 @@ func TestOurClientConcurrentFirstRequests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSilentClientHandshakeBounded: a client that connects and says
+// nothing holds its handshake no longer than ReadHeaderTimeout, as with
+// crypto/tls, and the failure is logged.
+func TestSilentClientHandshakeBounded(t *testing.T) {
+	s := startServer(t, serverCtx(t, 0), report, &http.Server{ReadHeaderTimeout: 50 * time.Millisecond})
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "https://"))
+	require.NoError(t, err)
+	defer c.Close()
+	line := s.log.next(t)
+	require.Regexp(t, `^http: TLS handshake error from 127\.0\.0\.1:\d+: openssl: handshake: .*(i/o timeout|context deadline exceeded)`, line)
+	// The server closed the connection: our read ends.
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(wait)))
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF)
 }
