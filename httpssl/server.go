@@ -11,7 +11,9 @@
 // HTTP/2 by ALPN only on a *tls.Conn, so this package hands it the
 // connection as net/http's "unencrypted" HTTP/2 (Protocols'
 // UnencryptedHTTP2), which here runs inside TLS: the HTTP/2 code, its flow
-// control and its graceful shutdown are net/http's own. A plain
+// control and its graceful shutdown are net/http's own. net/http tells the
+// two apart by the HTTP/2 client preface, which clients send after
+// negotiating "h2" (and, with prior knowledge, without it). A plain
 // http.Server.Serve on an openssl listener speaks HTTP/1.1 only, and
 // without Request.TLS: its Ctx must not offer "h2" there.
 package httpssl
@@ -25,8 +27,8 @@ import (
 	"github.com/closenotify/openssl/internal/httpserve"
 )
 
-// NextProtos is the ALPN list for HTTP/2 with a fallback to HTTP/1.1, most
-// preferred first, for Ctx.SetNextProtos.
+// NextProtos returns the ALPN list for HTTP/2 with a fallback to HTTP/1.1,
+// most preferred first, for Ctx.SetNextProtos.
 func NextProtos() []string { return []string{"h2", "http/1.1"} }
 
 // Serve serves srv on l, which must return *openssl.Conn connections whose
