@@ -69,6 +69,8 @@ type Conn struct {
 
 	policyMu sync.Mutex  // guards policy
 	policy   ClosePolicy // protected by policyMu
+
+	hooks connHooks // what Go callbacks need; each field says its lock (callback.go)
 }
 
 // halfConn is one direction of a Conn.
@@ -81,7 +83,9 @@ type halfConn struct {
 // Client returns a TLS client on conn, which must expose its file descriptor
 // ([syscall.Conn]: *net.TCPConn, *net.UnixConn with SOCK_STREAM). The
 // handshake runs on the first Read, Write or Handshake. sslCtx's verify mode
-// applies; [Dial] adds host name verification and SNI. The Conn owns conn:
+// applies, and under [VerifyNone] any certificate is accepted: call
+// [Conn.SetServerName] before the handshake for SNI and host name
+// verification, as [Dial] does. The Conn owns conn:
 // Close closes it. Any other kind of conn, or a nil argument, is an *Error.
 func Client(conn net.Conn, sslCtx *Ctx) (*Conn, error) {
 	return newConn(conn, sslCtx, false)
@@ -133,6 +137,10 @@ func newConn(conn net.Conn, sslCtx *Ctx, server bool) (*Conn, error) {
 		return nil, callError(op, &r)
 	}
 	liveSSL.Add(1)
+	if err := c.attachHandle(); err != nil {
+		c.freeSSL()
+		return nil, err
+	}
 	c.in.lock, c.out.lock = newGate(), newGate()
 	c.in.step.init(c)
 	c.out.step.init(c)
