@@ -76,14 +76,20 @@ func (c *creds) ClientHandshake(ctx context.Context, authority string, rawConn n
 		conn.Close()
 		return nil, nil, err
 	}
-	if err := conn.HandshakeContext(ctx); err != nil {
+	return handshake(ctx, conn)
+}
+
+// handshake runs conn's handshake within ctx and its deadlines, and
+// requires "h2"; on failure it closes conn.
+func handshake(ctx context.Context, conn *openssl.Conn) (net.Conn, credentials.AuthInfo, error) {
+	err := conn.HandshakeContext(ctx)
+	state := conn.ConnectionState()
+	if err == nil && state.NegotiatedProtocol != "h2" {
+		err = ErrNoALPN
+	}
+	if err != nil {
 		conn.Close()
 		return nil, nil, err
-	}
-	state := conn.ConnectionState()
-	if state.NegotiatedProtocol != "h2" {
-		conn.Close()
-		return nil, nil, ErrNoALPN
 	}
 	return conn, tlsInfo(state), nil
 }
@@ -114,16 +120,7 @@ func (c *creds) ServerHandshake(rawConn net.Conn) (net.Conn, credentials.AuthInf
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := conn.Handshake(); err != nil {
-		conn.Close()
-		return nil, nil, err
-	}
-	state := conn.ConnectionState()
-	if state.NegotiatedProtocol != "h2" {
-		conn.Close()
-		return nil, nil, ErrNoALPN
-	}
-	return conn, tlsInfo(state), nil
+	return handshake(context.Background(), conn)
 }
 
 // tlsInfo is the AuthInfo of a connection: credentials.TLSInfo, as grpc's
