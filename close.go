@@ -231,8 +231,12 @@ func (c *Conn) SetLinger(sec int) error {
 	if sec < 0 {
 		l = unix.Linger{}
 	}
+	raw, err := c.tr.socket()
+	if err != nil {
+		return &Error{Op: "set linger", Err: err}
+	}
 	var serr error
-	if err := c.raw.Control(func(fd uintptr) {
+	if err := raw.Control(func(fd uintptr) {
 		serr = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &l)
 	}); err != nil {
 		return c.ioError(opShutdown, err)
@@ -249,8 +253,12 @@ func (c *Conn) SetLinger(sec int) error {
 // close_notify included, reached the peer.
 func (c *Conn) SendQueueLen() (int, error) {
 	var n int
+	raw, err := c.tr.socket()
+	if err != nil {
+		return 0, &Error{Op: "send queue", Err: err}
+	}
 	var ierr error
-	if err := c.raw.Control(func(fd uintptr) {
+	if err := raw.Control(func(fd uintptr) {
 		n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
 	}); err != nil {
 		return 0, c.ioError(opShutdown, err)

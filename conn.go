@@ -35,9 +35,9 @@ import (
 // then sslMu. sslMu, deadlineMu and policyMu are leaves: nothing else is
 // locked while one is held, and none is held while waiting for the socket.
 type Conn struct {
-	conn   net.Conn        // constant
-	raw    syscall.RawConn // constant
-	sslCtx *Ctx            // constant; the SSL_CTX the SSL references
+	conn   net.Conn  // constant
+	tr     transport // constant; how the SSL reaches conn
+	sslCtx *Ctx      // constant; the SSL_CTX the SSL references
 
 	// sslMu serialises every call into ssl. It is held for one C call at a
 	// time, never while waiting for the socket.
@@ -120,7 +120,8 @@ func newConn(conn net.Conn, sslCtx *Ctx, server bool) (*Conn, error) {
 		return nil, &Error{Op: op, Err: fmt.Errorf("openssl: %T is not a stream socket (TLS needs TCP or a Unix stream socket)", conn)}
 	}
 
-	c := &Conn{conn: conn, raw: raw, sslCtx: sslCtx, policy: sslCtx.getClosePolicy()}
+	c := &Conn{conn: conn, sslCtx: sslCtx, policy: sslCtx.getClosePolicy()}
+	c.tr = &fdTransport{c: c, raw: raw}
 	var r C.go_ossl_result
 	isServer := C.int(0)
 	if server {

@@ -107,16 +107,12 @@ func (c *Conn) ShutdownOnce() (ShutdownResult, error) {
 	return c.shutdownCall()
 }
 
-// shutdownCall is ShutdownOnce's one SSL_shutdown call, made inside a
-// RawConn callback so that the fd stays open during it.
+// shutdownCall is ShutdownOnce's one SSL_shutdown call, made by the
+// transport.
 func (c *Conn) shutdownCall() (ShutdownResult, error) {
 	var r C.go_ossl_result
-	var skipped error
-	if err := c.raw.Control(func(uintptr) { skipped = c.callSSL(opShutdown, nil, &r) }); err != nil {
+	if err := c.tr.shutdownOnce(&r); err != nil {
 		return ShutdownFailed, c.ioError(opShutdown, err)
-	}
-	if skipped != nil {
-		return ShutdownFailed, c.ioError(opShutdown, skipped)
 	}
 	switch r.ret {
 	case 1:
@@ -177,7 +173,7 @@ func (c *Conn) Retry(ctx context.Context, op func() error) error {
 		}
 		werr := c.waitWriter(ctx, wait)
 		if werr == nil {
-			werr = c.waitReady(wait)
+			werr = c.tr.waitReady(wait)
 		}
 		if werr != nil {
 			if ctx.Err() != nil {
