@@ -6,7 +6,8 @@ package openssl
 // deprecated, so that using one is a compile error.
 //
 // noescape and nocallback are set on the four SSL operations that run on
-// every Read and Write, the hot path. noescape: the shim uses the Go buffer
+// every Read and Write, the hot path, and on the two BIO pair copies that
+// the generic path adds to it. noescape: the shim uses the Go buffer
 // only during the call and keeps no pointer to it, so the buffer need not
 // escape to the heap (Read and Write allocate nothing). nocallback: these
 // calls never re-enter Go, so cgo can skip preparing for it. A C function
@@ -24,6 +25,10 @@ package openssl
 #cgo nocallback go_ossl_do_handshake
 #cgo noescape go_ossl_shutdown
 #cgo nocallback go_ossl_shutdown
+#cgo noescape go_ossl_bio_take
+#cgo nocallback go_ossl_bio_take
+#cgo noescape go_ossl_bio_give
+#cgo nocallback go_ossl_bio_give
 #include "shim.h"
 */
 import "C"

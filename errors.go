@@ -136,6 +136,10 @@ var (
 	ErrWriteAfterShutdown = errors.New("openssl: write after shutdown")
 	// ErrNilContext: a method that takes a context.Context was given nil.
 	ErrNilContext = errors.New("openssl: nil context")
+	// ErrNoSocket: SetLinger or SendQueueLen on a Conn whose net.Conn has
+	// no socket to reach (net.Pipe, a *tls.Conn, a wrapper that does not
+	// expose syscall.Conn).
+	ErrNoSocket = errors.New("openssl: the connection has no socket")
 )
 
 // QueueEntry is one entry of OpenSSL's error queue.

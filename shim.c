@@ -80,6 +80,14 @@ void go_ossl_shutdown(SSL *ssl, go_ossl_result *r) {
 	finish_ssl(ssl, r, ret, ret < 0);
 }
 
+static void set_role(SSL *ssl, int is_server) {
+	if (is_server) {
+		SSL_set_accept_state(ssl);
+	} else {
+		SSL_set_connect_state(ssl);
+	}
+}
+
 SSL *go_ossl_new_ssl(SSL_CTX *ctx, int fd, int is_server, go_ossl_result *r) {
 	begin(r);
 	SSL *ssl = SSL_new(ctx);
@@ -93,13 +101,44 @@ SSL *go_ossl_new_ssl(SSL_CTX *ctx, int fd, int is_server, go_ossl_result *r) {
 		finish_ret(r, 0);
 		return NULL;
 	}
-	if (is_server) {
-		SSL_set_accept_state(ssl);
-	} else {
-		SSL_set_connect_state(ssl);
-	}
+	set_role(ssl, is_server);
 	finish_ret(r, 1);
 	return ssl;
+}
+
+SSL *go_ossl_new_ssl_bio_pair(SSL_CTX *ctx, int is_server, size_t bufsize, BIO **network, go_ossl_result *r) {
+	begin(r);
+	*network = NULL;
+	BIO *internal = NULL;
+	SSL *ssl = SSL_new(ctx);
+	if (ssl == NULL || !BIO_new_bio_pair(&internal, bufsize, network, bufsize)) {
+		SSL_free(ssl);
+		finish_ret(r, 0);
+		return NULL;
+	}
+	// One reference for reading and writing: SSL_free frees internal.
+	SSL_set_bio(ssl, internal, internal);
+	set_role(ssl, is_server);
+	finish_ret(r, 1);
+	return ssl;
+}
+
+int go_ossl_bio_take(BIO *network, unsigned char *buf, int len) {
+	int n = BIO_read(network, buf, len);
+	return n > 0 ? n : 0;
+}
+
+int go_ossl_bio_give(BIO *network, const unsigned char *buf, int len) {
+	int n = BIO_write(network, buf, len);
+	return n > 0 ? n : 0;
+}
+
+void go_ossl_bio_close_write(BIO *network) {
+	BIO_shutdown_wr(network);
+}
+
+void go_ossl_bio_free(BIO *network) {
+	BIO_free(network);
 }
 
 void go_ossl_set_host(SSL *ssl, const char *host, int sni, go_ossl_result *r) {

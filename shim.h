@@ -40,6 +40,24 @@ void go_ossl_shutdown(SSL *ssl, go_ossl_result *r);
 // socket BIO that never closes fd, with the modes the Go side relies on.
 SSL *go_ossl_new_ssl(SSL_CTX *ctx, int fd, int is_server, go_ossl_result *r);
 
+// go_ossl_new_ssl_bio_pair creates an SSL on ctx for the generic path: the
+// SSL reads and writes one half of a BIO pair whose two buffers hold bufsize
+// bytes each; *network is the other half, which the Go side reads OpenSSL's
+// output from and writes the peer's bytes into. The SSL owns its half; the
+// caller frees *network with go_ossl_bio_free after SSL_free.
+SSL *go_ossl_new_ssl_bio_pair(SSL_CTX *ctx, int is_server, size_t bufsize, BIO **network, go_ossl_result *r);
+
+// The network half of a BIO pair. Memory operations: they neither block nor
+// touch errno, and their return value says all there is to say, so they do
+// not take a go_ossl_result. go_ossl_bio_take and go_ossl_bio_give return
+// the bytes moved (0 when the pair has nothing to read or no room).
+int go_ossl_bio_take(BIO *network, unsigned char *buf, int len);
+int go_ossl_bio_give(BIO *network, const unsigned char *buf, int len);
+// go_ossl_bio_close_write signals the peer's EOF: once the SSL has read
+// what was given before, its reads see end of file.
+void go_ossl_bio_close_write(BIO *network);
+void go_ossl_bio_free(BIO *network);
+
 // Per-connection settings made before the handshake (SNI, host and IP
 // checks, verification). Each returns 1 on success, as OpenSSL does.
 void go_ossl_set_host(SSL *ssl, const char *host, int sni, go_ossl_result *r);

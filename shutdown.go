@@ -90,6 +90,17 @@ func (c *Conn) DiscardedBytes() int64 { return c.discarded.Load() }
 //     ErrWantWrite and no call made, since the alert cannot follow half a
 //     record; Retry waits for that Write to end.
 //
+// On the generic path (see [Conn]) the net.Conn has no "would block":
+//   - the call writes our alert with the net.Conn's Write, which may wait
+//     (for net.Pipe, until the peer reads), bounded by the write deadline;
+//   - -1/WANT_WRITE means that Write did not take all of the alert before
+//     the deadline (or a Write is in progress); the rest is kept, and the
+//     next call (or Retry) writes it and returns 0, or 1 when the peer's
+//     close_notify is in, without calling SSL_shutdown, as OpenSSL does
+//     when it resends a pending alert;
+//   - the call never reads the net.Conn, so -1/WANT_READ means the peer's
+//     close_notify is not among the bytes already read; Retry reads more.
+//
 // [Conn.Write] fails with [ErrWriteAfterShutdown] from the first call on. A
 // second call reads the peer's close_notify itself and fails if application
 // data comes first (OpenSSL's "application data after close notify"): to
@@ -143,7 +154,8 @@ func (c *Conn) checkHandshake(op string) error {
 // Retry runs op, a non-blocking step such as [Conn.ShutdownOnce], until it
 // returns an error that is neither [ErrWantRead] nor [ErrWantWrite] (or
 // nil), waiting in Go's netpoller until the socket is readable or writable
-// as the error asks. Before waiting for a writable socket it waits for a
+// as the error asks; on the generic path, reading the net.Conn once, or
+// writing OpenSSL's pending output to it. Before waiting for a writable socket it waits for a
 // Write in progress in another goroutine to end, so that it does not spin
 // while that Write keeps the socket writable. When ctx ends or a deadline
 // passes first, it returns an *Error wrapping both op's last error and the
@@ -325,11 +337,13 @@ func (c *Conn) shutdownTimeout(ctx context.Context, cause error) error {
 }
 
 // CloseWrite sends our close_notify (waiting, within the write deadline,
-// while the send buffer is full) and then half-closes TCP (shutdown(fd,
-// SHUT_WR)): the peer sees close_notify followed by FIN. Read goes on
-// returning the peer's data until its close_notify (io.EOF); Write returns
-// ErrWriteAfterShutdown. Before the handshake completed it returns
-// ErrHandshakeIncomplete and sends nothing. A second call does nothing more.
+// while the send buffer is full) and then half-closes the transport with
+// the net.Conn's CloseWrite (shutdown(fd, SHUT_WR) for TCP): the peer sees
+// close_notify followed by FIN. A net.Conn without CloseWrite (net.Pipe)
+// gets the alert only. Read goes on returning the peer's data until its
+// close_notify (io.EOF); Write returns ErrWriteAfterShutdown. Before the
+// handshake completed it returns ErrHandshakeIncomplete and sends nothing.
+// A second call does nothing more.
 func (c *Conn) CloseWrite() error {
 	if err := c.checkHandshake("close write"); err != nil {
 		return err
@@ -339,7 +353,7 @@ func (c *Conn) CloseWrite() error {
 	}
 	cw, ok := c.conn.(interface{ CloseWrite() error })
 	if !ok {
-		return &Error{Op: "close write", Err: fmt.Errorf("openssl: %T cannot half-close", c.conn)}
+		return nil // a conn that cannot half-close: the alert is all
 	}
 	if err := cw.CloseWrite(); err != nil {
 		return c.ioError(opShutdown, err)

@@ -98,7 +98,7 @@ func sdNewPair(t testing.TB, tc sdCase, o sdOpts) *sdPair {
 	if o.peerRcvBuf > 0 {
 		require.NoError(t, peerSock.SetReadBuffer(o.peerRcvBuf))
 	}
-	p := &sdPair{ourSock: ourSock, peerSock: peerSock, rec: &sdRecorder{sdSock: peerSock}}
+	p := &sdPair{ourSock: ourSock, peerSock: peerSock, rec: &sdRecorder{Conn: peerSock}}
 	var err error
 	if tc.server {
 		p.ours, err = openssl.Server(ourSock, serverCtx(t))
@@ -250,16 +250,16 @@ func sdPattern(n int) []byte {
 	return b
 }
 
-// sdRecorder is the peer's socket as crypto/tls sees it; it keeps a copy of
-// every byte crypto/tls reads, so tests can look at the raw records.
+// sdRecorder is the peer's transport as crypto/tls sees it; it keeps a copy
+// of every byte crypto/tls reads, so tests can look at the raw records.
 type sdRecorder struct {
-	sdSock
+	net.Conn
 	mu  sync.Mutex
 	buf bytes.Buffer // protected by mu
 }
 
 func (r *sdRecorder) Read(b []byte) (int, error) {
-	n, err := r.sdSock.Read(b)
+	n, err := r.Conn.Read(b)
 	r.mu.Lock()
 	r.buf.Write(b[:n])
 	r.mu.Unlock()

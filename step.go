@@ -65,9 +65,10 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *C.go_ossl_result) error {
 		C.go_ossl_write(c.ssl, ptr, C.size_t(len(buf)), r)
 	case opShutdown:
 		C.go_ossl_shutdown(c.ssl, r)
-		// 0 and 1 mean our alert reached the kernel; so does WANT_READ, which
-		// only a later call (one that reads) can return.
-		if r.ret >= 0 || ErrorCode(r.ssl_error) == ErrorWantRead {
+		// On the socket-fd path, 0 and 1 mean our alert reached the kernel;
+		// so does WANT_READ, which only a later call (one that reads) can
+		// return. The generic path marks it after writing the pair's output.
+		if c.netBIO == nil && (r.ret >= 0 || ErrorCode(r.ssl_error) == ErrorWantRead) {
 			c.alertFlushed = true
 		}
 	}
