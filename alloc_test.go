@@ -4,16 +4,34 @@ package openssl_test
 
 import (
 	"io"
+	"net"
 	"testing"
 
 	"github.com/closenotify/openssl"
 )
 
 // TestReadWriteAllocateNothing proves that Read and Write allocate nothing
-// per call in steady state: both ends are this package's Conns, so every
-// allocation the run makes would be ours.
+// per call in steady state, on the socket-fd path and on the generic path
+// (each TCP end inside a plain wrapper): both ends are this package's Conns,
+// so every allocation the run makes would be ours.
 func TestReadWriteAllocateNothing(t *testing.T) {
-	c, s := tcpPair(t)
+	for _, generic := range []bool{false, true} {
+		name := "fd"
+		if generic {
+			name = "generic"
+		}
+		t.Run(name, func(t *testing.T) {
+			c, s := tcpPair(t)
+			if generic {
+				readWriteAllocs(t, struct{ net.Conn }{c}, struct{ net.Conn }{s})
+			} else {
+				readWriteAllocs(t, c, s)
+			}
+		})
+	}
+}
+
+func readWriteAllocs(t *testing.T, c, s net.Conn) {
 	client, err := openssl.Client(c, clientCtx(t))
 	if err != nil {
 		t.Fatal(err)

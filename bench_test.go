@@ -154,3 +154,54 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+// BenchmarkBulkPath compares the two paths of our Conn, bulk writes of 16
+// KiB to a crypto/tls server: impl=openssl-fd hands the *net.TCPConn itself
+// (the socket-fd path), impl=openssl-generic the same socket inside a
+// wrapper (the generic path: a BIO pair and the wrapper's Write), and
+// impl=cryptotls is crypto/tls's client on the bare socket.
+func BenchmarkBulkPath(b *testing.B) {
+	const size = 16 << 10
+	generic := clientImpl{"openssl-generic", func(b *testing.B, c net.Conn, ctx *openssl.Ctx) net.Conn {
+		return clientImpls[0].dial(b, struct{ net.Conn }{c}, ctx)
+	}}
+	impls := []clientImpl{{"openssl-fd", clientImpls[0].dial}, generic, clientImpls[1]}
+	for _, dir := range []string{"write", "read"} {
+		for _, impl := range impls {
+			b.Run("dir="+dir+"/impl="+impl.name, func(b *testing.B) {
+				serve := func(s *tls.Conn) { io.Copy(io.Discard, s) }
+				if dir == "read" {
+					serve = func(s *tls.Conn) {
+						buf := make([]byte, size)
+						for {
+							if _, err := s.Write(buf); err != nil {
+								return
+							}
+						}
+					}
+				}
+				conn := benchPair(b, impl, clientCtx(b), serve)
+				buf := make([]byte, size)
+				step := func() error {
+					if dir == "read" {
+						_, err := io.ReadFull(conn, buf)
+						return err
+					}
+					_, err := conn.Write(buf)
+					return err
+				}
+				if err := step(); err != nil { // handshake
+					b.Fatal(err)
+				}
+				b.SetBytes(size)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					if err := step(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

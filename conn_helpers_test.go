@@ -107,6 +107,9 @@ type pairSpec struct {
 	// socket and SO_RCVBUF on the peer's before the handshake, so that a
 	// peer that stops reading fills the pipe quickly.
 	ourSndBuf, peerRcvBuf int
+	// generic puts our socket inside a plain wrapper, so that our Conn
+	// takes the generic path.
+	generic bool
 }
 
 // tlsPair is our Conn and its crypto/tls peer, with the peer's TCP socket,
@@ -143,12 +146,16 @@ func newPair(t testing.TB, spec pairSpec) *tlsPair {
 		cfg = peerConfig(spec.version, spec.role)
 	}
 	p := &tlsPair{peerRaw: peerRaw}
+	var ourConn net.Conn = ourRaw
+	if spec.generic {
+		ourConn = struct{ net.Conn }{ourRaw}
+	}
 	var err error
 	if spec.role == weAreClient {
-		p.ours, err = openssl.Client(ourRaw, ctx)
+		p.ours, err = openssl.Client(ourConn, ctx)
 		p.peer = tls.Server(peerRaw, cfg)
 	} else {
-		p.ours, err = openssl.Server(ourRaw, ctx)
+		p.ours, err = openssl.Server(ourConn, ctx)
 		p.peer = tls.Client(peerRaw, cfg)
 	}
 	require.NoError(t, err)

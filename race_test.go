@@ -20,14 +20,25 @@ import (
 // TestConcurrentReadWrite runs one Read loop and one Write loop on the same
 // Conn at once against a crypto/tls echo peer: 2000 messages of varying
 // size, at most window of them in flight, each checked as it comes back.
+// It runs on both paths.
 func TestConcurrentReadWrite(t *testing.T) {
+	for _, generic := range []bool{false, true} {
+		name := "fd"
+		if generic {
+			name = "generic"
+		}
+		t.Run(name, func(t *testing.T) { concurrentReadWrite(t, generic) })
+	}
+}
+
+func concurrentReadWrite(t *testing.T, generic bool) {
 	const (
 		messages = 2000
 		window   = 8
 	)
 	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
 		before := liveSSL()
-		p := connectedPair(t, pairSpec{version: v, role: r})
+		p := connectedPair(t, pairSpec{version: v, role: r, generic: generic})
 		require.NoError(t, p.ours.SetDeadline(time.Now().Add(4*testTimeout)))
 		require.NoError(t, p.peerRaw.SetDeadline(time.Now().Add(4*testTimeout)))
 		echoDone := make(chan error, 1)
