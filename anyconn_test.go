@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // Tests of the generic path: our Conn over net.Conns that are not exactly
@@ -99,14 +100,14 @@ func pipeEnds(t testing.TB) (net.Conn, net.Conn) {
 }
 
 func tcpEnds(t testing.TB) (net.Conn, net.Conn) {
-	c, s := tcpPair(t)
+	c, s := tlstest.TCPPair(t)
 	return c, s
 }
 
 // tlsEnds is a crypto/tls connection over TCP; its handshakes run when the
 // ends are first used.
 func tlsEnds(t testing.TB) (net.Conn, net.Conn) {
-	c, s := tcpPair(t)
+	c, s := tlstest.TCPPair(t)
 	client := tls.Client(c, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
 	server := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}})
 	t.Cleanup(func() { client.Close(); server.Close() })
@@ -119,10 +120,10 @@ func wrapCounting(c net.Conn) (net.Conn, *countingConn) {
 }
 
 // genEach runs f for every inner kind, TLS version and role.
-func genEach(t *testing.T, f func(t *testing.T, tc sdCase, k innerKind)) {
+func genEach(t *testing.T, f func(t *testing.T, tc tlstest.Case, k innerKind)) {
 	for _, k := range innerKinds {
 		t.Run(k.name, func(t *testing.T) {
-			sdEach(t, func(t *testing.T, tc sdCase) { f(t, tc, k) })
+			tlstest.Each(t, func(t *testing.T, tc tlstest.Case) { f(t, tc, k) })
 		})
 	}
 }
@@ -131,39 +132,39 @@ func genEach(t *testing.T, f func(t *testing.T, tc sdCase, k innerKind)) {
 type genPair struct {
 	ours       *openssl.Conn
 	peer       *tls.Conn
-	peerRaw    net.Conn      // the peer's end, below crypto/tls
-	rec        *sdRecorder   // every byte the peer's crypto/tls read
-	inner      net.Conn      // what our Conn runs over
-	counts     *countingConn // every byte through inner
-	peerCounts *countingConn // every byte through the peer's end
+	peerRaw    net.Conn          // the peer's end, below crypto/tls
+	rec        *tlstest.Recorder // every byte the peer's crypto/tls read
+	inner      net.Conn          // what our Conn runs over
+	counts     *countingConn     // every byte through inner
+	peerCounts *countingConn     // every byte through the peer's end
 }
 
 // genNewPair connects our Conn (over k's inner conn) and a crypto/tls peer
 // and runs both handshakes. Every wait of the peer is bounded by
-// testTimeout; both ends are closed at cleanup.
-func genNewPair(t testing.TB, tc sdCase, k innerKind, policy *openssl.ClosePolicy) *genPair {
+// tlstest.Timeout; both ends are closed at cleanup.
+func genNewPair(t testing.TB, tc tlstest.Case, k innerKind, policy *openssl.ClosePolicy) *genPair {
 	t.Helper()
 	c, s := k.ends(t)
 	ourRaw, peerRaw := c, s
-	if tc.server {
+	if tc.Role == tlstest.WeServer {
 		ourRaw, peerRaw = s, c
 	}
-	require.NoError(t, peerRaw.SetDeadline(time.Now().Add(testTimeout)))
+	require.NoError(t, peerRaw.SetDeadline(time.Now().Add(tlstest.Timeout)))
 	inner, counts := k.wrap(ourRaw)
 	p := &genPair{peerRaw: peerRaw, inner: inner, counts: counts, peerCounts: &countingConn{Conn: peerRaw}}
-	p.rec = &sdRecorder{Conn: p.peerCounts}
+	p.rec = tlstest.NewRecorder(p.peerCounts)
 	var err error
-	if tc.server {
-		p.ours, err = openssl.Server(inner, serverCtx(t))
+	if tc.Role == tlstest.WeServer {
+		p.ours, err = openssl.Server(inner, tlstest.ServerCtx(t))
 		p.peer = tls.Client(p.rec, &tls.Config{
 			RootCAs: pki.Pool, ServerName: "localhost",
-			MinVersion: tc.version, MaxVersion: tc.version,
+			MinVersion: tc.Version, MaxVersion: tc.Version,
 		})
 	} else {
-		p.ours, err = openssl.Client(inner, clientCtx(t))
+		p.ours, err = openssl.Client(inner, tlstest.ClientCtx(t))
 		p.peer = tls.Server(p.rec, &tls.Config{
 			Certificates: []tls.Certificate{pki.TLSCert},
-			MinVersion:   tc.version, MaxVersion: tc.version,
+			MinVersion:   tc.Version, MaxVersion: tc.Version,
 		})
 	}
 	require.NoError(t, err)
@@ -173,22 +174,30 @@ func genNewPair(t testing.TB, tc sdCase, k innerKind, policy *openssl.ClosePolic
 	if policy != nil {
 		p.ours.SetClosePolicy(*policy)
 	}
-	handshakeBoth(t, p.ours, p.peer)
-	require.Equal(t, tc.version, p.ours.ConnectionState().Version)
+	genHandshake(t, p)
+	require.Equal(t, tc.Version, p.ours.ConnectionState().Version)
 	return p
 }
 
-// exchange is sdPair.exchange: ping, pong. Afterwards each side has read
+// genHandshake runs both handshakes, which must succeed.
+func genHandshake(t testing.TB, p *genPair) {
+	t.Helper()
+	ourErr, peerErr := (&tlstest.Pair{Ours: p.ours, Peer: p.peer}).Handshake()
+	require.NoError(t, ourErr, "our handshake")
+	require.NoError(t, peerErr, "peer handshake")
+}
+
+// exchange is tlstest's Exchange: ping, pong. Afterwards each side has read
 // everything the other sent, TLS 1.3 session tickets included.
 func (p *genPair) exchange(t testing.TB) {
 	t.Helper()
-	(&sdPair{ours: p.ours, peer: p.peer}).exchange(t)
+	(&tlstest.Pair{Ours: p.ours, Peer: p.peer}).Exchange(t)
 }
 
 // peerAnswer: the peer reads up to our close_notify, then its Close sends
 // its own.
 func (p *genPair) peerAnswer() <-chan error {
-	return (&sdPair{peer: p.peer}).peerAnswer()
+	return (&tlstest.Pair{Peer: p.peer}).PeerAnswer()
 }
 
 // TestGenericPathChosen: wrappers go through their own Read and Write (the
@@ -201,17 +210,17 @@ func TestGenericPathChosen(t *testing.T) {
 			name = "opt-in"
 		}
 		t.Run(name, func(t *testing.T) {
-			c, s := tcpPair(t)
+			c, s := tlstest.TCPPair(t)
 			counts := &countingConn{Conn: c}
 			var inner net.Conn = &tcpCountingConn{TCPConn: c, counts: counts}
 			if optIn {
 				inner = optInConn{inner.(*tcpCountingConn)}
 			}
-			ours, err := openssl.Client(inner, clientCtx(t))
+			ours, err := openssl.Client(inner, tlstest.ClientCtx(t))
 			require.NoError(t, err)
 			t.Cleanup(func() { ours.Close() })
 			p := &genPair{ours: ours, peer: tls.Server(s, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}})}
-			handshakeBoth(t, p.ours, p.peer)
+			genHandshake(t, p)
 			p.exchange(t)
 			if optIn {
 				require.Zero(t, counts.read.Load()+counts.written.Load())
@@ -229,24 +238,24 @@ func TestGenericPathChosen(t *testing.T) {
 // next call returns 1. The peer reads from the start: over net.Pipe, a
 // Write (ShutdownOnce's too) waits until the peer reads.
 func TestGenericShutdownOnceSequence(t *testing.T) {
-	genEach(t, func(t *testing.T, tc sdCase, k innerKind) {
+	genEach(t, func(t *testing.T, tc tlstest.Case, k innerKind) {
 		p := genNewPair(t, tc, k, nil)
 		p.exchange(t)
 		peer := p.peerAnswer()
-		rec := &sdStepRec{c: p.ours}
-		r, err := rec.once()
+		rec := &tlstest.Steps{Conn: p.ours}
+		r, err := rec.Once()
 		require.NoError(t, err)
 		require.Equal(t, openssl.ShutdownSent, r)
 		require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
-		r, err = rec.once()
+		r, err = rec.Once()
 		require.Equal(t, openssl.ShutdownFailed, r)
 		requireShutdownError(t, err, openssl.ErrorWantRead, openssl.ErrWantRead, wantReadMsg)
 		_, err = p.ours.Write([]byte("x"))
 		require.ErrorIs(t, err, openssl.ErrWriteAfterShutdown)
 
-		require.NoError(t, p.ours.Retry(testCtx(t), rec.step))
-		sdWait(t, peer, "peer's answer")
-		require.Equal(t, []string{"0", "-1/want read", "-1/want read", "1"}, rec.seq)
+		require.NoError(t, p.ours.Retry(tlstest.Context(t), rec.Step))
+		tlstest.Wait(t, peer, "peer's answer")
+		require.Equal(t, []string{"0", "-1/WANT_READ", "-1/WANT_READ", "1"}, rec.Seq)
 		require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
 		n, err := p.ours.Read(make([]byte, 10))
 		require.Zero(t, n)
@@ -260,33 +269,33 @@ func TestGenericShutdownOnceSequence(t *testing.T) {
 // once the peer reads, writes the rest and returns 0; the peer got one
 // whole alert record.
 func TestGenericShutdownOnceWantWrite(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		p := genNewPair(t, tc, innerKinds[0], nil) // net.Pipe
 		p.exchange(t)
-		mark := p.rec.mark()
-		rec := &sdStepRec{c: p.ours}
+		mark := p.rec.Mark()
+		rec := &tlstest.Steps{Conn: p.ours}
 		require.NoError(t, p.ours.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
-		r, err := rec.once()
+		r, err := rec.Once()
 		require.Equal(t, openssl.ShutdownFailed, r)
 		requireShutdownError(t, err, openssl.ErrorWantWrite, openssl.ErrWantWrite, wantWriteMsg)
 		require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
 		require.NoError(t, p.ours.SetWriteDeadline(time.Time{}))
 
-		peer := sdGo(func() error { return sdReadEOF(p.peer) })
-		require.NoError(t, p.ours.Retry(testCtx(t), rec.step))
-		require.Equal(t, []string{"-1/want write", "0"}, rec.seq)
-		sdWait(t, peer, "peer's read of our close_notify")
-		requireOneAlertRecord(t, tc, p.rec.since(mark))
+		peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.peer) })
+		require.NoError(t, p.ours.Retry(tlstest.Context(t), rec.Step))
+		require.Equal(t, []string{"-1/WANT_WRITE", "0"}, rec.Seq)
+		tlstest.Wait(t, peer, "peer's read of our close_notify")
+		requireOneAlertRecord(t, tc, p.rec.Since(mark))
 	})
 }
 
 // TestGenericShutdown: the bidirectional Shutdown against each kind of peer.
 func TestGenericShutdown(t *testing.T) {
-	genEach(t, func(t *testing.T, tc sdCase, k innerKind) {
+	genEach(t, func(t *testing.T, tc tlstest.Case, k innerKind) {
 		t.Run("peer answers", func(t *testing.T) {
 			p := genNewPair(t, tc, k, nil)
-			data := sdPattern(256 << 10)
-			peer := sdGo(func() error {
+			data := tlstest.Pattern(256 << 10)
+			peer := tlstest.Go(func() error {
 				got, err := io.ReadAll(p.peer)
 				if err != nil {
 					return err
@@ -298,23 +307,23 @@ func TestGenericShutdown(t *testing.T) {
 			})
 			_, err := p.ours.Write(data)
 			require.NoError(t, err)
-			require.NoError(t, p.ours.Shutdown(testCtx(t)))
-			sdWait(t, peer, "peer")
+			require.NoError(t, p.ours.Shutdown(tlstest.Context(t)))
+			tlstest.Wait(t, peer, "peer")
 			require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
 			require.Zero(t, p.ours.DiscardedBytes())
-			require.NoError(t, p.ours.Shutdown(testCtx(t)))
+			require.NoError(t, p.ours.Shutdown(tlstest.Context(t)))
 		})
 		t.Run("peer closes without close_notify", func(t *testing.T) {
 			p := genNewPair(t, tc, k, nil)
 			p.exchange(t)
-			peer := sdGo(func() error {
-				if err := sdReadEOF(p.peer); err != nil {
+			peer := tlstest.Go(func() error {
+				if err := tlstest.ReadEOF(p.peer); err != nil {
 					return err
 				}
 				return p.peerRaw.Close()
 			})
-			err := p.ours.Shutdown(testCtx(t))
-			sdWait(t, peer, "peer")
+			err := p.ours.Shutdown(tlstest.Context(t))
+			tlstest.Wait(t, peer, "peer")
 			require.ErrorIs(t, err, openssl.ErrTruncated)
 			require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 			require.Equal(t, openssl.ErrorSyscall, asError(t, err).Code)
@@ -322,43 +331,43 @@ func TestGenericShutdown(t *testing.T) {
 		t.Run("peer never answers, context", func(t *testing.T) {
 			p := genNewPair(t, tc, k, nil)
 			p.exchange(t)
-			peer := sdGo(func() error { return sdReadEOF(p.peer) })
-			ctx, cancel := context.WithTimeout(context.Background(), sdShortTimeout)
+			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.peer) })
+			ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 			defer cancel()
 			var err error
-			sdWithin(t, sdShortTimeout+sdMargin, "Shutdown", func() { err = p.ours.Shutdown(ctx) })
+			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = p.ours.Shutdown(ctx) })
 			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 			require.True(t, asError(t, err).Timeout())
 			require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
-			sdWait(t, peer, "peer's read of our close_notify")
+			tlstest.Wait(t, peer, "peer's read of our close_notify")
 		})
 		t.Run("peer never answers, deadline", func(t *testing.T) {
 			p := genNewPair(t, tc, k, nil)
 			p.exchange(t)
-			peer := sdGo(func() error { return sdReadEOF(p.peer) })
-			require.NoError(t, p.ours.SetDeadline(time.Now().Add(sdShortTimeout)))
+			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.peer) })
+			require.NoError(t, p.ours.SetDeadline(time.Now().Add(shortTimeout)))
 			var err error
-			sdWithin(t, sdShortTimeout+sdMargin, "Shutdown", func() { err = p.ours.Shutdown(context.Background()) })
+			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = p.ours.Shutdown(context.Background()) })
 			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
 			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 			require.NotErrorIs(t, err, context.DeadlineExceeded)
-			sdWait(t, peer, "peer's read of our close_notify")
+			tlstest.Wait(t, peer, "peer's read of our close_notify")
 		})
 		t.Run("peer keeps sending", func(t *testing.T) {
 			const n = 4 << 20
 			p := genNewPair(t, tc, k, nil)
-			peer := sdGo(func() error {
-				if err := sdReadEOF(p.peer); err != nil {
+			peer := tlstest.Go(func() error {
+				if err := tlstest.ReadEOF(p.peer); err != nil {
 					return err
 				}
-				if _, err := p.peer.Write(sdPattern(n)); err != nil {
+				if _, err := p.peer.Write(tlstest.Pattern(n)); err != nil {
 					return err
 				}
 				return p.peer.Close()
 			})
-			require.NoError(t, p.ours.Shutdown(testCtx(t)))
-			sdWait(t, peer, "peer")
+			require.NoError(t, p.ours.Shutdown(tlstest.Context(t)))
+			tlstest.Wait(t, peer, "peer")
 			require.Equal(t, int64(n), p.ours.DiscardedBytes())
 			require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
 		})
@@ -369,11 +378,11 @@ func TestGenericShutdown(t *testing.T) {
 // has one, its own CloseWrite (the peer's end then reads EOF below
 // crypto/tls), then the whole response.
 func TestGenericCloseWrite(t *testing.T) {
-	genEach(t, func(t *testing.T, tc sdCase, k innerKind) {
+	genEach(t, func(t *testing.T, tc tlstest.Case, k innerKind) {
 		p := genNewPair(t, tc, k, nil)
 		_, halfCloses := p.inner.(interface{ CloseWrite() error })
-		request, response := sdPattern(100<<10), sdPattern(300 << 10)[7:]
-		peer := sdGo(func() error {
+		request, response := tlstest.Pattern(100<<10), tlstest.Pattern(300 << 10)[7:]
+		peer := tlstest.Go(func() error {
 			got, err := io.ReadAll(p.peer)
 			if err != nil {
 				return err
@@ -398,7 +407,7 @@ func TestGenericCloseWrite(t *testing.T) {
 		got, err := io.ReadAll(p.ours)
 		require.NoError(t, err, "io.EOF after the response")
 		require.Equal(t, response, got)
-		sdWait(t, peer, "peer")
+		tlstest.Wait(t, peer, "peer")
 		require.Equal(t, k.name == "tcp-embed" || k.name == "tls", halfCloses)
 	})
 }
@@ -406,52 +415,52 @@ func TestGenericCloseWrite(t *testing.T) {
 // TestGenericClose: each ClosePolicy over the generic path, judged by the
 // records the peer read.
 func TestGenericClose(t *testing.T) {
-	genEach(t, func(t *testing.T, tc sdCase, k innerKind) {
+	genEach(t, func(t *testing.T, tc tlstest.Case, k innerKind) {
 		t.Run("default", func(t *testing.T) {
 			p := genNewPair(t, tc, k, nil)
 			p.exchange(t)
-			mark := p.rec.mark()
-			peer := sdGo(func() error { return sdReadEOF(p.peer) })
-			sdWithin(t, sdMargin, "Close", func() { require.NoError(t, p.ours.Close()) })
-			sdWait(t, peer, "peer")
+			mark := p.rec.Mark()
+			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.peer) })
+			tlstest.Within(t, boundMargin, "Close", func() { require.NoError(t, p.ours.Close()) })
+			tlstest.Wait(t, peer, "peer")
 			require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
-			requireOneAlertRecord(t, tc, p.rec.since(mark))
+			requireOneAlertRecord(t, tc, p.rec.Since(mark))
 			require.ErrorIs(t, p.ours.Close(), net.ErrClosed)
 		})
 		t.Run("WaitForPeer", func(t *testing.T) {
-			p := genNewPair(t, tc, k, &openssl.ClosePolicy{WaitForPeer: true, Timeout: testTimeout})
+			p := genNewPair(t, tc, k, &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout})
 			p.exchange(t)
 			peer := p.peerAnswer()
 			require.NoError(t, p.ours.Close())
-			sdWait(t, peer, "peer's answer")
+			tlstest.Wait(t, peer, "peer's answer")
 			require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
 		})
 		t.Run("WaitForPeer, peer never answers", func(t *testing.T) {
-			p := genNewPair(t, tc, k, &openssl.ClosePolicy{WaitForPeer: true, Timeout: sdShortTimeout})
+			p := genNewPair(t, tc, k, &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout})
 			p.exchange(t)
-			peer := sdGo(func() error { return sdReadEOF(p.peer) })
+			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.peer) })
 			var err error
-			sdWithin(t, sdShortTimeout+sdMargin, "Close", func() { err = p.ours.Close() })
+			tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { err = p.ours.Close() })
 			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
 			require.Equal(t, "close", asError(t, err).Op)
-			sdWait(t, peer, "peer")
+			tlstest.Wait(t, peer, "peer")
 		})
 		t.Run("Quiet", func(t *testing.T) {
 			p := genNewPair(t, tc, k, &openssl.ClosePolicy{Quiet: true})
 			p.exchange(t)
-			mark := p.rec.mark()
-			peer := sdGo(func() error { return sdReadEOF(p.peer) })
+			mark := p.rec.Mark()
+			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.peer) })
 			require.NoError(t, p.ours.Close())
-			sdWait(t, peer, "peer")
+			tlstest.Wait(t, peer, "peer")
 			require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
-			require.Empty(t, p.rec.since(mark))
+			require.Empty(t, p.rec.Since(mark))
 		})
 		t.Run("Lingering and DrainSendQueue", func(t *testing.T) {
-			p := genNewPair(t, tc, k, &openssl.ClosePolicy{Lingering: true, DrainSendQueue: true, Timeout: testTimeout})
+			p := genNewPair(t, tc, k, &openssl.ClosePolicy{Lingering: true, DrainSendQueue: true, Timeout: tlstest.Timeout})
 			p.exchange(t)
 			peer := p.peerAnswer()
 			require.NoError(t, p.ours.Close())
-			sdWait(t, peer, "peer")
+			tlstest.Wait(t, peer, "peer")
 			require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
 		})
 	})
@@ -462,7 +471,7 @@ func TestGenericClose(t *testing.T) {
 func TestGenericSocketOptions(t *testing.T) {
 	for _, k := range innerKinds {
 		t.Run(k.name, func(t *testing.T) {
-			p := genNewPair(t, sdCase{version: tls.VersionTLS13}, k, nil)
+			p := genNewPair(t, tlstest.Case{Version: tls.VersionTLS13}, k, nil)
 			p.exchange(t)
 			n, qerr := p.ours.SendQueueLen()
 			lerr := p.ours.SetLinger(0)
@@ -491,22 +500,22 @@ func TestGenericSocketOptions(t *testing.T) {
 func TestGenericCloseWakesBlockedCalls(t *testing.T) {
 	for _, k := range innerKinds {
 		t.Run(k.name, func(t *testing.T) {
-			p := genNewPair(t, sdCase{version: tls.VersionTLS13}, k, &openssl.ClosePolicy{Timeout: sdShortTimeout})
+			p := genNewPair(t, tlstest.Case{Version: tls.VersionTLS13}, k, &openssl.ClosePolicy{Timeout: shortTimeout})
 			p.exchange(t)
-			read := sdGo(func() error {
+			read := tlstest.Go(func() error {
 				_, err := p.ours.Read(make([]byte, 16))
 				return err
 			})
-			wrote := sdGo(func() error {
+			wrote := tlstest.Go(func() error {
 				_, err := p.ours.Write(make([]byte, 64<<20)) // more than any pipe holds
 				return err
 			})
 			// Each call is blocked once the peer stops hearing from us: the
 			// Write's first records are in flight, the Read has nothing.
-			require.Eventually(t, func() bool { return p.counts.written.Load() > 0 }, testTimeout, time.Millisecond)
-			within(t, sdShortTimeout+sdMargin, "Close", func() { p.ours.Close() })
+			require.Eventually(t, func() bool { return p.counts.written.Load() > 0 }, tlstest.Timeout, time.Millisecond)
+			tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { p.ours.Close() })
 			for op, ch := range map[string]<-chan error{"read": read, "write": wrote} {
-				err := sdResult(t, ch, op)
+				err := tlstest.Result(t, ch, op)
 				require.ErrorIs(t, err, net.ErrClosed, op)
 				require.Equal(t, op, asError(t, err).Op)
 			}
@@ -518,10 +527,10 @@ func TestGenericCloseWakesBlockedCalls(t *testing.T) {
 // wrapper, both ways: what it counts is exactly what the peer's end carried,
 // handshake and both close_notify alerts included.
 func TestGenericCountsEveryByte(t *testing.T) {
-	genEach(t, func(t *testing.T, tc sdCase, k innerKind) {
-		p := genNewPair(t, tc, k, &openssl.ClosePolicy{WaitForPeer: true, Timeout: testTimeout})
-		up, down := sdPattern(300<<10), sdPattern(200 << 10)[3:]
-		peer := sdGo(func() error {
+	genEach(t, func(t *testing.T, tc tlstest.Case, k innerKind) {
+		p := genNewPair(t, tc, k, &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout})
+		up, down := tlstest.Pattern(300<<10), tlstest.Pattern(200 << 10)[3:]
+		peer := tlstest.Go(func() error {
 			got := make([]byte, len(up))
 			if _, err := io.ReadFull(p.peer, got); err != nil {
 				return err
@@ -532,7 +541,7 @@ func TestGenericCountsEveryByte(t *testing.T) {
 			if _, err := p.peer.Write(down); err != nil {
 				return err
 			}
-			if err := sdReadEOF(p.peer); err != nil {
+			if err := tlstest.ReadEOF(p.peer); err != nil {
 				return err
 			}
 			return p.peer.Close()
@@ -544,7 +553,7 @@ func TestGenericCountsEveryByte(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, down, got)
 		require.NoError(t, p.ours.Close())
-		sdWait(t, peer, "peer")
+		tlstest.Wait(t, peer, "peer")
 		require.Greater(t, p.counts.written.Load(), int64(len(up)))
 		require.Greater(t, p.counts.read.Load(), int64(len(down)))
 		require.Equal(t, p.peerCounts.read.Load(), p.counts.written.Load(), "bytes we sent")
@@ -560,9 +569,9 @@ func TestGenericSniffingListener(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer l.Close()
-	ln := openssl.NewListener(&sniffingListener{Listener: l}, serverCtx(t))
+	ln := openssl.NewListener(&sniffingListener{Listener: l}, tlstest.ServerCtx(t))
 
-	client := sdGo(func() error {
+	client := tlstest.Go(func() error {
 		c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
 		if err != nil {
 			return err
@@ -571,20 +580,20 @@ func TestGenericSniffingListener(t *testing.T) {
 		if _, err := c.Write([]byte("hello")); err != nil {
 			return err
 		}
-		return sdReadEOF(c) // up to our close_notify
+		return tlstest.ReadEOF(c) // up to our close_notify
 	})
 	conn, err := ln.Accept()
 	require.NoError(t, err)
 	ours := conn.(*openssl.Conn)
 	sniffed := ours.NetConn().(*sniffedConn)
 	require.Positive(t, sniffed.buffered, "the listener kept bytes of the ClientHello")
-	require.NoError(t, ours.SetDeadline(time.Now().Add(testTimeout)))
+	require.NoError(t, ours.SetDeadline(time.Now().Add(tlstest.Timeout)))
 	buf := make([]byte, 5)
 	_, err = io.ReadFull(ours, buf)
 	require.NoError(t, err)
 	require.Equal(t, "hello", string(buf))
 	require.NoError(t, ours.Close())
-	sdWait(t, client, "client")
+	tlstest.Wait(t, client, "client")
 }
 
 // sniffingListener peeks at each connection's first bytes, as cmux does.
@@ -596,7 +605,7 @@ func (l *sniffingListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	br := bufio.NewReader(c)
-	c.SetReadDeadline(time.Now().Add(testTimeout))
+	c.SetReadDeadline(time.Now().Add(tlstest.Timeout))
 	head, err := br.Peek(3)
 	c.SetReadDeadline(time.Time{})
 	if err != nil || head[0] != 0x16 { // a TLS handshake record

@@ -81,6 +81,8 @@ type Conn struct {
 
 	policyMu sync.Mutex  // guards policy
 	policy   ClosePolicy // protected by policyMu
+
+	hooks connHooks // what Go callbacks need; each field says its lock (callback.go)
 }
 
 // halfConn is one direction of a Conn.
@@ -103,10 +105,12 @@ type SocketFD interface {
 }
 
 // Client returns a TLS client on conn. The handshake runs on the first
-// Read, Write or Handshake. sslCtx's verify mode applies; [Dial] adds host
-// name verification and SNI. The Conn owns conn: Close closes it. Which
-// path the Conn takes is described on [Conn]; a packet conn (UDP, a
-// datagram Unix socket) or a nil argument is an *Error.
+// Read, Write or Handshake. sslCtx's verify mode applies, and under
+// [VerifyNone] any certificate is accepted: call [Conn.SetServerName]
+// before the handshake for SNI and host name verification, as [Dial] does.
+// The Conn owns conn: Close closes it. Which path the Conn takes is
+// described on [Conn]; a packet conn (UDP, a datagram Unix socket) or a nil
+// argument is an *Error.
 func Client(conn net.Conn, sslCtx *Ctx) (*Conn, error) {
 	return newConn(conn, sslCtx, false)
 }
@@ -146,6 +150,10 @@ func newConn(conn net.Conn, sslCtx *Ctx, server bool) (*Conn, error) {
 		return nil, callError(op, &r)
 	}
 	liveSSL.Add(1)
+	if err := c.attachHandle(); err != nil {
+		c.freeSSL()
+		return nil, err
+	}
 	c.in.lock, c.out.lock = newGate(), newGate()
 	c.in.step.init(c)
 	c.out.step.init(c)
@@ -195,15 +203,16 @@ func socketPath(conn net.Conn) (syscall.RawConn, uintptr, error) {
 
 // Read reads application data into b, running the handshake first if
 // needed. It returns:
-//   - io.EOF once the peer's close_notify arrived (and on every later call);
-//   - an *Error wrapping ErrTruncated (and io.ErrUnexpectedEOF) when the
+//   - [io.EOF] once the peer's close_notify arrived (and on every later
+//     call);
+//   - an *Error wrapping [ErrTruncated] (and [io.ErrUnexpectedEOF]) when the
 //     peer closed TCP without close_notify, or io.EOF for that with
-//     IgnoreUnexpectedEOF;
-//   - an *Error wrapping os.ErrDeadlineExceeded (Timeout() true) when the
+//     [IgnoreUnexpectedEOF];
+//   - an *Error wrapping [os.ErrDeadlineExceeded] (Timeout() true) when the
 //     read deadline passed; the Conn stays usable;
-//   - an *Error wrapping net.ErrClosed after Close, also for a Read that
-//     Close woke up;
-//   - an *Error wrapping syscall.ECONNRESET when the peer reset the
+//   - an *Error wrapping [net.ErrClosed] after [Conn.Close], also for a Read
+//     that Close woke up;
+//   - an *Error wrapping [syscall.ECONNRESET] when the peer reset the
 //     connection, or OpenSSL's error.
 //
 // All errors but the deadline are permanent (corresponds to SSL_read_ex).
@@ -245,14 +254,18 @@ func (c *Conn) readLocked(b []byte) (int, error) {
 }
 
 // Write writes all of b, running the handshake first if needed, and returns
-// len(b) or an error with the count written before it. Errors are
-// permanent: a Write that fails, or whose write deadline passes, may have
-// left part of a record inside OpenSSL, so every later Write returns the
-// same error (as crypto/tls does). After our close_notify (CloseWrite,
-// Shutdown, ShutdownOnce) it returns an *Error wrapping
-// ErrWriteAfterShutdown; after Close, one wrapping net.ErrClosed; on a reset
-// connection, one wrapping syscall.EPIPE or syscall.ECONNRESET, never a
-// SIGPIPE (corresponds to SSL_write_ex).
+// len(b) or an error with the count written before it. It returns an *Error
+// wrapping:
+//   - [ErrWriteAfterShutdown] after our close_notify ([Conn.CloseWrite],
+//     [Conn.Shutdown], [Conn.ShutdownOnce]);
+//   - [net.ErrClosed] after [Conn.Close];
+//   - [os.ErrDeadlineExceeded] when the write deadline passed;
+//   - [syscall.EPIPE] or [syscall.ECONNRESET] on a reset connection (never
+//     a SIGPIPE), or OpenSSL's error.
+//
+// Every error is permanent: a Write that fails, or whose deadline passes,
+// may have left part of a record inside OpenSSL, so every later Write
+// returns the same error, as in crypto/tls (corresponds to SSL_write_ex).
 func (c *Conn) Write(b []byte) (int, error) {
 	if err := c.Handshake(); err != nil {
 		return 0, err

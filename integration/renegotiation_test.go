@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -20,8 +19,7 @@ const serverCmdRenegotiate = "r\n"
 func TestRenegotiationRequestDuringRead(t *testing.T) {
 	v := versions[0]
 	require.Equal(t, "TLS1.2", v.name)
-	srv := sServer(t, v)
-	c := dial(t, srv, clientCtx(t, v))
+	c, srv := sServer(t, v, nil)
 
 	require.NoError(t, srv.Send(serverCmdRenegotiate))
 	require.NoError(t, srv.WaitFor(peer.ServerKeyUpdated, wait))
@@ -29,15 +27,8 @@ func TestRenegotiationRequestDuringRead(t *testing.T) {
 	require.NoError(t, srv.Send(line))
 	require.Equal(t, line, readN(t, c, len(line)))
 
-	const ours = "still talking\n"
-	_, err := c.Write([]byte(ours))
-	require.NoError(t, err)
-	require.NoError(t, srv.WaitFor(ours, wait))
-
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	require.NoError(t, c.Shutdown(ctx))
-	require.NoError(t, srv.WaitFor(peer.ServerCloseNotifyReceived, wait))
+	say(t, c, srv, "still talking\n")
+	requireAnsweredBy(t, c, "Shutdown", srv, 0, peer.ServerCloseNotifyReceived)
 }
 
 // TestRenegotiationRequestAfterOurCloseNotify (matrix scenario 14): the
@@ -46,23 +37,11 @@ func TestRenegotiationRequestDuringRead(t *testing.T) {
 // close_notify and answers, nothing is discarded, no renegotiation starts.
 func TestRenegotiationRequestAfterOurCloseNotify(t *testing.T) {
 	v := versions[0]
-	srv := sServer(t, v)
-	c := dial(t, srv, clientCtx(t, v))
-	const hello = "hello\n"
-	_, err := c.Write([]byte(hello))
-	require.NoError(t, err)
-	require.NoError(t, srv.WaitFor(hello, wait))
-
+	c, srv := sServer(t, v, nil)
+	say(t, c, srv, "hello\n")
 	mark := srv.Mark()
 	require.NoError(t, srv.Send(serverCmdRenegotiate))
 	require.NoError(t, srv.WaitForAfter(mark, peer.ServerKeyUpdated, wait))
 
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	require.NoError(t, c.Shutdown(ctx))
-	st := c.ShutdownState()
-	require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
-	require.Zero(t, c.DiscardedBytes())
-	require.NoError(t, srv.WaitForAfter(mark, peer.ServerCloseNotifyReceived, wait))
-	require.Equal(t, 0, exitCode(t, srv))
+	requireAnsweredBy(t, c, "Shutdown", srv, mark, peer.ServerCloseNotifyReceived)
 }
