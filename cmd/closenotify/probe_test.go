@@ -272,3 +272,23 @@ func TestProbeCommand(t *testing.T) {
 	require.Contains(t, errOut.String(), "handshake")
 	tlstest.Wait(t, accepted, "the silent server's accept")
 }
+
+// TestProbePython: Python's ssl server, told to read to our close_notify
+// and then either to unwrap (its close_notify; the TCP connection stays
+// open) or to close (no close_notify: the probe sees a truncation).
+func TestProbePython(t *testing.T) {
+	f := probeFiles(t)
+	for _, tc := range []struct {
+		then string
+		want probeWant
+	}{
+		{peer.PythonCmdUnwrap, probeWant{"close_notify", "open", 0, answered}},
+		{peer.PythonCmdClose, probeWant{"eof", "", 0, []string{"SSL_shutdown=0", "SSL_read=SYSCALL/EOF"}}},
+	} {
+		t.Run(tc.then[:len(tc.then)-1], func(t *testing.T) {
+			p := tlstest.Started(t)(peer.PythonServer(t.Context(), f.Cert, f.Key, peer.PythonOptions{}))
+			require.NoError(t, p.Send(peer.PythonCmdRecvAll+tc.then))
+			requirePhase(t, tc.want, probePhaseAt(t, f, p.Addr(), "close", false))
+		})
+	}
+}
