@@ -14,17 +14,22 @@ import (
 // which waits unread in our socket while we send close_notify. OpenSSL
 // still processes it after our alert: Shutdown completes, s_client reads
 // our close_notify, answers and exits cleanly.
+//
+// It runs on both of our paths: on the generic path, the KeyUpdate is read
+// from the wrapper and our answer to a request goes out through its Write.
 func TestServerKeyUpdateAfterOurCloseNotify(t *testing.T) {
 	v := versions[1]
 	require.Equal(t, "TLS1.3", v.name)
 	for _, cmd := range []string{peer.ClientCmdKeyUpdateRequest, peer.ClientCmdKeyUpdate} {
-		t.Run(strings.TrimSpace(cmd), func(t *testing.T) {
-			c, cl := sClient(t, v)
-			mark := cl.Mark()
-			require.NoError(t, cl.Send(cmd))
-			require.NoError(t, cl.WaitForAfter(mark, peer.ClientKeyUpdate, wait))
+		for _, path := range ourPaths {
+			t.Run(strings.TrimSpace(cmd)+"/"+path.name, func(t *testing.T) {
+				c, cl := sClientOn(t, v, path.wrap)
+				mark := cl.Mark()
+				require.NoError(t, cl.Send(cmd))
+				require.NoError(t, cl.WaitForAfter(mark, peer.ClientKeyUpdate, wait))
 
-			requireAnsweredBy(t, c, "Shutdown", cl, mark, peer.ClientClosed)
-		})
+				requireAnsweredBy(t, c, "Shutdown", cl, mark, peer.ClientClosed)
+			})
+		}
 	}
 }
