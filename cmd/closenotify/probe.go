@@ -425,7 +425,12 @@ func (r *probeReport) print(w io.Writer) {
 		if tcp == "" {
 			tcp = "-"
 		}
-		after := (time.Duration(p.AfterUS) * time.Microsecond).Round(100 * time.Microsecond)
+		after := time.Duration(p.AfterUS) * time.Microsecond
+		if after >= time.Second {
+			after = after.Round(time.Millisecond)
+		} else {
+			after = after.Round(100 * time.Microsecond)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%s\n", p.Phase, eventText[p.Event]+event[len(p.Event):], after, p.DataBytes, tcp, strings.Join(p.Steps, ", "))
 	}
 	tw.Flush()
