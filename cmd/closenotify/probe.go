@@ -219,30 +219,11 @@ func probeCtx(o probeOptions) (*openssl.Ctx, error) {
 func probeDial(o probeOptions, sslCtx *openssl.Ctx) (*openssl.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", o.addr)
-	if err != nil {
-		return nil, err
+	d := openssl.DialConfig{ServerName: o.serverName}
+	if o.insecure {
+		d.Flags = openssl.InsecureSkipHostVerification
 	}
-	conn, err := openssl.Client(raw, sslCtx)
-	if err != nil {
-		raw.Close()
-		return nil, err
-	}
-	switch {
-	case !o.insecure:
-		err = conn.SetServerName(o.serverName)
-	case net.ParseIP(o.serverName) == nil:
-		err = conn.SetTlsExtHostName(o.serverName)
-	}
-	if err == nil {
-		err = conn.HandshakeContext(ctx)
-	}
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
+	return d.DialContext(ctx, "tcp", o.addr, sslCtx)
 }
 
 // probePhase runs one phase on conn.
