@@ -106,10 +106,11 @@ func (c *Conn) Close() error {
 	if cerr := c.closeConn(); err == nil && cerr != nil {
 		err = cerr
 	}
-	if generic {
+	if generic && bio.flushLock.LockContext(ctx) == nil {
 		// Wait for a goroutine still writing OpenSSL's output: closing
-		// the inner conn ended its Write.
-		bio.flushLock.Lock()
+		// the inner conn ended its Write. (If that conn's Close does not
+		// wake its Write, Close returns at its timeout all the same; the
+		// writer finds the SSL freed.)
 		bio.flushLock.Unlock()
 	}
 	c.freeSSL()
