@@ -466,8 +466,8 @@ func TestLargeTransferBothWays(t *testing.T) {
 }
 
 func TestReadEOFOnCloseNotify(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		_, err := p.Peer.Write([]byte("bye"))
 		require.NoError(t, err)
 		require.NoError(t, p.Peer.CloseWrite()) // close_notify, TCP stays open
@@ -500,8 +500,8 @@ func TestReadEOFOnCloseNotify(t *testing.T) {
 }
 
 func TestReadTruncated(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		p.SyncPeer(t)
 		_, err := p.Peer.Write([]byte("last"))
 		require.NoError(t, err)
@@ -529,8 +529,8 @@ func TestReadTruncated(t *testing.T) {
 }
 
 func TestReadFromResetPeer(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		p.SyncPeer(t)
 		require.NoError(t, p.ResetPeer())
 

@@ -23,19 +23,17 @@ import (
 // size, at most window of them in flight, each checked as it comes back.
 // It runs on the socket-fd path and on the generic path.
 func TestConcurrentReadWrite(t *testing.T) {
-	for name, wrap := range map[string]func(tlstest.Sock) net.Conn{"fd": nil, "generic": tlstest.Generic} {
-		t.Run(name, func(t *testing.T) { concurrentReadWrite(t, wrap) })
-	}
+	tlstest.EachPath(t, concurrentReadWrite)
 }
 
-func concurrentReadWrite(t *testing.T, wrap func(tlstest.Sock) net.Conn) {
+func concurrentReadWrite(t *testing.T, path tlstest.Path) {
 	const (
 		messages = 2000
 		window   = 8
 	)
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		before := liveSSL()
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		require.NoError(t, p.Ours.SetDeadline(time.Now().Add(4*tlstest.Timeout)))
 		require.NoError(t, p.PeerTCP().SetDeadline(time.Now().Add(4*tlstest.Timeout)))
 		echoDone := make(chan error, 1)
@@ -184,9 +182,9 @@ func waitParked(t testing.TB, fn, creator string) {
 }
 
 func TestCloseTwice(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		before := liveSSL()
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		require.NoError(t, p.Ours.Close())
 		err := p.Ours.Close()
 		require.ErrorIs(t, err, net.ErrClosed)
@@ -197,9 +195,9 @@ func TestCloseTwice(t *testing.T) {
 }
 
 func TestUseAfterClose(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		before := liveSSL()
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		require.NoError(t, p.Ours.Close())
 		require.Equal(t, before, liveSSL())
 

@@ -199,8 +199,8 @@ func TestShutdownOnceBeforeHandshake(t *testing.T) {
 // ShutdownOnce returns the stored error and does not call OpenSSL again
 // (every call returns the very same *Error).
 func TestShutdownOnceAfterFatalError(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		p.Exchange(t)
 		require.NoError(t, p.ResetPeer())
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // TestClientShutdownAnswered: we are the client of openssl s_server, which
@@ -86,9 +87,9 @@ func TestClientKeyUpdate(t *testing.T) {
 	require.Equal(t, "TLS1.3", v.name)
 	for _, cmd := range []string{peer.ServerCmdKeyUpdateRequest, peer.ServerCmdKeyUpdate} {
 		name := strings.TrimSpace(cmd)
-		for _, path := range ourPaths {
-			t.Run(v.name+"/"+name+"/while reading/"+path.name, func(t *testing.T) {
-				c, srv := sServerOn(t, v, path.wrap, nil)
+		for _, path := range tlstest.Paths {
+			t.Run(v.name+"/"+name+"/while reading/"+path.Name, func(t *testing.T) {
+				c, srv := sServerOn(t, v, path.Wrap, nil)
 				say(t, c, srv, "before the key update\n")
 
 				const down = "after the key update\n"

@@ -53,13 +53,6 @@ func sServer(t testing.TB, v version, sslCtx *openssl.Ctx, extra ...string) (*op
 	return sServerOn(t, v, nil, sslCtx, extra...)
 }
 
-// ourPaths are our Conn's two paths over the same TCP socket: the
-// socket-fd path, and the generic path (tlstest.Generic hides the socket).
-var ourPaths = []struct {
-	name string
-	wrap func(tlstest.Sock) net.Conn
-}{{"fd", nil}, {"generic", tlstest.Generic}}
-
 // sServerOn is sServer with our socket wrapped by wrap (nil: not wrapped).
 func sServerOn(t testing.TB, v version, wrap func(tlstest.Sock) net.Conn, sslCtx *openssl.Ctx, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // TestServerKeyUpdateAfterOurCloseNotify (scenario 13, we are the server):
@@ -21,9 +22,9 @@ func TestServerKeyUpdateAfterOurCloseNotify(t *testing.T) {
 	v := versions[1]
 	require.Equal(t, "TLS1.3", v.name)
 	for _, cmd := range []string{peer.ClientCmdKeyUpdateRequest, peer.ClientCmdKeyUpdate} {
-		for _, path := range ourPaths {
-			t.Run(strings.TrimSpace(cmd)+"/"+path.name, func(t *testing.T) {
-				c, cl := sClientOn(t, v, path.wrap)
+		for _, path := range tlstest.Paths {
+			t.Run(strings.TrimSpace(cmd)+"/"+path.Name, func(t *testing.T) {
+				c, cl := sClientOn(t, v, path.Wrap)
 				mark := cl.Mark()
 				require.NoError(t, cl.Send(cmd))
 				require.NoError(t, cl.WaitForAfter(mark, peer.ClientKeyUpdate, wait))

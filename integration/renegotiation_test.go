@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // serverCmdRenegotiate makes s_server (TLS 1.2) send a HelloRequest; it
@@ -21,9 +22,9 @@ const serverCmdRenegotiate = "r\n"
 func TestRenegotiationRequestDuringRead(t *testing.T) {
 	v := versions[0]
 	require.Equal(t, "TLS1.2", v.name)
-	for _, path := range ourPaths {
-		t.Run(path.name, func(t *testing.T) {
-			c, srv := sServerOn(t, v, path.wrap, nil)
+	for _, path := range tlstest.Paths {
+		t.Run(path.Name, func(t *testing.T) {
+			c, srv := sServerOn(t, v, path.Wrap, nil)
 
 			require.NoError(t, srv.Send(serverCmdRenegotiate))
 			require.NoError(t, srv.WaitFor(peer.ServerKeyUpdated, wait))

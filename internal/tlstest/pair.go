@@ -100,6 +100,31 @@ type Spec struct {
 // and the wrapper's Read and Write) over the same socket.
 func Generic(s Sock) net.Conn { return struct{ net.Conn }{s} }
 
+// Path is one of our Conn's two paths, as [Spec.WrapOurs] chooses it.
+type Path struct {
+	Name string                // "fd" or "generic"
+	Wrap func(s Sock) net.Conn // for Spec.WrapOurs
+}
+
+// Paths are our Conn's two paths over the same socket: the socket-fd path
+// (the socket itself) and the generic path ([Generic]).
+var Paths = []Path{{"fd", nil}, {"generic", Generic}}
+
+// EachPath runs f as a subtest named after each of [Paths].
+func EachPath(t *testing.T, f func(t *testing.T, path Path)) {
+	for _, p := range Paths {
+		t.Run(p.Name, func(t *testing.T) { f(t, p) })
+	}
+}
+
+// EachOnPaths runs f for each of [Paths] and, inside, each of [Cases]:
+// subtests such as "generic/TLS 1.3/we-client".
+func EachOnPaths(t *testing.T, f func(t *testing.T, c Case, path Path)) {
+	EachPath(t, func(t *testing.T, p Path) {
+		Each(t, func(t *testing.T, c Case) { f(t, c, p) })
+	})
+}
+
 // route returns the address the client dials to reach serverAddr.
 func (s Spec) route(serverAddr string) (string, error) {
 	if s.Via == nil {
