@@ -21,8 +21,10 @@ import (
 )
 
 // Tests of the generic path: our Conn over net.Conns that are not exactly
-// *net.TCPConn or *net.UnixConn, against crypto/tls peers, TLS 1.2 and 1.3,
-// with our Conn as client and as server.
+// *net.TCPConn or *net.UnixConn (net.Pipe, wrappers over TCP, *tls.Conn),
+// against crypto/tls peers, TLS 1.2 and 1.3, with our Conn as client and as
+// server. Shutdown and close tests that only need a socket wrapped in a
+// plain struct run on both paths in shutdown_test.go and close_test.go.
 
 // countingConn is a wrapper that counts the bytes through its Read and
 // Write. It embeds the net.Conn interface, so it exposes no socket.

@@ -22,6 +22,8 @@ import (
 // against crypto/tls peers, TLS 1.2 and 1.3, with our Conn as client and as
 // server. crypto/tls never answers close_notify by itself: its Read returns
 // io.EOF and its Close sends the answer (peerAnswer).
+// Tests under tlstest.EachOnPaths run on both of our paths; anyconn_test.go
+// has the generic path's own ShutdownOnce sequences.
 
 const (
 	// shortTimeout is the timeout of tests where the peer never answers.
@@ -269,9 +271,9 @@ func TestShutdownOnceApplicationDataAfterCloseNotify(t *testing.T) {
 // TestRetryBounds: Retry gives up when its context or the connection's
 // deadline ends, with both the step's last error and the cause.
 func TestRetryBounds(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			rec := &tlstest.Steps{Conn: p.Ours}
 			_, err := rec.Once()
 			require.NoError(t, err)
@@ -289,7 +291,7 @@ func TestRetryBounds(t *testing.T) {
 			}
 		})
 		t.Run("deadline", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			rec := &tlstest.Steps{Conn: p.Ours}
 			_, err := rec.Once()
 			require.NoError(t, err)
@@ -300,7 +302,7 @@ func TestRetryBounds(t *testing.T) {
 			require.NotErrorIs(t, err, context.DeadlineExceeded)
 		})
 		t.Run("nil context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			called := false
 			err := p.Ours.Retry(nil, func() error { called = true; return nil }) //nolint:staticcheck // nil ctx on purpose
 			require.ErrorIs(t, err, openssl.ErrNilContext)
@@ -311,9 +313,9 @@ func TestRetryBounds(t *testing.T) {
 
 // TestShutdown covers the bidirectional Shutdown against each kind of peer.
 func TestShutdown(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("peer answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			data := tlstest.Pattern(256 << 10)
 			peer := tlstest.Go(func() error {
 				got, err := io.ReadAll(p.Peer) // up to our close_notify
@@ -340,7 +342,7 @@ func TestShutdown(t *testing.T) {
 			require.Equal(t, io.EOF, err)
 		})
 		t.Run("peer closes TCP without close_notify", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			p.Exchange(t)
 			peer := tlstest.Go(func() error {
 				if err := tlstest.ReadEOF(p.Peer); err != nil { // our close_notify
@@ -358,7 +360,7 @@ func TestShutdown(t *testing.T) {
 			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer never answers, context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 			defer cancel()
 			var err error
@@ -373,7 +375,7 @@ func TestShutdown(t *testing.T) {
 			require.NoError(t, tlstest.ReadEOF(p.Peer))
 		})
 		t.Run("peer never answers, deadline", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			require.NoError(t, p.Ours.SetDeadline(time.Now().Add(shortTimeout)))
 			var err error
 			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = p.Ours.Shutdown(context.Background()) })
@@ -386,7 +388,7 @@ func TestShutdown(t *testing.T) {
 		})
 		t.Run("peer keeps sending", func(t *testing.T) {
 			const n = 4 << 20
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			peer := tlstest.Go(func() error {
 				if err := tlstest.ReadEOF(p.Peer); err != nil { // our close_notify
 					return err
@@ -403,7 +405,7 @@ func TestShutdown(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("after Read returned io.EOF", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			p.Exchange(t)
 			require.NoError(t, p.Peer.Close())
 			n, err := p.Ours.Read(make([]byte, 10))
@@ -416,7 +418,7 @@ func TestShutdown(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("nil context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			require.ErrorIs(t, p.Ours.Shutdown(nil), openssl.ErrNilContext) //nolint:staticcheck // nil ctx on purpose
 			require.Equal(t, "sent=false received=false", p.Ours.ShutdownState().String())
 		})
@@ -425,9 +427,9 @@ func TestShutdown(t *testing.T) {
 
 // TestCloseWrite: half-close in both directions.
 func TestCloseWrite(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("request then response", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			request, response := tlstest.Pattern(100<<10), tlstest.Pattern(300 << 10)[7:]
 			peer := tlstest.Go(func() error {
 				got, err := io.ReadAll(p.Peer) // the request, up to our close_notify
@@ -456,7 +458,7 @@ func TestCloseWrite(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer half-closes, we keep writing", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 			data := tlstest.Pattern(200 << 10)
 			peer := make(chan []byte, 1)
 			peerErr := tlstest.Go(func() error {
@@ -526,8 +528,8 @@ func TestShutdownOnceDuringParkedWrite(t *testing.T) {
 // while it waits for the peer's close_notify returns context.Canceled, not
 // ErrShutdownTimeout, and its Timeout() is false.
 func TestShutdownCanceledIsNotTimeout(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		p.Exchange(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := tlstest.Go(func() error { return p.Ours.Shutdown(ctx) })
