@@ -10,7 +10,11 @@ SHELL := /bin/bash
 # Debian packages needed to build against OpenSSL 3 and run the tests.
 DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc gnutls-bin python3 curl
 
-.PHONY: deps test vet fmt-check demo bench matrix-readme test-asan fuzz
+.PHONY: deps test vet fmt-check demo bench matrix-readme test-asan fuzz openssl-3.5 test-openssl-3.5
+
+# OPENSSL35_PREFIX is where make openssl-3.5 installs OpenSSL 3.5, outside
+# the repository so that every checkout and CI run reuses one build.
+OPENSSL35_PREFIX ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/closenotify/openssl-3.5
 
 # deps installs the missing packages of DEBIAN_PACKAGES (apt-get update, then
 # apt-get install -y) when run as root, fails naming them otherwise, and does
@@ -71,6 +75,19 @@ demo: deps
 # same run and prints their ratios.
 bench: deps
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 5 . | $(GO) run ./cmd/benchratio
+
+# openssl-3.5 builds OpenSSL 3.5 (the current LTS, Debian 13's) from
+# Debian trixie's source package into OPENSSL35_PREFIX, with the FIPS
+# provider, unless it is already there (.ci/build-openssl).
+openssl-3.5:
+	.ci/build-openssl $(OPENSSL35_PREFIX)
+
+# test-openssl-3.5 runs the package's and the integration suites built and
+# linked against that OpenSSL, with its openssl program as the s_server and
+# s_client peers, then the FIPS tests and a set of shutdown tests in FIPS
+# mode (.ci/test-openssl).
+test-openssl-3.5: deps fmt-check vet openssl-3.5
+	.ci/test-openssl $(OPENSSL35_PREFIX) 3.5
 
 # matrix-readme runs the shutdown matrix and writes what each peer did into
 # README.md's table.
