@@ -7,6 +7,15 @@
 #define GO_OSSL_SHIM_H
 
 #include <stddef.h>
+#include <openssl/opensslv.h>
+
+// The package uses OpenSSL 3 interfaces throughout (SSL_read_ex,
+// ERR_get_error_all, providers); older headers would fail with a pile of
+// undefined names instead of this one line.
+#if OPENSSL_VERSION_NUMBER < 0x30000000L
+#error "github.com/closenotify/openssl needs OpenSSL 3.0 or newer, and these OpenSSL headers are older (1.1.1?): install OpenSSL 3's development files, or point PKG_CONFIG_PATH at an OpenSSL 3 installation's lib/pkgconfig"
+#endif
+
 #include <openssl/ssl.h>
 
 // GO_OSSL_MAX_ERRORS bounds how many error-queue entries one call returns;
