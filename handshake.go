@@ -77,6 +77,7 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	r := &c.handshakeStep.res
 	if r.ret != 1 {
 		e := classify("handshake", r)
+		e.fipsRefusal = e.negotiationFailed() && FIPS()
 		c.sslMu.Lock()
 		if c.ssl != nil {
 			e.Verify = VerifyResult(C.SSL_get_verify_result(c.ssl))

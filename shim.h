@@ -79,6 +79,17 @@ EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, go_ossl_result *r);
 int go_ossl_x509_der(X509 *cert, unsigned char **out);
 void go_ossl_free(void *p);
 
+// FIPS mode (fips.go), on the default library context.
+// go_ossl_fips_load_providers loads and activates OpenSSL's "fips" and
+// "base" providers, keeping the default provider as a fallback. It runs
+// once per process; every call returns that first run's result.
+void go_ossl_fips_load_providers(go_ossl_result *r);
+void go_ossl_fips_enable(int enabled, go_ossl_result *r);
+// go_ossl_fips_enabled reports whether "fips=yes" is in the default property
+// query and a provider answers it: SHA2-256 can be fetched. It leaves the
+// thread's error queue as it found it.
+int go_ossl_fips_enabled(void);
+
 // Connection state, read after the handshake. The peer chain is returned
 // leaf first, at most max entries, each with a reference the caller frees.
 int go_ossl_peer_chain(SSL *ssl, X509 **out, int max);

@@ -1,0 +1,200 @@
+package openssl_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/peer"
+)
+
+// Environment variables of FIPS test runs; make test-openssl-3.5 sets them.
+const (
+	// expectFIPSEnv=1 says the OpenSSL under test has a FIPS provider
+	// that SetFIPS(true) can load (OPENSSL_CONF and OPENSSL_MODULES point
+	// at it). Without it the tests expect none, as on Debian's OpenSSL.
+	expectFIPSEnv = "CLOSENOTIFY_EXPECT_FIPS"
+	// fipsEnv=1 makes TestMain turn FIPS mode on before any test runs:
+	// the tests then show that the package behaves the same under the
+	// FIPS provider.
+	fipsEnv = "CLOSENOTIFY_FIPS"
+)
+
+// fipsAEAD is what a crypto/tls peer and our side agree on in FIPS mode with
+// their default settings: AES-128-GCM, which both prefer among the approved
+// ciphers. ChaCha20-Poly1305 is not approved.
+var fipsAEAD = map[uint16]string{
+	tls.VersionTLS12: "ECDHE-ECDSA-AES128-GCM-SHA256",
+	tls.VersionTLS13: "TLS_AES_128_GCM_SHA256",
+}
+
+// setFIPSFromEnv turns FIPS mode on when fipsEnv asks for it; TestMain
+// calls it.
+func setFIPSFromEnv() error {
+	if os.Getenv(fipsEnv) != "1" {
+		return nil
+	}
+	if err := openssl.SetFIPS(true); err != nil {
+		return fmt.Errorf("%s=1: %w", fipsEnv, err)
+	}
+	fmt.Println("FIPS mode: on")
+	return nil
+}
+
+// withFIPS runs t in FIPS mode, turning it on (and off again at cleanup)
+// unless TestMain did; it skips t when no FIPS provider is expected.
+func withFIPS(t *testing.T) {
+	t.Helper()
+	if os.Getenv(expectFIPSEnv) != "1" {
+		t.Skipf("no FIPS provider expected (%s=1 says there is one; make test-openssl-3.5 sets it)", expectFIPSEnv)
+	}
+	if openssl.FIPS() {
+		return
+	}
+	require.NoError(t, openssl.SetFIPS(true))
+	require.True(t, openssl.FIPS())
+	t.Cleanup(func() {
+		if err := openssl.SetFIPS(false); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestSetFIPSUnavailable: without a FIPS provider (Debian's OpenSSL 3.0),
+// SetFIPS(true) says so, names what OpenSSL could not load, and changes
+// nothing.
+func TestSetFIPSUnavailable(t *testing.T) {
+	if os.Getenv(expectFIPSEnv) == "1" {
+		t.Skipf("%s=1: this OpenSSL has a FIPS provider", expectFIPSEnv)
+	}
+	require.False(t, openssl.FIPS())
+	for range 2 { // the second call reports the first one's failure again
+		err := openssl.SetFIPS(true)
+		require.ErrorIs(t, err, openssl.ErrFIPSUnavailable)
+		e := asError(t, err)
+		require.Equal(t, "set FIPS", e.Op)
+		require.NotEmpty(t, e.Queue, "OpenSSL's reasons")
+		require.True(t, strings.HasPrefix(err.Error(), "openssl: set FIPS: FIPS provider not available: "), err.Error())
+		require.Contains(t, err.Error(), "fips.so", "the module OpenSSL could not load")
+		require.False(t, openssl.FIPS())
+	}
+	require.NoError(t, openssl.SetFIPS(false))
+
+	// Nothing changed: the default provider's ChaCha20 still works.
+	p := connectedPair(t, pairSpec{version: tls.VersionTLS12, role: weAreClient, peer: chachaOnlyPeer(tls.VersionTLS12, weAreClient)})
+	require.Equal(t, "ECDHE-ECDSA-CHACHA20-POLY1305", p.ours.ConnectionState().CipherSuite)
+}
+
+// chachaOnlyPeer is a crypto/tls peer for TLS 1.2 that offers or accepts
+// ChaCha20-Poly1305 only (crypto/tls cannot restrict its TLS 1.3 suites).
+func chachaOnlyPeer(v uint16, r ourRole) *tls.Config {
+	cfg := peerConfig(v, r)
+	cfg.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}
+	return cfg
+}
+
+// TestSetFIPS: turning FIPS mode off and on again, and what it changes for
+// Ctxs made afterwards.
+func TestSetFIPS(t *testing.T) {
+	withFIPS(t)
+	require.NoError(t, openssl.SetFIPS(true), "already on: nothing to do")
+	require.True(t, openssl.FIPS())
+
+	require.NoError(t, openssl.SetFIPS(false))
+	require.False(t, openssl.FIPS())
+	require.NoError(t, openssl.SetFIPS(false), "already off: nothing to do")
+	p := connectedPair(t, pairSpec{version: tls.VersionTLS12, role: weAreClient, peer: chachaOnlyPeer(tls.VersionTLS12, weAreClient)})
+	require.Equal(t, "ECDHE-ECDSA-CHACHA20-POLY1305", p.ours.ConnectionState().CipherSuite)
+
+	require.NoError(t, openssl.SetFIPS(true))
+	require.True(t, openssl.FIPS())
+	p = newPair(t, pairSpec{version: tls.VersionTLS12, role: weAreClient, peer: chachaOnlyPeer(tls.VersionTLS12, weAreClient)})
+	ourErr, peerErr := p.handshake()
+	require.Error(t, peerErr)
+	requireReasonCode(t, ourErr, "handshake", reasonAlertHandshakeFailure)
+}
+
+// TestFIPSHandshakes: TLS 1.2 and 1.3 handshakes in FIPS mode with
+// crypto/tls (both roles) and with s_server, on approved algorithms, and
+// data both ways.
+func TestFIPSHandshakes(t *testing.T) {
+	withFIPS(t)
+	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
+		p := connectedPair(t, pairSpec{version: v, role: r})
+		require.Equal(t, fipsAEAD[v], p.ours.ConnectionState().CipherSuite)
+		require.Equal(t, tls.CurveP256, p.peer.ConnectionState().CurveID)
+		p.syncPeer(t)
+	})
+
+	dir := t.TempDir()
+	require.NoError(t, pki.WriteFiles(dir))
+	for _, v := range tlsVersions {
+		t.Run("s_server/"+tls.VersionName(v), func(t *testing.T) {
+			srv := peer.OpenSSLServerT(t, 0, pki.CertFile, pki.KeyFile, opensslVersionFlag(v))
+			conn, err := openssl.DialContext(t.Context(), "tcp", srv.Addr(), clientCtx(t), 0)
+			require.NoError(t, err)
+			defer conn.Close()
+			require.Equal(t, fipsAEAD[v], conn.ConnectionState().CipherSuite)
+			_, err = conn.Write([]byte("approved\n"))
+			require.NoError(t, err)
+			require.NoError(t, srv.WaitFor("approved\n", testTimeout))
+		})
+	}
+}
+
+// TestFIPSRefusesChaCha20: a peer that offers only ChaCha20-Poly1305 is
+// refused in both roles, and the error says FIPS mode is why.
+func TestFIPSRefusesChaCha20(t *testing.T) {
+	withFIPS(t)
+	const fipsHint = "(FIPS mode: only FIPS-approved algorithms are offered and accepted)"
+
+	t.Run("TLS 1.2/crypto/tls server", func(t *testing.T) {
+		p := newPair(t, pairSpec{version: tls.VersionTLS12, role: weAreClient, peer: chachaOnlyPeer(tls.VersionTLS12, weAreClient)})
+		ourErr, peerErr := p.handshake()
+		require.ErrorContains(t, peerErr, "no cipher suite supported by both client and server")
+		requireReasonCode(t, ourErr, "handshake", reasonAlertHandshakeFailure)
+		require.ErrorContains(t, ourErr, fipsHint)
+	})
+	t.Run("TLS 1.2/crypto/tls client", func(t *testing.T) {
+		p := newPair(t, pairSpec{version: tls.VersionTLS12, role: weAreServer, peer: chachaOnlyPeer(tls.VersionTLS12, weAreServer)})
+		ourErr, peerErr := p.handshake()
+		require.ErrorContains(t, peerErr, "handshake failure")
+		requireReason(t, ourErr, "handshake", "no shared cipher")
+		require.ErrorContains(t, ourErr, fipsHint)
+	})
+
+	dir := t.TempDir()
+	require.NoError(t, pki.WriteFiles(dir))
+	const chacha13 = "TLS_CHACHA20_POLY1305_SHA256"
+	t.Run("TLS 1.3/s_server", func(t *testing.T) {
+		srv := peer.OpenSSLServerT(t, 0, pki.CertFile, pki.KeyFile, "-tls1_3", "-ciphersuites", chacha13)
+		_, err := openssl.DialContext(t.Context(), "tcp", srv.Addr(), clientCtx(t), 0)
+		requireReasonCode(t, err, "handshake", reasonAlertHandshakeFailure)
+		require.ErrorContains(t, err, fipsHint)
+	})
+	t.Run("TLS 1.3/s_client", func(t *testing.T) {
+		ln, err := openssl.Listen("tcp", "127.0.0.1:0", serverCtx(t))
+		require.NoError(t, err)
+		defer ln.Close()
+		peer.OpenSSLClientT(t, ln.Addr().String(), pki.CAFile, "-tls1_3", "-ciphersuites", chacha13)
+		c, err := ln.Accept()
+		require.NoError(t, err)
+		defer c.Close()
+		err = c.(*openssl.Conn).HandshakeContext(t.Context())
+		requireReason(t, err, "handshake", "no shared cipher")
+		require.ErrorContains(t, err, fipsHint)
+	})
+}
+
+// opensslVersionFlag is s_server's and s_client's option for TLS version v.
+func opensslVersionFlag(v uint16) string {
+	if v == tls.VersionTLS12 {
+		return "-tls1_2"
+	}
+	return "-tls1_3"
+}
