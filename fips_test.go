@@ -3,14 +3,17 @@ package openssl_test
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/testcert"
 )
 
 // Environment variables of FIPS test runs; make test-openssl-3.5 sets them.
@@ -25,13 +28,26 @@ const (
 	fipsEnv = "CLOSENOTIFY_FIPS"
 )
 
-// fipsAEAD is what a crypto/tls peer and our side agree on in FIPS mode with
-// their default settings: AES-128-GCM, which both prefer among the approved
-// ciphers. ChaCha20-Poly1305 is not approved.
-var fipsAEAD = map[uint16]string{
-	tls.VersionTLS12: "ECDHE-ECDSA-AES128-GCM-SHA256",
-	tls.VersionTLS13: "TLS_AES_128_GCM_SHA256",
-}
+// What FIPS mode negotiates on OpenSSL 3.5 with default settings:
+//   - with crypto/tls: AES-128-GCM, which crypto/tls prefers among the
+//     approved ciphers (ChaCha20-Poly1305 is not approved);
+//   - with s_server: AES-256-GCM, first in OpenSSL's default order;
+//   - key exchange: P-256 for TLS 1.2 (X25519 is not approved) and the
+//     hybrid X25519MLKEM768 for TLS 1.3 (approved for its ML-KEM part).
+var (
+	fipsGoAEAD = map[uint16]string{
+		tls.VersionTLS12: "ECDHE-ECDSA-AES128-GCM-SHA256",
+		tls.VersionTLS13: "TLS_AES_128_GCM_SHA256",
+	}
+	fipsOpenSSLAEAD = map[uint16]string{
+		tls.VersionTLS12: "ECDHE-ECDSA-AES256-GCM-SHA384",
+		tls.VersionTLS13: "TLS_AES_256_GCM_SHA384",
+	}
+	fipsGroup = map[uint16]tls.CurveID{
+		tls.VersionTLS12: tls.CurveP256,
+		tls.VersionTLS13: tls.X25519MLKEM768,
+	}
+)
 
 // setFIPSFromEnv turns FIPS mode on when fipsEnv asks for it; TestMain
 // calls it.
@@ -104,6 +120,10 @@ func TestSetFIPS(t *testing.T) {
 	withFIPS(t)
 	require.NoError(t, openssl.SetFIPS(true), "already on: nothing to do")
 	require.True(t, openssl.FIPS())
+	ctx, err := openssl.NewCtx()
+	require.NoError(t, err)
+	require.ErrorContains(t, ctx.SetGroups("X25519"), `unknown or unavailable group in "X25519"`, "X25519 is not approved")
+	require.ErrorContains(t, ctx.SetCipherList("ECDHE-ECDSA-CHACHA20-POLY1305"), "no cipher match")
 
 	require.NoError(t, openssl.SetFIPS(false))
 	require.False(t, openssl.FIPS())
@@ -126,20 +146,19 @@ func TestFIPSHandshakes(t *testing.T) {
 	withFIPS(t)
 	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
 		p := connectedPair(t, pairSpec{version: v, role: r})
-		require.Equal(t, fipsAEAD[v], p.ours.ConnectionState().CipherSuite)
-		require.Equal(t, tls.CurveP256, p.peer.ConnectionState().CurveID)
+		require.Equal(t, fipsGoAEAD[v], p.ours.ConnectionState().CipherSuite)
+		require.Equal(t, fipsGroup[v], p.peer.ConnectionState().CurveID)
 		p.syncPeer(t)
 	})
 
-	dir := t.TempDir()
-	require.NoError(t, pki.WriteFiles(dir))
+	files := pkiFiles(t)
 	for _, v := range tlsVersions {
 		t.Run("s_server/"+tls.VersionName(v), func(t *testing.T) {
-			srv := peer.OpenSSLServerT(t, 0, pki.CertFile, pki.KeyFile, opensslVersionFlag(v))
+			srv := peer.OpenSSLServerT(t, 0, files.CertFile, files.KeyFile, opensslVersionFlag(v))
 			conn, err := openssl.DialContext(t.Context(), "tcp", srv.Addr(), clientCtx(t), 0)
 			require.NoError(t, err)
 			defer conn.Close()
-			require.Equal(t, fipsAEAD[v], conn.ConnectionState().CipherSuite)
+			require.Equal(t, fipsOpenSSLAEAD[v], conn.ConnectionState().CipherSuite)
 			_, err = conn.Write([]byte("approved\n"))
 			require.NoError(t, err)
 			require.NoError(t, srv.WaitFor("approved\n", testTimeout))
@@ -168,20 +187,21 @@ func TestFIPSRefusesChaCha20(t *testing.T) {
 		require.ErrorContains(t, ourErr, fipsHint)
 	})
 
-	dir := t.TempDir()
-	require.NoError(t, pki.WriteFiles(dir))
+	files := pkiFiles(t)
 	const chacha13 = "TLS_CHACHA20_POLY1305_SHA256"
 	t.Run("TLS 1.3/s_server", func(t *testing.T) {
-		srv := peer.OpenSSLServerT(t, 0, pki.CertFile, pki.KeyFile, "-tls1_3", "-ciphersuites", chacha13)
+		srv := peer.OpenSSLServerT(t, 0, files.CertFile, files.KeyFile, "-tls1_3", "-ciphersuites", chacha13)
 		_, err := openssl.DialContext(t.Context(), "tcp", srv.Addr(), clientCtx(t), 0)
 		requireReasonCode(t, err, "handshake", reasonAlertHandshakeFailure)
 		require.ErrorContains(t, err, fipsHint)
 	})
 	t.Run("TLS 1.3/s_client", func(t *testing.T) {
-		ln, err := openssl.Listen("tcp", "127.0.0.1:0", serverCtx(t))
+		tl, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		require.NoError(t, err)
-		defer ln.Close()
-		peer.OpenSSLClientT(t, ln.Addr().String(), pki.CAFile, "-tls1_3", "-ciphersuites", chacha13)
+		defer tl.Close()
+		require.NoError(t, tl.SetDeadline(time.Now().Add(testTimeout)))
+		ln := openssl.NewListener(tl, serverCtx(t))
+		peer.OpenSSLClientT(t, ln.Addr().String(), files.CAFile, "-tls1_3", "-ciphersuites", chacha13)
 		c, err := ln.Accept()
 		require.NoError(t, err)
 		defer c.Close()
@@ -189,6 +209,16 @@ func TestFIPSRefusesChaCha20(t *testing.T) {
 		requireReason(t, err, "handshake", "no shared cipher")
 		require.ErrorContains(t, err, fipsHint)
 	})
+}
+
+// pkiFiles writes pki's files for command-line peers into a directory of
+// t's. It returns a copy of pki naming them: pki's own file names are
+// rewritten by every clientCtx.
+func pkiFiles(t *testing.T) *testcert.Bundle {
+	t.Helper()
+	files := *pki
+	require.NoError(t, files.WriteFiles(t.TempDir()))
+	return &files
 }
 
 // opensslVersionFlag is s_server's and s_client's option for TLS version v.
