@@ -12,16 +12,18 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultCloseTimeout bounds Close when ClosePolicy.Timeout is zero.
 const DefaultCloseTimeout = 5 * time.Second
 
-// ClosePolicy says what Close does before it closes the socket. The zero
-// policy sends our close_notify (if the handshake completed), does not wait
-// for the peer's, and closes. Every wait is bounded by Timeout. Lingering
-// includes waiting for the peer, so WaitForPeer adds nothing to it;
-// DrainSendQueue runs last and combines with either.
+// ClosePolicy says what [Conn.Close] does before it closes the socket. The
+// zero policy sends our close_notify (if the handshake completed), does not
+// wait for the peer's, and closes. Every wait is bounded by Timeout.
+// Lingering includes waiting for the peer, so WaitForPeer adds nothing to
+// it; DrainSendQueue runs last and combines with either.
 type ClosePolicy struct {
 	// WaitForPeer: after sending our close_notify, wait for the peer's, as
 	// Shutdown does, discarding data that arrives first.
@@ -57,24 +59,26 @@ func (c *Conn) SetClosePolicy(p ClosePolicy) {
 	c.policyMu.Unlock()
 }
 
-// Close shuts the connection down as its ClosePolicy says, closes the
+// Close shuts the connection down as its [ClosePolicy] says, closes the
 // socket, and frees the SSL object once no goroutine is inside OpenSSL with
 // it. It always closes the socket and returns within the policy's Timeout
 // (plus scheduling), even when the peer stops reading and the alert cannot
 // be flushed. Goroutines blocked in Read, Write or Shutdown return errors
-// wrapping net.ErrClosed.
+// wrapping [net.ErrClosed].
 //
-// No close_notify is sent before the handshake completed, after a fatal
-// error, after SetLinger(0), after a Write failed (a deadline, say), or
-// while a Write is in progress in another goroutine: in the last two cases
-// a record may be half sent, and the alert cannot follow it (crypto/tls
-// skips the alert the same way). When
-// Read has already returned io.EOF, the peer's close_notify is in, and Close
-// completes the exchange without waiting. Close does not wait for the peer
-// while a Read is in progress in another goroutine.
+// No close_notify is sent:
+//   - before the handshake completed;
+//   - after a fatal error, or after [Conn.SetLinger](0);
+//   - after a Write failed (a deadline, say), or while a Write is in
+//     progress in another goroutine: a record may be half sent, and the
+//     alert cannot follow it (crypto/tls skips the alert the same way).
 //
-// It returns nil, or the error of the shutdown steps (ErrShutdownTimeout,
-// ErrTruncated, a transport error), wrapped in an *Error for "close": the
+// When Read has already returned io.EOF, the peer's close_notify is in, and
+// Close completes the exchange without waiting. Close does not wait for the
+// peer while a Read is in progress in another goroutine.
+//
+// It returns nil, or the error of the shutdown steps ([ErrShutdownTimeout],
+// [ErrTruncated], a transport error), wrapped in an *Error for "close": the
 // socket is closed all the same. A second Close returns an *Error wrapping
 // net.ErrClosed.
 func (c *Conn) Close() error {
@@ -110,12 +114,15 @@ func (c *Conn) closeTLS(ctx context.Context, p ClosePolicy) error {
 		return nil // OpenSSL forbids further calls; the error was reported
 	}
 	if p.Quiet {
+		// A quiet SSL_shutdown only sets the flags and sends nothing, so
+		// it need not wait for a Write in progress.
+		c.writeShut.Store(true)
 		c.sslMu.Lock()
 		if c.ssl != nil {
 			C.SSL_set_quiet_shutdown(c.ssl, 1)
 		}
 		c.sslMu.Unlock()
-		_, err := c.ShutdownOnce()
+		_, err := c.shutdownCall()
 		return err
 	}
 	if !c.out.lock.TryLock() {
@@ -162,7 +169,7 @@ func (c *Conn) lingeringClose(ctx context.Context) error {
 		return nil
 	}
 	defer c.in.lock.Unlock()
-	stop := c.interruptOn(ctx, true, false)
+	stop := c.interruptOn(ctx, dirRead)
 	err := c.discardUntilCloseNotify()
 	if err == nil || errors.Is(err, ErrTruncated) {
 		// After close_notify OpenSSL reads no more; the socket may still
@@ -212,4 +219,50 @@ func (c *Conn) freeSSL() {
 	C.SSL_free(c.ssl)
 	c.ssl = nil
 	liveSSL.Add(-1)
+	if c.hooks.handle != 0 {
+		c.hooks.handle.Delete() // after SSL_free: no callback can run now
+		c.hooks.switched = nil
+	}
+}
+
+// SetLinger sets SO_LINGER on the socket, for [Conn.Close]:
+//   - sec < 0 restores the default: close returns at once, the kernel sends
+//     what is queued in the background;
+//   - sec > 0 makes the socket's close wait up to sec seconds for queued
+//     data;
+//   - sec == 0 makes Close abortive: it sends no close_notify, and the
+//     kernel drops queued data and sends RST.
+func (c *Conn) SetLinger(sec int) error {
+	l := unix.Linger{Onoff: 1, Linger: int32(sec)}
+	if sec < 0 {
+		l = unix.Linger{}
+	}
+	var serr error
+	if err := c.raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &l)
+	}); err != nil {
+		return c.ioError(opShutdown, err)
+	}
+	if serr != nil {
+		return &Error{Op: "set linger", Err: serr}
+	}
+	c.abortive.Store(sec == 0)
+	return nil
+}
+
+// SendQueueLen returns how many bytes the kernel holds that the peer's TCP
+// has not yet acknowledged (ioctl SIOCOUTQ). 0 means everything written,
+// close_notify included, reached the peer.
+func (c *Conn) SendQueueLen() (int, error) {
+	var n int
+	var ierr error
+	if err := c.raw.Control(func(fd uintptr) {
+		n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+	}); err != nil {
+		return 0, c.ioError(opShutdown, err)
+	}
+	if ierr != nil {
+		return 0, &Error{Op: "send queue", Err: ierr}
+	}
+	return n, nil
 }

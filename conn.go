@@ -20,18 +20,24 @@ import (
 )
 
 // Conn is a TLS connection made by OpenSSL on a socket's own file
-// descriptor. It implements net.Conn.
+// descriptor. It implements [net.Conn].
 //
 // One Read and one Write may run at once, together with Close, the deadline
 // setters, Shutdown, ShutdownOnce, ShutdownState and ConnectionState from
-// other goroutines. Readers (Read, the wait inside Shutdown and Close) are
-// serialised with each other, and so are writers (Write, CloseWrite, the
-// alert sent by Shutdown and Close); a reader never waits for a writer.
+// other goroutines:
+//   - readers ([Conn.Read], the waits inside [Conn.Shutdown] and
+//     [Conn.Close]) are serialised with each other by in.lock;
+//   - writers ([Conn.Write], [Conn.CloseWrite], [Conn.ShutdownOnce], the
+//     alert sent by Shutdown and Close) by out.lock;
+//   - a reader never waits for a writer, nor a writer for a reader.
+//
+// Lock order: handshakeMu, then in.lock or out.lock (never both at once),
+// then sslMu. sslMu, deadlineMu and policyMu are leaves: nothing else is
+// locked while one is held, and none is held while waiting for the socket.
 type Conn struct {
-	conn     net.Conn        // constant
-	raw      syscall.RawConn // constant
-	ctx      *Ctx            // constant; keeps the SSL_CTX's ALPN list alive
-	isClient bool            // constant
+	conn   net.Conn        // constant
+	raw    syscall.RawConn // constant
+	sslCtx *Ctx            // constant; the SSL_CTX the SSL references
 
 	// sslMu serialises every call into ssl. It is held for one C call at a
 	// time, never while waiting for the socket.
@@ -63,6 +69,8 @@ type Conn struct {
 
 	policyMu sync.Mutex  // guards policy
 	policy   ClosePolicy // protected by policyMu
+
+	hooks connHooks // what Go callbacks need; each field says its lock (callback.go)
 }
 
 // halfConn is one direction of a Conn.
@@ -73,24 +81,26 @@ type halfConn struct {
 }
 
 // Client returns a TLS client on conn, which must expose its file descriptor
-// (syscall.Conn: *net.TCPConn, *net.UnixConn with SOCK_STREAM). The
-// handshake runs on the first Read, Write or Handshake. ctx's verify mode
-// applies; Dial adds host name verification and SNI. The Conn owns conn:
+// ([syscall.Conn]: *net.TCPConn, *net.UnixConn with SOCK_STREAM). The
+// handshake runs on the first Read, Write or Handshake. sslCtx's verify mode
+// applies, and under [VerifyNone] any certificate is accepted: call
+// [Conn.SetServerName] before the handshake for SNI and host name
+// verification, as [Dial] does. The Conn owns conn:
 // Close closes it. Any other kind of conn, or a nil argument, is an *Error.
-func Client(conn net.Conn, ctx *Ctx) (*Conn, error) {
-	return newConn(conn, ctx, false)
+func Client(conn net.Conn, sslCtx *Ctx) (*Conn, error) {
+	return newConn(conn, sslCtx, false)
 }
 
-// Server returns a TLS server on conn, as Client does for clients. ctx needs
-// a certificate and key (UseCertificate, UsePrivateKey) for the handshake
-// to succeed.
-func Server(conn net.Conn, ctx *Ctx) (*Conn, error) {
-	return newConn(conn, ctx, true)
+// Server returns a TLS server on conn, as [Client] does for clients. sslCtx
+// needs a certificate and key ([Ctx.UseCertificate], [Ctx.UsePrivateKey])
+// for the handshake to succeed.
+func Server(conn net.Conn, sslCtx *Ctx) (*Conn, error) {
+	return newConn(conn, sslCtx, true)
 }
 
-func newConn(conn net.Conn, ctx *Ctx, server bool) (*Conn, error) {
+func newConn(conn net.Conn, sslCtx *Ctx, server bool) (*Conn, error) {
 	const op = "new conn"
-	if conn == nil || ctx == nil {
+	if conn == nil || sslCtx == nil {
 		return nil, &Error{Op: op, Err: errors.New("openssl: nil net.Conn or Ctx")}
 	}
 	sc, ok := conn.(syscall.Conn)
@@ -114,19 +124,23 @@ func newConn(conn net.Conn, ctx *Ctx, server bool) (*Conn, error) {
 		return nil, &Error{Op: op, Err: fmt.Errorf("openssl: %T is not a stream socket (TLS needs TCP or a Unix stream socket)", conn)}
 	}
 
-	c := &Conn{conn: conn, raw: raw, ctx: ctx, isClient: !server, policy: ctx.getClosePolicy()}
+	c := &Conn{conn: conn, raw: raw, sslCtx: sslCtx, policy: sslCtx.getClosePolicy()}
 	var r C.go_ossl_result
 	isServer := C.int(0)
 	if server {
 		isServer = 1
 	}
-	ctx.mu.Lock()
-	c.ssl = C.go_ossl_new_ssl(ctx.ctx, C.int(fd), isServer, &r)
-	ctx.mu.Unlock()
+	sslCtx.mu.RLock()
+	c.ssl = C.go_ossl_new_ssl(sslCtx.sslCtx, C.int(fd), isServer, &r)
+	sslCtx.mu.RUnlock()
 	if c.ssl == nil {
 		return nil, callError(op, &r)
 	}
 	liveSSL.Add(1)
+	if err := c.attachHandle(); err != nil {
+		c.freeSSL()
+		return nil, err
+	}
 	c.in.lock, c.out.lock = newGate(), newGate()
 	c.in.step.init(c)
 	c.out.step.init(c)
@@ -136,15 +150,16 @@ func newConn(conn net.Conn, ctx *Ctx, server bool) (*Conn, error) {
 
 // Read reads application data into b, running the handshake first if
 // needed. It returns:
-//   - io.EOF once the peer's close_notify arrived (and on every later call);
-//   - an *Error wrapping ErrTruncated (and io.ErrUnexpectedEOF) when the
+//   - [io.EOF] once the peer's close_notify arrived (and on every later
+//     call);
+//   - an *Error wrapping [ErrTruncated] (and [io.ErrUnexpectedEOF]) when the
 //     peer closed TCP without close_notify, or io.EOF for that with
-//     IgnoreUnexpectedEOF;
-//   - an *Error wrapping os.ErrDeadlineExceeded (Timeout() true) when the
+//     [IgnoreUnexpectedEOF];
+//   - an *Error wrapping [os.ErrDeadlineExceeded] (Timeout() true) when the
 //     read deadline passed; the Conn stays usable;
-//   - an *Error wrapping net.ErrClosed after Close, also for a Read that
-//     Close woke up;
-//   - an *Error wrapping syscall.ECONNRESET when the peer reset the
+//   - an *Error wrapping [net.ErrClosed] after [Conn.Close], also for a Read
+//     that Close woke up;
+//   - an *Error wrapping [syscall.ECONNRESET] when the peer reset the
 //     connection, or OpenSSL's error.
 //
 // All errors but the deadline are permanent (corresponds to SSL_read_ex).
@@ -165,7 +180,7 @@ func (c *Conn) readLocked(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	if err := c.in.step.run(opRead, b, false); err != nil {
+	if err := c.in.step.run(opRead, b, dirRead); err != nil {
 		err = c.ioError(opRead, err)
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			c.in.err = err
@@ -176,7 +191,7 @@ func (c *Conn) readLocked(b []byte) (int, error) {
 	if r.ret == 1 {
 		return int(r.n), nil
 	}
-	err := classify("read", r)
+	err := sslError("read", r)
 	if err.Code == ErrorZeroReturn {
 		c.in.err = io.EOF
 	} else {
@@ -186,14 +201,18 @@ func (c *Conn) readLocked(b []byte) (int, error) {
 }
 
 // Write writes all of b, running the handshake first if needed, and returns
-// len(b) or an error with the count written before it. Errors are
-// permanent: a Write that fails, or whose write deadline passes, may have
-// left part of a record inside OpenSSL, so every later Write returns the
-// same error (as crypto/tls does). After our close_notify (CloseWrite,
-// Shutdown, ShutdownOnce) it returns an *Error wrapping
-// ErrWriteAfterShutdown; after Close, one wrapping net.ErrClosed; on a reset
-// connection, one wrapping syscall.EPIPE or syscall.ECONNRESET, never a
-// SIGPIPE (corresponds to SSL_write_ex).
+// len(b) or an error with the count written before it. It returns an *Error
+// wrapping:
+//   - [ErrWriteAfterShutdown] after our close_notify ([Conn.CloseWrite],
+//     [Conn.Shutdown], [Conn.ShutdownOnce]);
+//   - [net.ErrClosed] after [Conn.Close];
+//   - [os.ErrDeadlineExceeded] when the write deadline passed;
+//   - [syscall.EPIPE] or [syscall.ECONNRESET] on a reset connection (never
+//     a SIGPIPE), or OpenSSL's error.
+//
+// Every error is permanent: a Write that fails, or whose deadline passes,
+// may have left part of a record inside OpenSSL, so every later Write
+// returns the same error, as in crypto/tls (corresponds to SSL_write_ex).
 func (c *Conn) Write(b []byte) (int, error) {
 	if err := c.Handshake(); err != nil {
 		return 0, err
@@ -212,7 +231,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	n := 0
 	for n < len(b) {
-		if err := c.out.step.run(opWrite, b[n:], true); err != nil {
+		if err := c.out.step.run(opWrite, b[n:], dirWrite); err != nil {
 			c.out.err = c.ioError(opWrite, err)
 			return n, c.out.err
 		}
@@ -221,7 +240,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 			n += int(r.n)
 			continue
 		}
-		err := classify("write", r)
+		err := sslError("write", r)
 		if c.writeShut.Load() {
 			err.Err = ErrWriteAfterShutdown
 		}

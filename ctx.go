@@ -1,8 +1,6 @@
 package openssl
 
 /*
-#cgo pkg-config: libssl libcrypto
-#cgo CFLAGS: -Wall -Werror -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
 #include <stdlib.h>
 #include "shim.h"
 */
@@ -15,7 +13,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -24,55 +21,53 @@ import (
 // alive after it is unreachable. Changes affect connections made afterwards.
 // The SSL_CTX is freed when the Ctx is garbage collected.
 type Ctx struct {
-	ctx *C.SSL_CTX // constant
+	sslCtx *C.SSL_CTX // constant
 
-	mu          sync.Mutex  // guards the fields below and every change to ctx
+	// mu guards the fields below. Every change to sslCtx holds it for
+	// writing; making an SSL from sslCtx (SSL_new copies part of its
+	// settings) holds it for reading, so that connections are made in
+	// parallel and never see a setting half changed.
+	mu          sync.RWMutex
 	minVersion  uint16      // protected by mu
 	maxVersion  uint16      // protected by mu
 	closePolicy ClosePolicy // protected by mu
 	verifyMode  VerifyMode  // protected by mu
-}
 
-// liveCtx and liveSSL count the SSL_CTX and SSL objects this package has
-// created and not yet freed, for leak checks.
-var liveCtx, liveSSL atomic.Int64
-
-// LiveObjects returns how many SSL and SSL_CTX objects made by this package
-// are not yet freed. A Conn frees its SSL in Close; a Ctx's SSL_CTX is freed
-// after the Ctx is garbage collected. Meant for leak checks in tests.
-func LiveObjects() (ssl, ctx int64) {
-	return liveSSL.Load(), liveCtx.Load()
+	hooks ctxHooks // Go callbacks; atomic, set with mu held (callback.go)
 }
 
 // NewCtx returns a Ctx for TLS 1.2 and TLS 1.3 clients and servers, with
 // OpenSSL's default ciphers, no certificate, no trusted roots and
-// VerifyNone. It fails only when OpenSSL cannot allocate one.
+// [VerifyNone]. It fails only when OpenSSL cannot allocate one.
 func NewCtx() (*Ctx, error) {
 	var r C.go_ossl_result
-	ctx := C.go_ossl_ctx_new(&r)
-	if ctx == nil {
+	sslCtx := C.go_ossl_ctx_new(&r)
+	if sslCtx == nil {
 		return nil, callError("new ctx", &r)
 	}
 	liveCtx.Add(1)
-	c := &Ctx{ctx: ctx}
-	runtime.AddCleanup(c, freeCtx, ctx)
+	c := &Ctx{sslCtx: sslCtx}
+	runtime.AddCleanup(c, freeCtx, sslCtx)
 	if err := c.SetMinProtoVersion(tls.VersionTLS12); err != nil {
+		return nil, err
+	}
+	if err := c.SetSessionId(defaultSessionId); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func freeCtx(ctx *C.SSL_CTX) {
-	C.go_ossl_ctx_free(ctx)
+func freeCtx(sslCtx *C.SSL_CTX) {
+	C.go_ossl_ctx_free(sslCtx)
 	liveCtx.Add(-1)
 }
 
 // lockedCall runs f on the SSL_CTX with c.mu held and turns a failure into
 // an Error for op.
-func (c *Ctx) lockedCall(op string, f func(ctx *C.SSL_CTX, r *C.go_ossl_result)) error {
+func (c *Ctx) lockedCall(op string, f func(sslCtx *C.SSL_CTX, r *C.go_ossl_result)) error {
 	var r C.go_ossl_result
 	c.mu.Lock()
-	f(c.ctx, &r)
+	f(c.sslCtx, &r)
 	c.mu.Unlock()
 	runtime.KeepAlive(c)
 	if r.ret != 1 {
@@ -101,20 +96,20 @@ const (
 	VerifyClientOnce VerifyMode = C.SSL_VERIFY_CLIENT_ONCE
 )
 
-// SetVerifyMode sets how peer certificates are verified
-// (corresponds to SSL_CTX_set_verify, with no callback).
+// SetVerifyMode sets how peer certificates are verified, keeping the
+// verify callback of [Ctx.SetVerify] (corresponds to SSL_CTX_set_verify).
 func (c *Ctx) SetVerifyMode(mode VerifyMode) {
 	c.mu.Lock()
 	c.verifyMode = mode
-	C.SSL_CTX_set_verify(c.ctx, C.int(mode), nil)
+	C.go_ossl_ctx_set_verify(c.sslCtx, C.int(mode), boolInt(c.hooks.verify.Load() != nil))
 	c.mu.Unlock()
 	runtime.KeepAlive(c)
 }
 
 // VerifyMode returns the mode SetVerifyMode set, VerifyNone by default.
 func (c *Ctx) VerifyMode() VerifyMode {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.verifyMode
 }
 
@@ -144,16 +139,16 @@ func (c *Ctx) LoadVerifyLocations(caFile, caDir string) error {
 		dir = C.CString(caDir)
 		defer C.free(unsafe.Pointer(dir))
 	}
-	return c.lockedCall("load verify locations", func(ctx *C.SSL_CTX, r *C.go_ossl_result) {
-		C.go_ossl_ctx_load_verify_locations(ctx, file, dir, r)
+	return c.lockedCall("load verify locations", func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
+		C.go_ossl_ctx_load_verify_locations(sslCtx, file, dir, r)
 	})
 }
 
 // SetDefaultVerifyPaths trusts the system's CA certificates, as configured in
 // the OpenSSL build (corresponds to SSL_CTX_set_default_verify_paths).
 func (c *Ctx) SetDefaultVerifyPaths() error {
-	return c.lockedCall("set default verify paths", func(ctx *C.SSL_CTX, r *C.go_ossl_result) {
-		C.go_ossl_ctx_set_default_verify_paths(ctx, r)
+	return c.lockedCall("set default verify paths", func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
+		C.go_ossl_ctx_set_default_verify_paths(sslCtx, r)
 	})
 }
 
@@ -163,8 +158,8 @@ func (c *Ctx) UseCertificate(cert *Certificate) error {
 	if cert == nil {
 		return &Error{Op: "use certificate", Err: errors.New("openssl: nil certificate")}
 	}
-	err := c.lockedCall("use certificate", func(ctx *C.SSL_CTX, r *C.go_ossl_result) {
-		C.go_ossl_ctx_use_certificate(ctx, cert.x, r)
+	err := c.lockedCall("use certificate", func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
+		C.go_ossl_ctx_use_certificate(sslCtx, cert.x, r)
 	})
 	runtime.KeepAlive(cert)
 	return err
@@ -176,8 +171,8 @@ func (c *Ctx) AddChainCertificate(cert *Certificate) error {
 	if cert == nil {
 		return &Error{Op: "add chain certificate", Err: errors.New("openssl: nil certificate")}
 	}
-	err := c.lockedCall("add chain certificate", func(ctx *C.SSL_CTX, r *C.go_ossl_result) {
-		C.go_ossl_ctx_add_chain_certificate(ctx, cert.x, r)
+	err := c.lockedCall("add chain certificate", func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
+		C.go_ossl_ctx_add_chain_certificate(sslCtx, cert.x, r)
 	})
 	runtime.KeepAlive(cert)
 	return err
@@ -191,8 +186,8 @@ func (c *Ctx) UsePrivateKey(key *PrivateKey) error {
 	if key == nil {
 		return &Error{Op: "use private key", Err: errors.New("openssl: nil private key")}
 	}
-	err := c.lockedCall("use private key", func(ctx *C.SSL_CTX, r *C.go_ossl_result) {
-		C.go_ossl_ctx_use_private_key(ctx, key.k, r)
+	err := c.lockedCall("use private key", func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
+		C.go_ossl_ctx_use_private_key(sslCtx, key.k, r)
 	})
 	runtime.KeepAlive(key)
 	return err
@@ -203,9 +198,9 @@ func (c *Ctx) UsePrivateKey(key *PrivateKey) error {
 // above the maximum, is an error and changes nothing
 // (corresponds to SSL_CTX_set_min_proto_version).
 func (c *Ctx) SetMinProtoVersion(version uint16) error {
-	c.mu.Lock()
+	c.mu.RLock()
 	max := c.maxVersion
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	return c.setProtoVersions("set min proto version", version, max)
 }
 
@@ -214,9 +209,9 @@ func (c *Ctx) SetMinProtoVersion(version uint16) error {
 // version, or one below the minimum, is an error and changes nothing
 // (corresponds to SSL_CTX_set_max_proto_version).
 func (c *Ctx) SetMaxProtoVersion(version uint16) error {
-	c.mu.Lock()
+	c.mu.RLock()
 	min := c.minVersion
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	return c.setProtoVersions("set max proto version", min, version)
 }
 
@@ -229,8 +224,8 @@ func (c *Ctx) setProtoVersions(op string, min, max uint16) error {
 	if min != 0 && max != 0 && min > max {
 		return &Error{Op: op, Err: fmt.Errorf("openssl: minimum TLS version %s above maximum %s", tls.VersionName(min), tls.VersionName(max))}
 	}
-	err := c.lockedCall(op, func(ctx *C.SSL_CTX, r *C.go_ossl_result) {
-		C.go_ossl_ctx_set_proto_versions(ctx, C.int(min), C.int(max), r)
+	err := c.lockedCall(op, func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
+		C.go_ossl_ctx_set_proto_versions(sslCtx, C.int(min), C.int(max), r)
 	})
 	if err == nil {
 		c.mu.Lock()
@@ -245,8 +240,8 @@ func (c *Ctx) setProtoVersions(op string, min, max uint16) error {
 // selects no cipher is an *Error ("no cipher match")
 // (corresponds to SSL_CTX_set_cipher_list).
 func (c *Ctx) SetCipherList(list string) error {
-	return c.setString("set cipher list", list, func(ctx *C.SSL_CTX, s *C.char, r *C.go_ossl_result) {
-		C.go_ossl_ctx_set_cipher_list(ctx, s, r)
+	return c.setString("set cipher list", list, func(sslCtx *C.SSL_CTX, s *C.char, r *C.go_ossl_result) {
+		C.go_ossl_ctx_set_cipher_list(sslCtx, s, r)
 	})
 }
 
@@ -255,8 +250,8 @@ func (c *Ctx) SetCipherList(list string) error {
 // known suite is an *Error; unknown names beside known ones are ignored, as
 // OpenSSL does (corresponds to SSL_CTX_set_ciphersuites).
 func (c *Ctx) SetCipherSuites(suites string) error {
-	return c.setString("set cipher suites", suites, func(ctx *C.SSL_CTX, s *C.char, r *C.go_ossl_result) {
-		C.go_ossl_ctx_set_ciphersuites(ctx, s, r)
+	return c.setString("set cipher suites", suites, func(sslCtx *C.SSL_CTX, s *C.char, r *C.go_ossl_result) {
+		C.go_ossl_ctx_set_ciphersuites(sslCtx, s, r)
 	})
 }
 
@@ -265,8 +260,8 @@ func (c *Ctx) SetCipherSuites(suites string) error {
 // use (X25519 in FIPS mode, for one), is an *Error that quotes the list and
 // changes nothing (corresponds to SSL_CTX_set1_groups_list).
 func (c *Ctx) SetGroups(groups string) error {
-	err := c.setString("set groups", groups, func(ctx *C.SSL_CTX, s *C.char, r *C.go_ossl_result) {
-		C.go_ossl_ctx_set_groups(ctx, s, r)
+	err := c.setString("set groups", groups, func(sslCtx *C.SSL_CTX, s *C.char, r *C.go_ossl_result) {
+		C.go_ossl_ctx_set_groups(sslCtx, s, r)
 	})
 	if e, ok := err.(*Error); ok {
 		// OpenSSL 3.0 says only "passed invalid argument", and 3.5
@@ -279,7 +274,7 @@ func (c *Ctx) SetGroups(groups string) error {
 func (c *Ctx) setString(op, s string, f func(*C.SSL_CTX, *C.char, *C.go_ossl_result)) error {
 	cs := C.CString(s)
 	defer C.free(unsafe.Pointer(cs))
-	return c.lockedCall(op, func(ctx *C.SSL_CTX, r *C.go_ossl_result) { f(ctx, cs, r) })
+	return c.lockedCall(op, func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) { f(sslCtx, cs, r) })
 }
 
 // SetNextProtos sets the ALPN protocols, most preferred first: a client
@@ -301,8 +296,8 @@ func (c *Ctx) SetNextProtos(protos []string) error {
 	}
 	cw := C.CBytes(wire)
 	defer C.free(cw)
-	return c.lockedCall("set next protos", func(ctx *C.SSL_CTX, r *C.go_ossl_result) {
-		C.go_ossl_ctx_set_alpn(ctx, (*C.uchar)(cw), C.uint(len(wire)), r)
+	return c.lockedCall("set next protos", func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
+		C.go_ossl_ctx_set_alpn(sslCtx, (*C.uchar)(cw), C.uint(len(wire)), r)
 	})
 }
 
@@ -329,7 +324,7 @@ func (c *Ctx) SetOptions(o Options) Options {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer runtime.KeepAlive(c)
-	return Options(C.SSL_CTX_set_options(c.ctx, C.uint64_t(o)))
+	return Options(C.SSL_CTX_set_options(c.sslCtx, C.uint64_t(o)))
 }
 
 // ClearOptions removes options and returns all options still set
@@ -338,7 +333,7 @@ func (c *Ctx) ClearOptions(o Options) Options {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer runtime.KeepAlive(c)
-	return Options(C.SSL_CTX_clear_options(c.ctx, C.uint64_t(o)))
+	return Options(C.SSL_CTX_clear_options(c.sslCtx, C.uint64_t(o)))
 }
 
 // SetClosePolicy sets the ClosePolicy of connections made afterwards.
@@ -349,8 +344,8 @@ func (c *Ctx) SetClosePolicy(p ClosePolicy) {
 }
 
 func (c *Ctx) getClosePolicy() ClosePolicy {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.closePolicy
 }
 

@@ -122,8 +122,11 @@ var (
 	// io.ErrUnexpectedEOF) is true.
 	ErrTruncated = fmt.Errorf("openssl: peer closed the connection without close_notify (possible truncation): %w", io.ErrUnexpectedEOF)
 	// ErrShutdownTimeout: the peer's close_notify did not arrive (or ours
-	// could not be sent) before the context, the deadline or the close
-	// policy's timeout ended. The cause is wrapped too.
+	// could not be sent) before the context's deadline, the Conn's deadline
+	// or the close policy's timeout passed. The cause
+	// (context.DeadlineExceeded or os.ErrDeadlineExceeded) is wrapped too.
+	// A canceled context is not a timeout: that error wraps
+	// context.Canceled instead.
 	ErrShutdownTimeout = errors.New("openssl: shutdown timed out")
 	// ErrHandshakeIncomplete: a shutdown was asked for before the handshake
 	// finished; nothing was sent.
@@ -265,12 +268,12 @@ func (e *Error) Timeout() bool {
 // exists for net.Error.
 func (e *Error) Temporary() bool { return false }
 
-// classify builds the Error for an SSL call that failed with r. OpenSSL
+// sslError builds the Error for an SSL call that failed with r. OpenSSL
 // reports a TCP EOF without close_notify in two ways (SSL_ERROR_SSL with
 // reason "unexpected eof while reading", or SSL_ERROR_SYSCALL with errno 0
 // and an empty queue); both become the same Error: Code ErrorSyscall, no
 // Errno, no Queue, Err ErrTruncated.
-func classify(op string, r *C.go_ossl_result) *Error {
+func sslError(op string, r *C.go_ossl_result) *Error {
 	e := &Error{
 		Op:    op,
 		Code:  ErrorCode(r.ssl_error),

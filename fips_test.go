@@ -3,17 +3,14 @@ package openssl_test
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
-	"github.com/closenotify/openssl/internal/peer"
-	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // Environment variables of FIPS test runs; make test-openssl-3.5 sets them.
@@ -102,16 +99,17 @@ func TestSetFIPSUnavailable(t *testing.T) {
 	require.NoError(t, openssl.SetFIPS(false))
 
 	// Nothing changed: the default provider's ChaCha20 still works.
-	p := connectedPair(t, pairSpec{version: tls.VersionTLS12, role: weAreClient, peer: chachaOnlyPeer(tls.VersionTLS12, weAreClient)})
-	require.Equal(t, "ECDHE-ECDSA-CHACHA20-POLY1305", p.ours.ConnectionState().CipherSuite)
+	p := tlstest.Connect(t, chachaOnly(tlstest.WeClient))
+	require.Equal(t, "ECDHE-ECDSA-CHACHA20-POLY1305", p.Ours.ConnectionState().CipherSuite)
 }
 
-// chachaOnlyPeer is a crypto/tls peer for TLS 1.2 that offers or accepts
-// ChaCha20-Poly1305 only (crypto/tls cannot restrict its TLS 1.3 suites).
-func chachaOnlyPeer(v uint16, r ourRole) *tls.Config {
-	cfg := peerConfig(v, r)
+// chachaOnly is a pair with a crypto/tls peer for TLS 1.2 that offers or
+// accepts ChaCha20-Poly1305 only (crypto/tls cannot restrict its TLS 1.3
+// suites).
+func chachaOnly(r tlstest.Role) tlstest.Spec {
+	cfg := tlstest.PeerConfig(pki, tls.VersionTLS12, r)
 	cfg.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}
-	return cfg
+	return tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS12, Role: r}, Config: cfg}
 }
 
 // TestSetFIPS: turning FIPS mode off and on again, and what it changes for
@@ -120,50 +118,42 @@ func TestSetFIPS(t *testing.T) {
 	withFIPS(t)
 	require.NoError(t, openssl.SetFIPS(true), "already on: nothing to do")
 	require.True(t, openssl.FIPS())
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	require.ErrorContains(t, ctx.SetGroups("X25519"), `unknown or unavailable group in "X25519"`, "X25519 is not approved")
-	require.ErrorContains(t, ctx.SetCipherList("ECDHE-ECDSA-CHACHA20-POLY1305"), "no cipher match")
+	require.ErrorContains(t, sslCtx.SetGroups("X25519"), `unknown or unavailable group in "X25519"`, "X25519 is not approved")
+	require.ErrorContains(t, sslCtx.SetCipherList("ECDHE-ECDSA-CHACHA20-POLY1305"), "no cipher match")
 
 	require.NoError(t, openssl.SetFIPS(false))
 	require.False(t, openssl.FIPS())
 	require.NoError(t, openssl.SetFIPS(false), "already off: nothing to do")
-	p := connectedPair(t, pairSpec{version: tls.VersionTLS12, role: weAreClient, peer: chachaOnlyPeer(tls.VersionTLS12, weAreClient)})
-	require.Equal(t, "ECDHE-ECDSA-CHACHA20-POLY1305", p.ours.ConnectionState().CipherSuite)
+	p := tlstest.Connect(t, chachaOnly(tlstest.WeClient))
+	require.Equal(t, "ECDHE-ECDSA-CHACHA20-POLY1305", p.Ours.ConnectionState().CipherSuite)
 
 	require.NoError(t, openssl.SetFIPS(true))
 	require.True(t, openssl.FIPS())
-	p = newPair(t, pairSpec{version: tls.VersionTLS12, role: weAreClient, peer: chachaOnlyPeer(tls.VersionTLS12, weAreClient)})
-	ourErr, peerErr := p.handshake()
+	p = tlstest.NewPair(t, chachaOnly(tlstest.WeClient))
+	ourErr, peerErr := p.Handshake()
 	require.Error(t, peerErr)
 	requireReasonCode(t, ourErr, "handshake", reasonAlertHandshakeFailure)
 }
 
 // TestFIPSHandshakes: TLS 1.2 and 1.3 handshakes in FIPS mode with
-// crypto/tls (both roles) and with s_server, on approved algorithms, and
+// crypto/tls and with s_server and s_client, on approved algorithms, and
 // data both ways.
 func TestFIPSHandshakes(t *testing.T) {
 	withFIPS(t)
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		p := connectedPair(t, pairSpec{version: v, role: r})
-		require.Equal(t, fipsGoAEAD[v], p.ours.ConnectionState().CipherSuite)
-		require.Equal(t, fipsGroup[v], p.peer.ConnectionState().CurveID)
-		p.syncPeer(t)
-	})
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		require.Equal(t, fipsGoAEAD[tc.Version], p.Ours.ConnectionState().CipherSuite)
+		require.Equal(t, fipsGroup[tc.Version], p.Peer.ConnectionState().CurveID)
+		p.SyncPeer(t)
 
-	files := pkiFiles(t)
-	for _, v := range tlsVersions {
-		t.Run("s_server/"+tls.VersionName(v), func(t *testing.T) {
-			srv := peer.OpenSSLServerT(t, 0, files.CertFile, files.KeyFile, opensslVersionFlag(v))
-			conn, err := openssl.DialContext(t.Context(), "tcp", srv.Addr(), clientCtx(t), 0)
-			require.NoError(t, err)
-			defer conn.Close()
-			require.Equal(t, fipsOpenSSLAEAD[v], conn.ConnectionState().CipherSuite)
-			_, err = conn.Write([]byte("approved\n"))
-			require.NoError(t, err)
-			require.NoError(t, srv.WaitFor("approved\n", testTimeout))
-		})
-	}
+		p = tlstest.Connect(t, tlstest.Spec{Case: tc, Peer: tlstest.OpenSSLTool})
+		require.Equal(t, fipsOpenSSLAEAD[tc.Version], p.Ours.ConnectionState().CipherSuite)
+		_, err := p.Ours.Write([]byte("approved\n"))
+		require.NoError(t, err)
+		require.NoError(t, p.Proc.WaitFor("approved\n", tlstest.Timeout))
+	})
 }
 
 // TestFIPSRefusesChaCha20: a peer that offers only ChaCha20-Poly1305 is
@@ -171,60 +161,32 @@ func TestFIPSHandshakes(t *testing.T) {
 func TestFIPSRefusesChaCha20(t *testing.T) {
 	withFIPS(t)
 	const fipsHint = "(FIPS mode: only FIPS-approved algorithms are offered and accepted)"
-
-	t.Run("TLS 1.2/crypto/tls server", func(t *testing.T) {
-		p := newPair(t, pairSpec{version: tls.VersionTLS12, role: weAreClient, peer: chachaOnlyPeer(tls.VersionTLS12, weAreClient)})
-		ourErr, peerErr := p.handshake()
-		require.ErrorContains(t, peerErr, "no cipher suite supported by both client and server")
-		requireReasonCode(t, ourErr, "handshake", reasonAlertHandshakeFailure)
-		require.ErrorContains(t, ourErr, fipsHint)
-	})
-	t.Run("TLS 1.2/crypto/tls client", func(t *testing.T) {
-		p := newPair(t, pairSpec{version: tls.VersionTLS12, role: weAreServer, peer: chachaOnlyPeer(tls.VersionTLS12, weAreServer)})
-		ourErr, peerErr := p.handshake()
-		require.ErrorContains(t, peerErr, "handshake failure")
-		requireReason(t, ourErr, "handshake", "no shared cipher")
-		require.ErrorContains(t, ourErr, fipsHint)
-	})
-
-	files := pkiFiles(t)
-	const chacha13 = "TLS_CHACHA20_POLY1305_SHA256"
-	t.Run("TLS 1.3/s_server", func(t *testing.T) {
-		srv := peer.OpenSSLServerT(t, 0, files.CertFile, files.KeyFile, "-tls1_3", "-ciphersuites", chacha13)
-		_, err := openssl.DialContext(t.Context(), "tcp", srv.Addr(), clientCtx(t), 0)
-		requireReasonCode(t, err, "handshake", reasonAlertHandshakeFailure)
-		require.ErrorContains(t, err, fipsHint)
-	})
-	t.Run("TLS 1.3/s_client", func(t *testing.T) {
-		tl, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		require.NoError(t, err)
-		defer tl.Close()
-		require.NoError(t, tl.SetDeadline(time.Now().Add(testTimeout)))
-		ln := openssl.NewListener(tl, serverCtx(t))
-		peer.OpenSSLClientT(t, ln.Addr().String(), files.CAFile, "-tls1_3", "-ciphersuites", chacha13)
-		c, err := ln.Accept()
-		require.NoError(t, err)
-		defer c.Close()
-		err = c.(*openssl.Conn).HandshakeContext(t.Context())
-		requireReason(t, err, "handshake", "no shared cipher")
-		require.ErrorContains(t, err, fipsHint)
-	})
-}
-
-// pkiFiles writes pki's files for command-line peers into a directory of
-// t's. It returns a copy of pki naming them: pki's own file names are
-// rewritten by every clientCtx.
-func pkiFiles(t *testing.T) *testcert.Bundle {
-	t.Helper()
-	files := *pki
-	require.NoError(t, files.WriteFiles(t.TempDir()))
-	return &files
-}
-
-// opensslVersionFlag is s_server's and s_client's option for TLS version v.
-func opensslVersionFlag(v uint16) string {
-	if v == tls.VersionTLS12 {
-		return "-tls1_2"
+	for _, r := range tlstest.Roles {
+		t.Run("TLS 1.2/crypto/tls/"+r.String(), func(t *testing.T) {
+			p := tlstest.NewPair(t, chachaOnly(r))
+			ourErr, peerErr := p.Handshake()
+			require.Error(t, peerErr)
+			if r == tlstest.WeClient {
+				require.ErrorContains(t, peerErr, "no cipher suite supported by both client and server")
+				requireReasonCode(t, ourErr, "handshake", reasonAlertHandshakeFailure)
+			} else {
+				requireReason(t, ourErr, "handshake", "no shared cipher")
+			}
+			require.ErrorContains(t, ourErr, fipsHint)
+		})
+		t.Run("TLS 1.3/openssl/"+r.String(), func(t *testing.T) {
+			p := tlstest.NewPair(t, tlstest.Spec{
+				Case:     tlstest.Case{Version: tls.VersionTLS13, Role: r},
+				Peer:     tlstest.OpenSSLTool,
+				PeerArgs: []string{"-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"},
+			})
+			ourErr, _ := p.Handshake()
+			if r == tlstest.WeClient {
+				requireReasonCode(t, ourErr, "handshake", reasonAlertHandshakeFailure)
+			} else {
+				requireReason(t, ourErr, "handshake", "no shared cipher")
+			}
+			require.ErrorContains(t, ourErr, fipsHint)
+		})
 	}
-	return "-tls1_3"
 }

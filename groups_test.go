@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // opensslMinor returns the minor version of the OpenSSL 3 in use: 5 for
@@ -34,15 +35,15 @@ func TestDefaultGroups(t *testing.T) {
 		want13 = tls.X25519MLKEM768
 	}
 	want := map[uint16]tls.CurveID{tls.VersionTLS12: tls.X25519, tls.VersionTLS13: want13}
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		p := connectedPair(t, pairSpec{version: v, role: r})
-		require.Equal(t, want[v], p.peer.ConnectionState().CurveID)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		require.Equal(t, want[tc.Version], p.Peer.ConnectionState().CurveID)
 	})
 
 	// X25519MLKEM768 by name: OpenSSL 3.5 accepts it, 3.0 does not know it.
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	err = ctx.SetGroups("X25519MLKEM768")
+	err = sslCtx.SetGroups("X25519MLKEM768")
 	if want13 == tls.X25519MLKEM768 {
 		require.NoError(t, err)
 	} else {

@@ -65,8 +65,8 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	if c.handshakeErr != nil || c.handshakeDone.Load() {
 		return c.handshakeErr
 	}
-	stop := c.interruptOn(ctx, true, true)
-	err := c.handshakeStep.run(opHandshake, nil, false)
+	stop := c.interruptOn(ctx, dirBoth)
+	err := c.handshakeStep.run(opHandshake, nil, dirRead)
 	if stop() {
 		err = ctx.Err()
 	}
@@ -75,12 +75,23 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		return c.handshakeErr
 	}
 	r := &c.handshakeStep.res
-	if r.ret != 1 {
-		e := classify("handshake", r)
-		e.fipsRefusal = e.negotiationFailed() && FIPS()
+	cbErr := c.takeCallbackErr()
+	if r.ret != 1 || cbErr != nil {
+		// A callback's error fails the handshake even when OpenSSL
+		// finished it (a key log write, say).
+		e := &Error{Op: "handshake"}
+		if r.ret != 1 {
+			e = sslError("handshake", r)
+			e.fipsRefusal = e.negotiationFailed() && FIPS()
+		}
 		c.sslMu.Lock()
 		if c.ssl != nil {
 			e.Verify = VerifyResult(C.SSL_get_verify_result(c.ssl))
+		}
+		if cbErr != nil {
+			e.Err = cbErr
+		} else if e.Err == nil {
+			e.Err = c.mismatchError(e.Verify)
 		}
 		c.sslMu.Unlock()
 		c.handshakeErr = e

@@ -13,8 +13,6 @@ import (
 	"io"
 	"net"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // ShutdownResult is what one SSL_shutdown call achieved.
@@ -77,24 +75,41 @@ func (c *Conn) ShutdownState() ShutdownState {
 func (c *Conn) DiscardedBytes() int64 { return c.discarded.Load() }
 
 // ShutdownOnce makes exactly one SSL_shutdown call and never waits:
-//   - ShutdownSent, nil: SSL_shutdown returned 0;
-//   - ShutdownComplete, nil: it returned 1;
-//   - ShutdownFailed with an *Error whose Code is SSL_get_error's answer
-//     when it returned -1: errors.Is(err, ErrWantWrite) means the alert is
-//     not yet in the kernel, ErrWantRead that a later call waits for the
-//     peer's close_notify; Retry waits for either. Other codes are fatal.
+//   - [ShutdownSent], nil: SSL_shutdown returned 0;
+//   - [ShutdownComplete], nil: it returned 1;
+//   - [ShutdownFailed] with an *Error whose Code is SSL_get_error's answer
+//     when it returned -1: errors.Is(err, [ErrWantWrite]) means the alert is
+//     not yet in the kernel, [ErrWantRead] that a later call waits for the
+//     peer's close_notify; [Conn.Retry] waits for either. Other codes are
+//     fatal.
 //
-// Before the handshake completed it returns ErrHandshakeIncomplete and sends
-// nothing; after a fatal error, that error, without calling OpenSSL. Write
-// fails with ErrWriteAfterShutdown from the first call on. A second call
-// reads the peer's close_notify itself and fails if application data comes
-// first (OpenSSL's "application data after close notify"): to wait for the
-// peer, prefer Shutdown, which reads with SSL_read.
+// Other outcomes:
+//   - before the handshake completed: [ErrHandshakeIncomplete], nothing sent;
+//   - after a fatal error: that error, without calling OpenSSL;
+//   - while a Write is in progress in another goroutine: ShutdownFailed with
+//     ErrWantWrite and no call made, since the alert cannot follow half a
+//     record; Retry waits for that Write to end.
+//
+// [Conn.Write] fails with [ErrWriteAfterShutdown] from the first call on. A
+// second call reads the peer's close_notify itself and fails if application
+// data comes first (OpenSSL's "application data after close notify"): to
+// wait for the peer, prefer [Conn.Shutdown], which reads with SSL_read
+// (corresponds to SSL_shutdown).
 func (c *Conn) ShutdownOnce() (ShutdownResult, error) {
 	if err := c.checkHandshake("shutdown"); err != nil {
 		return ShutdownFailed, err
 	}
 	c.writeShut.Store(true)
+	if !c.out.lock.TryLock() {
+		return ShutdownFailed, &Error{Op: "shutdown", Code: ErrorWantWrite, Err: ErrWantWrite}
+	}
+	defer c.out.lock.Unlock()
+	return c.shutdownCall()
+}
+
+// shutdownCall is ShutdownOnce's one SSL_shutdown call, made inside a
+// RawConn callback so that the fd stays open during it.
+func (c *Conn) shutdownCall() (ShutdownResult, error) {
 	var r C.go_ossl_result
 	var skipped error
 	if err := c.raw.Control(func(uintptr) { skipped = c.callSSL(opShutdown, nil, &r) }); err != nil {
@@ -109,7 +124,7 @@ func (c *Conn) ShutdownOnce() (ShutdownResult, error) {
 	case 0:
 		return ShutdownSent, nil
 	}
-	return ShutdownFailed, classify("shutdown", &r)
+	return ShutdownFailed, sslError("shutdown", &r)
 }
 
 // checkHandshake returns the error of a shutdown asked for before the
@@ -129,12 +144,15 @@ func (c *Conn) checkHandshake(op string) error {
 	return &Error{Op: op, Err: ErrHandshakeIncomplete}
 }
 
-// Retry runs op, a non-blocking step such as ShutdownOnce, until it returns
-// an error that is neither ErrWantRead nor ErrWantWrite (or nil), waiting in
-// Go's netpoller until the socket is readable or writable as the error asks.
-// When ctx ends or a deadline passes first, it returns an *Error wrapping
-// both op's last error and the cause (ctx's error or
-// os.ErrDeadlineExceeded). op must not block: Read and Write are not steps.
+// Retry runs op, a non-blocking step such as [Conn.ShutdownOnce], until it
+// returns an error that is neither [ErrWantRead] nor [ErrWantWrite] (or
+// nil), waiting in Go's netpoller until the socket is readable or writable
+// as the error asks. Before waiting for a writable socket it waits for a
+// Write in progress in another goroutine to end, so that it does not spin
+// while that Write keeps the socket writable. When ctx ends or a deadline
+// passes first, it returns an *Error wrapping both op's last error and the
+// cause (ctx's error or [os.ErrDeadlineExceeded]). op must not block: Read
+// and Write are not steps.
 func (c *Conn) Retry(ctx context.Context, op func() error) error {
 	if ctx == nil {
 		return &Error{Op: "retry", Err: ErrNilContext}
@@ -142,22 +160,26 @@ func (c *Conn) Retry(ctx context.Context, op func() error) error {
 	if op == nil {
 		return &Error{Op: "retry", Err: errors.New("openssl: nil step")}
 	}
-	stop := c.interruptOn(ctx, true, true)
+	stop := c.interruptOn(ctx, dirBoth)
 	defer stop()
 	for {
 		err := op()
-		var write bool
+		wait := dirRead
 		switch {
 		case errors.Is(err, ErrWantRead):
 		case errors.Is(err, ErrWantWrite):
-			write = true
+			wait = dirWrite
 		default:
 			return err
 		}
 		if ctx.Err() != nil {
 			return &Error{Op: "retry", Err: fmt.Errorf("%w (%w)", err, ctx.Err())}
 		}
-		if werr := c.waitReady(write); werr != nil {
+		werr := c.waitWriter(ctx, wait)
+		if werr == nil {
+			werr = c.waitReady(wait)
+		}
+		if werr != nil {
 			if ctx.Err() != nil {
 				werr = ctx.Err()
 			} else if c.closed.Load() {
@@ -168,23 +190,38 @@ func (c *Conn) Retry(ctx context.Context, op func() error) error {
 	}
 }
 
+// waitWriter waits, for a write wait, until no Write holds the write lock.
+func (c *Conn) waitWriter(ctx context.Context, wait direction) error {
+	if wait != dirWrite {
+		return nil
+	}
+	if err := c.out.lock.LockContext(ctx); err != nil {
+		return err
+	}
+	c.out.lock.Unlock()
+	return nil
+}
+
 // Shutdown shuts the TLS connection down in both directions: it sends our
 // close_notify, waiting while the socket's send buffer is full, then reads
 // until the peer's close_notify arrives. Application data the peer sends
-// meanwhile is read and discarded (counted by DiscardedBytes): to keep it,
-// use CloseWrite and Read instead. Shutdown never calls SSL_shutdown a
-// second time, so such data cannot break it. It returns:
+// meanwhile is read and discarded (counted by [Conn.DiscardedBytes]): to
+// keep it, use [Conn.CloseWrite] and [Conn.Read] instead. Shutdown never
+// calls SSL_shutdown a second time, so such data cannot break it. It
+// returns:
 //   - nil when both alerts were exchanged (also when the peer's had already
 //     arrived through Read);
 //   - an *Error wrapping ErrTruncated when the peer closed TCP without
 //     close_notify;
 //   - an *Error wrapping ErrShutdownTimeout and the cause
-//     (context.DeadlineExceeded, context.Canceled or os.ErrDeadlineExceeded)
-//     when ctx or a deadline ended first;
+//     (context.DeadlineExceeded or os.ErrDeadlineExceeded) when ctx's
+//     deadline or the Conn's passed first;
+//   - an *Error wrapping context.Canceled (not a timeout) when ctx was
+//     canceled first;
 //   - ErrHandshakeIncomplete before the handshake completed, ErrNilContext
 //     for a nil ctx, or the transport's or OpenSSL's error.
 //
-// It does not close the socket; Close does.
+// It does not close the socket; [Conn.Close] does.
 func (c *Conn) Shutdown(ctx context.Context) error {
 	if ctx == nil {
 		return &Error{Op: "shutdown", Err: ErrNilContext}
@@ -213,22 +250,31 @@ func (c *Conn) sendCloseNotify(ctx context.Context) (complete bool, err error) {
 	if flushed {
 		return c.ShutdownState().Received(), nil
 	}
-	stop := c.interruptOn(ctx, false, true)
-	err = c.out.step.run(opShutdown, nil, true)
-	if stop() {
-		err = ctx.Err()
+	// The first attempt does not wait: the alert usually fits in the
+	// socket's send buffer, and a deadline or context that has already
+	// passed must not keep it from going out then.
+	r := &c.out.step.res
+	var skipped error
+	if err = c.raw.Control(func(uintptr) { skipped = c.callSSL(opShutdown, nil, r) }); err == nil {
+		err = skipped
+	}
+	if err == nil && ErrorCode(r.ssl_error) == ErrorWantWrite {
+		stop := c.interruptOn(ctx, dirWrite)
+		err = c.out.step.run(opShutdown, nil, dirWrite)
+		if stop() {
+			err = ctx.Err()
+		}
 	}
 	if err != nil {
 		return false, c.shutdownError(ctx, err)
 	}
-	r := &c.out.step.res
 	switch {
 	case r.ret == 1:
 		return true, nil
 	case r.ret == 0 || ErrorCode(r.ssl_error) == ErrorWantRead:
 		return false, nil
 	}
-	return false, classify("shutdown", r)
+	return false, sslError("shutdown", r)
 }
 
 // awaitCloseNotify reads, discarding application data, until the peer's
@@ -238,7 +284,7 @@ func (c *Conn) awaitCloseNotify(ctx context.Context) error {
 		return c.shutdownTimeout(ctx, err)
 	}
 	defer c.in.lock.Unlock()
-	stop := c.interruptOn(ctx, true, false)
+	stop := c.interruptOn(ctx, dirRead)
 	err := c.discardUntilCloseNotify()
 	if stop() {
 		err = ctx.Err()
@@ -277,11 +323,17 @@ func (c *Conn) shutdownError(ctx context.Context, err error) error {
 	return c.ioError(opShutdown, err)
 }
 
+// shutdownTimeout is the error of a shutdown wait that ctx or a deadline
+// ended: ErrShutdownTimeout and the deadline that passed, or ctx's
+// cancellation, which is not a timeout.
 func (c *Conn) shutdownTimeout(ctx context.Context, cause error) error {
 	if ctx.Err() != nil {
 		cause = ctx.Err()
 	} else if errors.Is(cause, os.ErrDeadlineExceeded) {
 		cause = os.ErrDeadlineExceeded
+	}
+	if errors.Is(cause, context.Canceled) {
+		return &Error{Op: "shutdown", Err: cause}
 	}
 	return &Error{Op: "shutdown", Err: fmt.Errorf("%w: %w", ErrShutdownTimeout, cause)}
 }
@@ -307,44 +359,4 @@ func (c *Conn) CloseWrite() error {
 		return c.ioError(opShutdown, err)
 	}
 	return nil
-}
-
-// SetLinger sets SO_LINGER on the socket: sec < 0 restores the default
-// (close returns at once, the kernel sends what is queued in the
-// background); sec > 0 makes the socket's close wait up to sec seconds for
-// queued data; sec == 0 makes Close abortive: it sends no close_notify, and
-// the kernel drops queued data and sends RST.
-func (c *Conn) SetLinger(sec int) error {
-	l := unix.Linger{Onoff: 1, Linger: int32(sec)}
-	if sec < 0 {
-		l = unix.Linger{}
-	}
-	var serr error
-	if err := c.raw.Control(func(fd uintptr) {
-		serr = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &l)
-	}); err != nil {
-		return c.ioError(opShutdown, err)
-	}
-	if serr != nil {
-		return &Error{Op: "set linger", Err: serr}
-	}
-	c.abortive.Store(sec == 0)
-	return nil
-}
-
-// SendQueueLen returns how many bytes the kernel holds that the peer's TCP
-// has not yet acknowledged (ioctl SIOCOUTQ). 0 means everything written,
-// close_notify included, reached the peer.
-func (c *Conn) SendQueueLen() (int, error) {
-	var n int
-	var ierr error
-	if err := c.raw.Control(func(fd uintptr) {
-		n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
-	}); err != nil {
-		return 0, c.ioError(opShutdown, err)
-	}
-	if ierr != nil {
-		return 0, &Error{Op: "send queue", Err: ierr}
-	}
-	return n, nil
 }

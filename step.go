@@ -1,14 +1,6 @@
 package openssl
 
 /*
-#cgo noescape go_ossl_read
-#cgo nocallback go_ossl_read
-#cgo noescape go_ossl_write
-#cgo nocallback go_ossl_write
-#cgo noescape go_ossl_do_handshake
-#cgo nocallback go_ossl_do_handshake
-#cgo noescape go_ossl_shutdown
-#cgo nocallback go_ossl_shutdown
 #include "shim.h"
 */
 import "C"
@@ -35,6 +27,16 @@ const (
 var opNames = [...]string{opHandshake: "handshake", opRead: "read", opWrite: "write", opShutdown: "shutdown"}
 
 func (op sslOp) String() string { return opNames[op] }
+
+// direction is the socket readiness an operation waits for: readable,
+// writable, or (for a context that interrupts waits) both.
+type direction uint8
+
+const (
+	dirRead direction = 1 << iota
+	dirWrite
+	dirBoth = dirRead | dirWrite
+)
 
 // callSSL makes one SSL call with c.sslMu held and leaves its outcome in r.
 // It returns net.ErrClosed without calling OpenSSL once Close freed the SSL,
@@ -69,7 +71,7 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *C.go_ossl_result) error {
 		}
 	}
 	if ErrorCode(r.ssl_error).fatal() {
-		c.fatalErr = classify(op.String(), r)
+		c.fatalErr = sslError(op.String(), r)
 	}
 	return nil
 }
@@ -108,14 +110,16 @@ func (s *sslStep) init(c *Conn) {
 // and a write to read; run follows. A shutdown that asks to read has sent its
 // alert: run returns then rather than wait for the peer's.
 //
-// The error is non-nil only when the call was skipped or the wait failed
-// (deadline, closed connection); otherwise s.res holds the outcome.
-func (s *sslStep) run(op sslOp, buf []byte, write bool) error {
+// wait is the readiness to wait for before the first call: dirWrite for
+// writes and shutdowns, dirRead otherwise. The error is non-nil only when
+// the call was skipped or the wait failed (deadline, closed connection);
+// otherwise s.res holds the outcome.
+func (s *sslStep) run(op sslOp, buf []byte, wait direction) error {
 	s.op, s.buf = op, buf
 	defer func() { s.buf = nil }()
 	for {
 		var err error
-		if write {
+		if wait == dirWrite {
 			err = s.c.raw.Write(s.onWritable)
 		} else {
 			err = s.c.raw.Read(s.onReadable)
@@ -131,19 +135,20 @@ func (s *sslStep) run(op sslOp, buf []byte, write bool) error {
 			if op == opShutdown {
 				return nil
 			}
-			write = false
+			wait = dirRead
 		case ErrorWantWrite:
-			write = true
+			wait = dirWrite
 		default:
 			return nil
 		}
 	}
 }
 
-// waitReady waits until the socket is readable (or writable): Retry's wait.
-// The poll inside the callback catches readiness that arrived before the
-// netpoller was armed, which the edge-triggered netpoller would not report.
-func (c *Conn) waitReady(write bool) error {
+// waitReady waits until the socket is readable or writable, as dir says:
+// Retry's wait. The poll inside the callback catches readiness that arrived
+// before the netpoller was armed, which the edge-triggered netpoller would
+// not report.
+func (c *Conn) waitReady(dir direction) error {
 	polled := false
 	ready := func(fd uintptr) bool {
 		if polled {
@@ -151,14 +156,14 @@ func (c *Conn) waitReady(write bool) error {
 		}
 		polled = true
 		events := int16(unix.POLLIN)
-		if write {
+		if dir == dirWrite {
 			events = unix.POLLOUT
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: events}}
 		n, err := unix.Poll(fds, 0)
 		return err == nil && n > 0
 	}
-	if write {
+	if dir == dirWrite {
 		return c.raw.Write(ready)
 	}
 	return c.raw.Read(ready)
@@ -167,10 +172,11 @@ func (c *Conn) waitReady(write bool) error {
 // aLongTimeAgo is a deadline that has passed: setting it wakes waiters.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// interruptOn makes the read and/or write deadline expire when ctx ends, so
-// that a wait in the netpoller returns. The returned stop undoes that,
-// restoring the caller's deadlines, and reports whether ctx had ended.
-func (c *Conn) interruptOn(ctx context.Context, read, write bool) (stop func() bool) {
+// interruptOn makes the deadline of dir (read, write or both) expire when
+// ctx ends, so that a wait in the netpoller returns. The returned stop
+// undoes that, restoring the caller's deadlines, and reports whether ctx had
+// ended.
+func (c *Conn) interruptOn(ctx context.Context, dir direction) (stop func() bool) {
 	if ctx.Done() == nil {
 		return func() bool { return false }
 	}
@@ -179,10 +185,10 @@ func (c *Conn) interruptOn(ctx context.Context, read, write bool) (stop func() b
 		defer close(fired)
 		c.deadlineMu.Lock()
 		defer c.deadlineMu.Unlock()
-		if read {
+		if dir&dirRead != 0 {
 			c.conn.SetReadDeadline(aLongTimeAgo)
 		}
-		if write {
+		if dir&dirWrite != 0 {
 			c.conn.SetWriteDeadline(aLongTimeAgo)
 		}
 	})
@@ -193,10 +199,10 @@ func (c *Conn) interruptOn(ctx context.Context, read, write bool) (stop func() b
 		<-fired
 		c.deadlineMu.Lock()
 		defer c.deadlineMu.Unlock()
-		if read {
+		if dir&dirRead != 0 {
 			c.conn.SetReadDeadline(c.readDeadline)
 		}
-		if write {
+		if dir&dirWrite != 0 {
 			c.conn.SetWriteDeadline(c.writeDeadline)
 		}
 		return true
