@@ -16,6 +16,13 @@ DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc gnutls-bin python3 curl
 # the repository so that every checkout and CI run reuses one build.
 OPENSSL35_PREFIX ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/closenotify/openssl-3.5
 
+# The C code builds with -Werror in make test, test-asan, test-openssl-3.5
+# and CI, through CGO_CFLAGS (after the caller's, or Go's default -O2 -g),
+# not in the package's #cgo flags: there a new warning from a user's newer
+# compiler or OpenSSL headers would stop their build.
+WERROR_CGO_CFLAGS := $(or $(CGO_CFLAGS),-O2 -g) -Werror
+test test-asan test-openssl-3.5 fuzz: export CGO_CFLAGS := $(WERROR_CGO_CFLAGS)
+
 # deps installs the missing packages of DEBIAN_PACKAGES (apt-get update, then
 # apt-get install -y) when run as root, fails naming them otherwise, and does
 # nothing but a dpkg query when all are installed. Then go mod download.
