@@ -107,6 +107,10 @@ test-openssl-3.5: deps fmt-check vet openssl-3.5
 	.ci/test-openssl $(OPENSSL35_PREFIX) 3.5
 
 # matrix-readme runs the shutdown matrix and writes what each peer did into
-# README.md's table.
-matrix-readme: deps
+# README.md's table, then runs it again against OpenSSL 3.5 (our side and
+# the s_server and s_client peers), which adds a column for each peer whose
+# cells differ there.
+matrix-readme: deps openssl-3.5
 	$(GO) test -count=1 -run '^TestMatrix$$' ./integration -args -matrix.readme=$(CURDIR)/README.md
+	.ci/with-openssl $(OPENSSL35_PREFIX) 3.5 \
+		$(GO) test -count=1 -run '^TestMatrix$$' ./integration -args -matrix.readme=$(CURDIR)/README.md -matrix.readme.openssl=3.5
