@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/leakcheck"
+	"github.com/closenotify/openssl/internal/peer"
 	"github.com/closenotify/openssl/internal/testcert"
 )
 
@@ -24,9 +26,10 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-// run checks that openssl is installed, writes the PKI files, runs the
-// tests, and then fails the run if goroutines, file descriptors, SSL or
-// SSL_CTX objects leaked (internal/leakcheck).
+// run checks that openssl is installed and that it and the package run the
+// OpenSSL this run is for (peer.ExpectOpenSSLEnv), writes the PKI files,
+// runs the tests, and then fails the run if goroutines, file descriptors,
+// SSL or SSL_CTX objects leaked (internal/leakcheck).
 func run(m *testing.M) int {
 	path, err := exec.LookPath("openssl")
 	if err != nil {
@@ -42,6 +45,14 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Printf("peer: %s", version)
+	// A run meant for another OpenSSL must not pass on the system's.
+	ctx, cancel = context.WithTimeout(context.Background(), wait)
+	err = peer.CheckOpenSSLVersions(ctx, openssl.Version())
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
 
 	dir, err := os.MkdirTemp("", "closenotify-integration-")
 	if err != nil {
