@@ -55,7 +55,7 @@ var resumeServers = []resumeServer{
 		if mutualTLS {
 			args = append(args, "-Verify", "1", "-CAfile", ca)
 		}
-		return peer.OpenSSLServerT(t, 0, cert, key, args...).Addr(), nil
+		return tlstest.Started(t)(peer.OpenSSLServer(t.Context(), cert, key, args...)).Addr(), nil
 	}},
 }
 
@@ -148,7 +148,7 @@ func TestResumptionOfOurServer(t *testing.T) {
 		ca, cert, key := pemFiles(t, clientPKI)
 		sessFile := filepath.Join(t.TempDir(), "session.pem")
 		for i, sessArg := range []string{"-sess_out", "-sess_in"} {
-			c := peer.OpenSSLClientT(t, addr, ca, "-cert", cert, "-key", key, versionFlag(version), sessArg, sessFile)
+			c := tlstest.Started(t)(peer.OpenSSLClient(t.Context(), addr, ca, "-cert", cert, "-key", key, versionFlag(version), sessArg, sessFile))
 			require.NoError(t, c.Send(request))
 			code, err := c.Wait(tlstest.Timeout)
 			require.NoError(t, err)
