@@ -94,7 +94,8 @@ demo: deps
 # same run (sub-benchmarks impl=openssl and impl=cryptotls), then benchstat
 # puts the two implementations side by side, crypto/tls as the base, so that
 # "vs base" is this package's difference from crypto/tls, with its
-# confidence. BENCHFLAGS sets the count (benchstat wants at
+# confidence. BenchmarkBulkPath adds impl=openssl-generic, our Conn on the
+# generic path, in a third column. BENCHFLAGS sets the count (benchstat wants at
 # least 6 samples for a confidence interval) or, to try the pipeline,
 # BENCHFLAGS='-benchtime=100x -count=2'.
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
@@ -103,7 +104,7 @@ BENCHFLAGS ?= -count 6
 bench: deps
 	@set -o pipefail; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) . | tee "$$out" && \
-	$(GO) run $(BENCHSTAT) -col '/impl@(cryptotls openssl)' "$$out"
+	$(GO) run $(BENCHSTAT) -col '/impl@(cryptotls openssl openssl-generic)' "$$out"
 
 # openssl-3.5 builds OpenSSL 3.5 (the current LTS, Debian 13's) from
 # Debian trixie's source package into OPENSSL35_PREFIX, with the FIPS

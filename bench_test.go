@@ -150,20 +150,20 @@ func sizeName(n int) string {
 	return "size=" + strconv.Itoa(n) + "B"
 }
 
-// BenchmarkBulkPath compares the two paths of our Conn, bulk writes of 16
-// KiB to a crypto/tls server: impl=openssl-fd hands the *net.TCPConn itself
-// (the socket-fd path), impl=openssl-generic the same socket inside a
-// wrapper (the generic path: a BIO pair and the wrapper's Write), and
-// impl=cryptotls is crypto/tls's client on the bare socket.
+// BenchmarkBulkPath compares the two paths of our Conn, 16 KiB writes to
+// and reads from a crypto/tls server: impl=openssl is given the
+// *net.TCPConn itself (the socket-fd path), impl=openssl-generic the same
+// socket inside a wrapper (the generic path: a BIO pair and the wrapper's
+// Read and Write), and impl=cryptotls is crypto/tls's client.
 func BenchmarkBulkPath(b *testing.B) {
 	const size = 16 << 10
-	generic := clientImpl{"openssl-generic", func(b *testing.B, c net.Conn, ctx *openssl.Ctx) net.Conn {
-		return clientImpls[0].dial(b, struct{ net.Conn }{c}, ctx)
+	generic := clientImpl{"impl=openssl-generic", func(b *testing.B, c net.Conn, sslCtx *openssl.Ctx) net.Conn {
+		return clientImpls[0].dial(b, struct{ net.Conn }{c}, sslCtx)
 	}}
-	impls := []clientImpl{{"openssl-fd", clientImpls[0].dial}, generic, clientImpls[1]}
+	impls := []clientImpl{clientImpls[0], generic, clientImpls[1]}
 	for _, dir := range []string{"write", "read"} {
 		for _, impl := range impls {
-			b.Run("dir="+dir+"/impl="+impl.name, func(b *testing.B) {
+			b.Run("dir="+dir+"/"+impl.name, func(b *testing.B) {
 				serve := func(s *tls.Conn) { io.Copy(io.Discard, s) }
 				if dir == "read" {
 					serve = func(s *tls.Conn) {
