@@ -206,7 +206,9 @@ func TestGenerateKeyBadArguments(t *testing.T) {
 		{"RSA 0 bits", func() (openssl.PrivateKey, error) { return openssl.GenerateRSAKey(0) }},
 		{"RSA 100 bits", func() (openssl.PrivateKey, error) { return openssl.GenerateRSAKey(100) }},
 		{"no curve", func() (openssl.PrivateKey, error) { return openssl.GenerateECKey(0) }},
-		{"not a curve", func() (openssl.PrivateKey, error) { return openssl.GenerateECKey(openssl.EllipticCurve(openssl.NID_commonName)) }},
+		{"not a curve", func() (openssl.PrivateKey, error) {
+			return openssl.GenerateECKey(openssl.EllipticCurve(openssl.NID_commonName))
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key, err := tc.generate()
