@@ -374,7 +374,10 @@ const char *go_ossl_servername(SSL *ssl) {
 
 void go_ossl_ctx_set_curve(SSL_CTX *ctx, int nid, go_ossl_result *r) {
 	begin(r);
-	finish_ret(r, (int)SSL_CTX_set1_groups(ctx, &nid, 1));
+	// By name: SSL_CTX_set1_groups takes any NID, even one that names no
+	// group, where the list parser refuses what it does not know.
+	const char *name = OBJ_nid2sn(nid);
+	finish_ret(r, name != NULL && SSL_CTX_set1_groups_list(ctx, name) == 1);
 }
 
 long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear) {

@@ -80,8 +80,8 @@ const char *go_ossl_servername(SSL *ssl);
 
 // Keys, certificates and Ctx settings of the spacemonkeygo surface.
 
-// go_ossl_ctx_set_curve and go_ossl_ctx_mode: SSL_CTX_set1_groups and the
-// mode calls are macros.
+// go_ossl_ctx_set_curve and go_ossl_ctx_mode: SSL_CTX_set1_groups_list and
+// the mode calls are macros.
 void go_ossl_ctx_set_curve(SSL_CTX *ctx, int nid, go_ossl_result *r);
 // go_ossl_ctx_mode sets, then clears, mode bits and returns the modes set.
 long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear);

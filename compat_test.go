@@ -1,0 +1,197 @@
+package openssl_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/testcert"
+)
+
+func TestNewCtxFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, pki.WriteFiles(dir))
+	// The chain file holds the leaf and the CA: both are sent.
+	sslCtx, err := openssl.NewCtxFromFiles(pki.ChainFile, pki.KeyFile)
+	require.NoError(t, err)
+	_, peer, ourErr, peerErr := serveGoClient(t, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+	require.NoError(t, ourErr)
+	require.NoError(t, peerErr)
+	sent := peer.ConnectionState().PeerCertificates
+	require.Len(t, sent, 2)
+	require.True(t, sent[0].Equal(pki.Leaf))
+	require.True(t, sent[1].Equal(pki.CA))
+
+	other, err := testcert.New()
+	require.NoError(t, err)
+	otherDir := t.TempDir()
+	require.NoError(t, other.WriteFiles(otherDir))
+	garbage := filepath.Join(dir, "garbage.pem")
+	require.NoError(t, os.WriteFile(garbage, []byte("no PEM here\n"), 0o600))
+	for _, tc := range []struct {
+		name, certFile, keyFile, op, reason string
+	}{
+		{"no cert file", filepath.Join(dir, "missing.pem"), pki.KeyFile, "load certificate", "no such file"},
+		{"no key file", pki.CertFile, filepath.Join(dir, "missing.pem"), "load private key", "no such file"},
+		{"no PEM in the cert file", garbage, pki.KeyFile, "load certificate", "no PEM block"},
+		{"key file holds a certificate", pki.CertFile, pki.CertFile, "load private key", "unsupported"},
+		{"key of another certificate", pki.CertFile, other.KeyFile, "use private key", "key values mismatch"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sslCtx, err := openssl.NewCtxFromFiles(tc.certFile, tc.keyFile)
+			require.Nil(t, sslCtx)
+			var e *openssl.Error
+			require.ErrorAs(t, err, &e)
+			require.Equal(t, tc.op, e.Op)
+			require.Contains(t, err.Error(), tc.reason)
+			if tc.reason == "no such file" {
+				require.ErrorIs(t, err, fs.ErrNotExist)
+			}
+		})
+	}
+}
+
+func TestSplitPEM(t *testing.T) {
+	blocks := openssl.SplitPEM(append([]byte("text before\n"), pki.ChainPEM...))
+	require.Equal(t, [][]byte{pki.CertPEM, pki.CAPEM}, blocks)
+	require.Empty(t, openssl.SplitPEM([]byte("nothing")))
+}
+
+func TestNewCtxWithVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		version openssl.SSLVersion
+		want    uint16 // negotiated with a client offering 1.2 and 1.3
+	}{
+		{"AnyVersion", openssl.AnyVersion, tls.VersionTLS13},
+		{"TLSv1_2", openssl.TLSv1_2, tls.VersionTLS12},
+		{"TLSv1_3", openssl.TLSv1_3, tls.VersionTLS13},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sslCtx, err := openssl.NewCtxWithVersion(tc.version)
+			require.NoError(t, err)
+			useCertificate(t, sslCtx, pki)
+			ours, _, ourErr, peerErr := serveGoClient(t, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+			require.NoError(t, ourErr)
+			require.NoError(t, peerErr)
+			require.Equal(t, tc.want, ours.ConnectionState().Version)
+		})
+	}
+	for _, v := range []openssl.SSLVersion{openssl.SSLv3, openssl.TLSv1, openssl.TLSv1_1, 99} {
+		sslCtx, err := openssl.NewCtxWithVersion(v)
+		require.Nil(t, sslCtx)
+		var e *openssl.Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, "new ctx", e.Op)
+	}
+}
+
+// A TLS 1.2-only Ctx refuses a TLS 1.3-only client.
+func TestNewCtxWithVersionRefusesOthers(t *testing.T) {
+	sslCtx, err := openssl.NewCtxWithVersion(openssl.TLSv1_2)
+	require.NoError(t, err)
+	useCertificate(t, sslCtx, pki)
+	_, _, ourErr, peerErr := serveGoClient(t, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS13})
+	require.ErrorContains(t, ourErr, "unsupported protocol")
+	require.Error(t, peerErr)
+}
+
+func useCertificate(t testing.TB, sslCtx *openssl.Ctx, b *testcert.Bundle) {
+	t.Helper()
+	cert, err := openssl.LoadCertificateFromPEM(b.CertPEM)
+	require.NoError(t, err)
+	key, err := openssl.LoadPrivateKeyFromPEM(b.KeyPEM)
+	require.NoError(t, err)
+	require.NoError(t, sslCtx.UseCertificate(cert))
+	require.NoError(t, sslCtx.UsePrivateKey(key))
+}
+
+func TestSetEllipticCurve(t *testing.T) {
+	rsaPKI, err := testcert.NewRSA(2048)
+	require.NoError(t, err)
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			sslCtx, err := openssl.NewCtx()
+			require.NoError(t, err)
+			useCertificate(t, sslCtx, rsaPKI)
+			require.NoError(t, sslCtx.SetEllipticCurve(openssl.Secp384r1))
+
+			// A client preferring X25519 ends up on P-384. (RSA: in TLS
+			// 1.2 an ECDSA certificate's curve must be one the client
+			// offers.)
+			cfg := &tls.Config{RootCAs: rsaPKI.Pool, ServerName: "localhost", MinVersion: version, MaxVersion: version,
+				CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP384}}
+			_, peer, ourErr, peerErr := serveGoClient(t, sslCtx, cfg)
+			require.NoError(t, ourErr)
+			require.NoError(t, peerErr)
+			require.Equal(t, tls.CurveP384, peer.ConnectionState().CurveID)
+
+			// A client without P-384 fails.
+			cfg = cfg.Clone()
+			cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+			_, _, ourErr, peerErr = serveGoClient(t, sslCtx, cfg)
+			require.Error(t, ourErr)
+			require.Error(t, peerErr)
+		})
+	}
+
+	sslCtx, err := openssl.NewCtx()
+	require.NoError(t, err)
+	var e *openssl.Error
+	require.ErrorAs(t, sslCtx.SetEllipticCurve(openssl.EllipticCurve(openssl.NID_commonName)), &e)
+	require.Equal(t, "set elliptic curve", e.Op)
+}
+
+func TestModes(t *testing.T) {
+	sslCtx, err := openssl.NewCtx()
+	require.NoError(t, err)
+	required := openssl.EnablePartialWrite | openssl.AcceptMovingWriteBuffer
+	require.Equal(t, required, sslCtx.GetMode()&required)
+	require.Zero(t, sslCtx.GetMode()&openssl.ReleaseBuffers)
+
+	require.Equal(t, openssl.ReleaseBuffers, sslCtx.SetMode(openssl.ReleaseBuffers)&openssl.ReleaseBuffers)
+	require.Equal(t, sslCtx.GetMode(), sslCtx.SetMode(0))
+	// Bits outside ReleaseBuffers and NoAutoChain are ignored (0x100 is
+	// SSL_MODE_ASYNC), and the modes Write relies on stay.
+	before := sslCtx.GetMode()
+	require.Equal(t, before, sslCtx.SetMode(0x100))
+	left := sslCtx.ClearMode(required | openssl.ReleaseBuffers)
+	require.Equal(t, required, left&required)
+	require.Zero(t, left&openssl.ReleaseBuffers)
+
+	// A connection with ReleaseBuffers moves data as any other.
+	sslCtx.SetMode(openssl.ReleaseBuffers)
+	useCertificate(t, sslCtx, pki)
+	ours, peer, ourErr, peerErr := serveGoClient(t, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+	require.NoError(t, ourErr)
+	require.NoError(t, peerErr)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(peer, int64(len(data))))
+		got <- b
+	}()
+	n, err := ours.Write(data)
+	require.NoError(t, err)
+	require.Equal(t, len(data), n)
+	require.True(t, bytes.Equal(data, <-got))
+}
+
+func TestGetOptions(t *testing.T) {
+	sslCtx, err := openssl.NewCtx()
+	require.NoError(t, err)
+	require.Zero(t, sslCtx.GetOptions()&openssl.NoTicket)
+	all := sslCtx.SetOptions(openssl.NoTicket | openssl.NoSSLv3 | openssl.NoTLSv1 | openssl.NoTLSv1_1 | openssl.NoCompression)
+	require.Equal(t, all, sslCtx.GetOptions())
+	want := openssl.NoTicket | openssl.NoSSLv3 | openssl.NoTLSv1 | openssl.NoTLSv1_1 | openssl.NoCompression
+	require.Equal(t, want, all&want)
+	require.Zero(t, sslCtx.ClearOptions(openssl.NoTicket)&openssl.NoTicket)
+	require.Zero(t, sslCtx.GetOptions()&openssl.NoTicket)
+}
