@@ -35,9 +35,14 @@ func LoadCertificateFromPEM(pem []byte) (*Certificate, error) {
 	if x == nil {
 		return nil, callError("load certificate", &r)
 	}
+	return newCertificate(x), nil
+}
+
+// newCertificate takes over a reference to x.
+func newCertificate(x *C.X509) *Certificate {
 	cert := &Certificate{x: x}
 	runtime.AddCleanup(cert, func(x *C.X509) { C.X509_free(x) }, x)
-	return cert, nil
+	return cert
 }
 
 // X509 returns the certificate parsed by crypto/x509.

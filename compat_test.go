@@ -3,8 +3,10 @@ package openssl_test
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,7 +23,7 @@ func TestNewCtxFromFiles(t *testing.T) {
 	// The chain file holds the leaf and the CA: both are sent.
 	sslCtx, err := openssl.NewCtxFromFiles(pki.ChainFile, pki.KeyFile)
 	require.NoError(t, err)
-	_, peer, ourErr, peerErr := serveGoClient(t, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+	_, peer, ourErr, peerErr := withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
 	require.NoError(t, ourErr)
 	require.NoError(t, peerErr)
 	sent := peer.ConnectionState().PeerCertificates
@@ -78,7 +80,7 @@ func TestNewCtxWithVersion(t *testing.T) {
 			sslCtx, err := openssl.NewCtxWithVersion(tc.version)
 			require.NoError(t, err)
 			useCertificate(t, sslCtx, pki)
-			ours, _, ourErr, peerErr := serveGoClient(t, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+			ours, _, ourErr, peerErr := withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
 			require.NoError(t, ourErr)
 			require.NoError(t, peerErr)
 			require.Equal(t, tc.want, ours.ConnectionState().Version)
@@ -98,7 +100,7 @@ func TestNewCtxWithVersionRefusesOthers(t *testing.T) {
 	sslCtx, err := openssl.NewCtxWithVersion(openssl.TLSv1_2)
 	require.NoError(t, err)
 	useCertificate(t, sslCtx, pki)
-	_, _, ourErr, peerErr := serveGoClient(t, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS13})
+	_, _, ourErr, peerErr := withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS13})
 	require.ErrorContains(t, ourErr, "unsupported protocol")
 	require.Error(t, peerErr)
 }
@@ -128,7 +130,7 @@ func TestSetEllipticCurve(t *testing.T) {
 			// offers.)
 			cfg := &tls.Config{RootCAs: rsaPKI.Pool, ServerName: "localhost", MinVersion: version, MaxVersion: version,
 				CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP384}}
-			_, peer, ourErr, peerErr := serveGoClient(t, sslCtx, cfg)
+			_, peer, ourErr, peerErr := withGoPeer(t, true, sslCtx, cfg)
 			require.NoError(t, ourErr)
 			require.NoError(t, peerErr)
 			require.Equal(t, tls.CurveP384, peer.ConnectionState().CurveID)
@@ -136,7 +138,7 @@ func TestSetEllipticCurve(t *testing.T) {
 			// A client without P-384 fails.
 			cfg = cfg.Clone()
 			cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
-			_, _, ourErr, peerErr = serveGoClient(t, sslCtx, cfg)
+			_, _, ourErr, peerErr = withGoPeer(t, true, sslCtx, cfg)
 			require.Error(t, ourErr)
 			require.Error(t, peerErr)
 		})
@@ -169,7 +171,7 @@ func TestModes(t *testing.T) {
 	// A connection with ReleaseBuffers moves data as any other.
 	sslCtx.SetMode(openssl.ReleaseBuffers)
 	useCertificate(t, sslCtx, pki)
-	ours, peer, ourErr, peerErr := serveGoClient(t, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+	ours, peer, ourErr, peerErr := withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
 	require.NoError(t, ourErr)
 	require.NoError(t, peerErr)
 	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
@@ -194,4 +196,108 @@ func TestGetOptions(t *testing.T) {
 	require.Equal(t, want, all&want)
 	require.Zero(t, sslCtx.ClearOptions(openssl.NoTicket)&openssl.NoTicket)
 	require.Zero(t, sslCtx.GetOptions()&openssl.NoTicket)
+}
+
+func TestConnStateCallsAsClient(t *testing.T) {
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			sslCtx := clientCtx(t)
+			c, s := tcpPair(t)
+			ours, err := openssl.Client(c, sslCtx)
+			require.NoError(t, err)
+			defer ours.Close()
+			require.Same(t, sslCtx, ours.GetCtx())
+			require.Equal(t, net.Conn(c), ours.UnderlyingConn())
+
+			// Before the handshake.
+			_, err = ours.PeerCertificate()
+			require.ErrorIs(t, err, openssl.ErrHandshakeIncomplete)
+			_, err = ours.CurrentCipher()
+			require.ErrorIs(t, err, openssl.ErrHandshakeIncomplete)
+			require.False(t, ours.SessionReused())
+
+			// pki.TLSCert sends the leaf and the CA.
+			peer := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}, MinVersion: version, MaxVersion: version})
+			handshakeBoth(t, ours, peer)
+			chain, err := ours.PeerCertificateChain()
+			require.NoError(t, err)
+			require.Len(t, chain, 2)
+			requireSameCert(t, pki.Leaf, chain[0])
+			requireSameCert(t, pki.CA, chain[1])
+			leaf, err := ours.PeerCertificate()
+			require.NoError(t, err)
+			requireSameCert(t, pki.Leaf, leaf)
+			cipher, err := ours.CurrentCipher()
+			require.NoError(t, err)
+			require.Equal(t, ours.ConnectionState().CipherSuite, cipher)
+			if version == tls.VersionTLS13 {
+				// Both name TLS 1.3 suites as RFC 8446 does.
+				require.Equal(t, tls.CipherSuiteName(peer.ConnectionState().CipherSuite), cipher)
+			}
+			require.Equal(t, openssl.Ok, ours.VerifyResult())
+			require.False(t, ours.SessionReused())
+
+			// After Close the chain is gone, the handshake's results stay.
+			require.NoError(t, ours.Close())
+			_, err = ours.PeerCertificate()
+			require.ErrorIs(t, err, net.ErrClosed)
+			got, err := ours.CurrentCipher()
+			require.NoError(t, err)
+			require.Equal(t, cipher, got)
+		})
+	}
+}
+
+func requireSameCert(t testing.TB, want *x509.Certificate, got *openssl.Certificate) {
+	t.Helper()
+	der, err := got.MarshalDER()
+	require.NoError(t, err)
+	require.Equal(t, want.Raw, der)
+}
+
+func TestConnStateCallsAsServer(t *testing.T) {
+	client, err := pki.ClientBundle("client.example")
+	require.NoError(t, err)
+
+	// No client certificate.
+	ours, _, ourErr, peerErr := withGoPeer(t, true, serverCtx(t), &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+	require.NoError(t, ourErr)
+	require.NoError(t, peerErr)
+	_, err = ours.PeerCertificateChain()
+	require.ErrorIs(t, err, openssl.ErrNoPeerCertificate)
+
+	// Mutual TLS: the chain starts with the client's certificate here too.
+	sslCtx := serverCtx(t)
+	dir := t.TempDir()
+	require.NoError(t, pki.WriteFiles(dir))
+	require.NoError(t, sslCtx.LoadVerifyLocations(pki.CAFile, ""))
+	sslCtx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
+	ours, _, ourErr, peerErr = withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost",
+		Certificates: []tls.Certificate{client.TLSCert}})
+	require.NoError(t, ourErr)
+	require.NoError(t, peerErr)
+	chain, err := ours.PeerCertificateChain()
+	require.NoError(t, err)
+	require.Len(t, chain, 2)
+	requireSameCert(t, client.Leaf, chain[0])
+	requireSameCert(t, pki.CA, chain[1])
+	name, err := chain[0].GetSubjectName()
+	require.NoError(t, err)
+	cn, ok := name.GetEntry(openssl.NID_commonName)
+	require.True(t, ok)
+	require.Equal(t, "client.example", cn)
+	require.Equal(t, openssl.Ok, ours.VerifyResult())
+}
+
+// With VerifyNone a client goes on after a failed verification, and
+// VerifyResult says why.
+func TestVerifyResultUntrusted(t *testing.T) {
+	sslCtx, err := openssl.NewCtx()
+	require.NoError(t, err)
+	ours, _, ourErr, peerErr := withGoPeer(t, false, sslCtx, &tls.Config{Certificates: []tls.Certificate{{
+		Certificate: pki.TLSCert.Certificate[:1], PrivateKey: pki.TLSCert.PrivateKey}}})
+	require.NoError(t, ourErr)
+	require.NoError(t, peerErr)
+	require.Equal(t, openssl.UnableToGetIssuerCertLocally, ours.VerifyResult())
+	require.Equal(t, "unable to get local issuer certificate", ours.VerifyResult().String())
 }

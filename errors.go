@@ -129,8 +129,11 @@ var (
 	// context.Canceled instead.
 	ErrShutdownTimeout = errors.New("openssl: shutdown timed out")
 	// ErrHandshakeIncomplete: a shutdown was asked for before the handshake
-	// finished; nothing was sent.
+	// finished, and nothing was sent; or a call that reads the
+	// handshake's result (PeerCertificate, CurrentCipher) came before it.
 	ErrHandshakeIncomplete = errors.New("openssl: handshake not complete")
+	// ErrNoPeerCertificate: the peer sent no certificate.
+	ErrNoPeerCertificate = errors.New("openssl: the peer sent no certificate")
 	// ErrWriteAfterShutdown: Write after our close_notify was sent
 	// (ShutdownOnce, Shutdown or CloseWrite).
 	ErrWriteAfterShutdown = errors.New("openssl: write after shutdown")

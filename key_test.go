@@ -62,22 +62,28 @@ func (ca *goCA) issue(t testing.TB, tmpl *x509.Certificate, pub crypto.PublicKey
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-// serveGoClient makes our server on sslCtx and a crypto/tls client with cfg,
-// runs both handshakes and returns both ends and both errors.
-func serveGoClient(t testing.TB, sslCtx *openssl.Ctx, cfg *tls.Config) (ours *openssl.Conn, peer *tls.Conn, ourErr, peerErr error) {
+// withGoPeer makes our server (weServe) or client on sslCtx and a crypto/tls
+// peer with cfg, runs both handshakes and returns both ends and both errors.
+func withGoPeer(t testing.TB, weServe bool, sslCtx *openssl.Ctx, cfg *tls.Config) (ours *openssl.Conn, peer *tls.Conn, ourErr, peerErr error) {
 	t.Helper()
 	c, s := tcpPair(t)
-	ours, err := openssl.Server(s, sslCtx)
+	var err error
+	if weServe {
+		ours, err = openssl.Server(s, sslCtx)
+		peer = tls.Client(c, cfg)
+	} else {
+		ours, err = openssl.Client(c, sslCtx)
+		peer = tls.Server(s, cfg)
+	}
 	require.NoError(t, err)
 	t.Cleanup(func() { ours.Close() })
-	peer = tls.Client(c, cfg)
 	done := make(chan error, 1)
 	go func() { done <- peer.Handshake() }()
 	ourErr = ours.Handshake()
 	if ourErr != nil {
 		// Our alert may not reach a peer that is still writing: closing
 		// the socket ends its handshake for sure.
-		s.Close()
+		ours.NetConn().Close()
 	}
 	select {
 	case peerErr = <-done:
@@ -142,7 +148,7 @@ func TestGenerateKeyServesCryptoTLS(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, sslCtx.UseCertificate(cert))
 			require.NoError(t, sslCtx.UsePrivateKey(key))
-			ours, peer, ourErr, peerErr := serveGoClient(t, sslCtx, &tls.Config{RootCAs: ca.pool, ServerName: "localhost"})
+			ours, peer, ourErr, peerErr := withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: ca.pool, ServerName: "localhost"})
 			require.NoError(t, ourErr)
 			require.NoError(t, peerErr)
 			requireExchange(t, ours, peer)
