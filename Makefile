@@ -68,9 +68,19 @@ demo: deps
 	$(GO) run ./cmd/closenotify demo
 
 # bench runs each benchmark with this package and with crypto/tls in the
-# same run and prints their ratios.
+# same run (sub-benchmarks impl=openssl and impl=cryptotls), then benchstat
+# puts the two implementations side by side, crypto/tls as the base, so that
+# "vs base" is this package's difference from crypto/tls, with its
+# confidence. BENCHFLAGS sets the count (benchstat wants at
+# least 6 samples for a confidence interval) or, to try the pipeline,
+# BENCHFLAGS='-benchtime=100x -count=2'.
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+BENCHFLAGS ?= -count 6
+
 bench: deps
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 5 . | $(GO) run ./cmd/benchratio
+	@set -o pipefail; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) . | tee "$$out" && \
+	$(GO) run $(BENCHSTAT) -col '/impl@(cryptotls openssl)' "$$out"
 
 # matrix-readme runs the shutdown matrix and writes what each peer did into
 # README.md's table.

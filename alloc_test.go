@@ -7,19 +7,20 @@ import (
 	"testing"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // TestReadWriteAllocateNothing proves that Read and Write allocate nothing
 // per call in steady state: both ends are this package's Conns, so every
 // allocation the run makes would be ours.
 func TestReadWriteAllocateNothing(t *testing.T) {
-	c, s := tcpPair(t)
-	client, err := openssl.Client(c, clientCtx(t))
+	c, s := tlstest.TCPPair(t)
+	client, err := openssl.Client(c, tlstest.ClientCtx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	server, err := openssl.Server(s, serverCtx(t))
+	server, err := openssl.Server(s, tlstest.ServerCtx(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,45 +4,50 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // The benchmarks run each workload twice in the same process, once with
 // this package's client and once with crypto/tls's, against the same
-// crypto/tls server, so that `make bench` reports comparable figures.
+// crypto/tls server, so that `make bench` reports comparable figures. The
+// sub-benchmarks are named impl=openssl and impl=cryptotls (and size=N
+// where the size varies), so that benchstat -col /impl puts the two side
+// by side with their ratio.
 
 type clientImpl struct {
 	name string
-	dial func(b *testing.B, c net.Conn, ctx *openssl.Ctx) net.Conn // wraps a raw TCP conn
+	dial func(b *testing.B, c net.Conn, sslCtx *openssl.Ctx) net.Conn // wraps a raw TCP conn
 }
 
 var clientImpls = []clientImpl{
-	{"openssl", func(b *testing.B, c net.Conn, ctx *openssl.Ctx) net.Conn {
-		conn, err := openssl.Client(c, ctx)
+	{"impl=openssl", func(b *testing.B, c net.Conn, sslCtx *openssl.Ctx) net.Conn {
+		conn, err := openssl.Client(c, sslCtx)
 		if err != nil {
 			b.Fatal(err)
 		}
 		return conn
 	}},
-	{"cryptotls", func(b *testing.B, c net.Conn, _ *openssl.Ctx) net.Conn {
+	{"impl=cryptotls", func(b *testing.B, c net.Conn, _ *openssl.Ctx) net.Conn {
 		return tls.Client(c, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
 	}},
 }
 
-// benchPair returns a client of impl (made with ctx when it is ours)
+// benchPair returns a client of impl (made with sslCtx when it is ours)
 // connected to a crypto/tls server whose connection is passed to serve in
 // its own goroutine.
-func benchPair(b *testing.B, impl clientImpl, ctx *openssl.Ctx, serve func(*tls.Conn)) net.Conn {
-	c, s := tcpPair(b)
+func benchPair(b *testing.B, impl clientImpl, sslCtx *openssl.Ctx, serve func(*tls.Conn)) net.Conn {
+	c, s := tlstest.TCPPair(b)
 	srv := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		serve(srv)
 	}()
-	client := impl.dial(b, c, ctx)
+	client := impl.dial(b, c, sslCtx)
 	b.Cleanup(func() {
 		client.Close()
 		<-done
@@ -54,7 +59,7 @@ func BenchmarkWrite(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10} {
 		for _, impl := range clientImpls {
 			b.Run(sizeName(size)+"/"+impl.name, func(b *testing.B) {
-				conn := benchPair(b, impl, clientCtx(b), func(s *tls.Conn) { io.Copy(io.Discard, s) })
+				conn := benchPair(b, impl, tlstest.ClientCtx(b), func(s *tls.Conn) { io.Copy(io.Discard, s) })
 				buf := make([]byte, size)
 				if _, err := conn.Write(buf); err != nil { // handshake
 					b.Fatal(err)
@@ -76,7 +81,7 @@ func BenchmarkRead(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10} {
 		for _, impl := range clientImpls {
 			b.Run(sizeName(size)+"/"+impl.name, func(b *testing.B) {
-				conn := benchPair(b, impl, clientCtx(b), func(s *tls.Conn) {
+				conn := benchPair(b, impl, tlstest.ClientCtx(b), func(s *tls.Conn) {
 					buf := make([]byte, size)
 					for {
 						if _, err := s.Write(buf); err != nil {
@@ -104,7 +109,7 @@ func BenchmarkRead(b *testing.B) {
 func BenchmarkPingPong64(b *testing.B) {
 	for _, impl := range clientImpls {
 		b.Run(impl.name, func(b *testing.B) {
-			conn := benchPair(b, impl, clientCtx(b), func(s *tls.Conn) { io.Copy(s, s) })
+			conn := benchPair(b, impl, tlstest.ClientCtx(b), func(s *tls.Conn) { io.Copy(s, s) })
 			buf := make([]byte, 64)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -123,11 +128,11 @@ func BenchmarkPingPong64(b *testing.B) {
 func BenchmarkHandshake(b *testing.B) {
 	for _, impl := range clientImpls {
 		b.Run(impl.name, func(b *testing.B) {
-			ctx := clientCtx(b)
+			sslCtx := tlstest.ClientCtx(b)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				conn := benchPair(b, impl, ctx, func(s *tls.Conn) { s.Handshake() })
+				conn := benchPair(b, impl, sslCtx, func(s *tls.Conn) { s.Handshake() })
 				if err := conn.(interface{ Handshake() error }).Handshake(); err != nil {
 					b.Fatal(err)
 				}
@@ -137,20 +142,10 @@ func BenchmarkHandshake(b *testing.B) {
 	}
 }
 
+// sizeName names a sub-benchmark after a buffer size: "size=1KiB".
 func sizeName(n int) string {
 	if n >= 1<<10 {
-		return itoa(n>>10) + "KiB"
+		return "size=" + strconv.Itoa(n>>10) + "KiB"
 	}
-	return itoa(n) + "B"
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
+	return "size=" + strconv.Itoa(n) + "B"
 }

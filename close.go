@@ -19,11 +19,11 @@ import (
 // DefaultCloseTimeout bounds Close when ClosePolicy.Timeout is zero.
 const DefaultCloseTimeout = 5 * time.Second
 
-// ClosePolicy says what Close does before it closes the socket. The zero
-// policy sends our close_notify (if the handshake completed), does not wait
-// for the peer's, and closes. Every wait is bounded by Timeout. Lingering
-// includes waiting for the peer, so WaitForPeer adds nothing to it;
-// DrainSendQueue runs last and combines with either.
+// ClosePolicy says what [Conn.Close] does before it closes the socket. The
+// zero policy sends our close_notify (if the handshake completed), does not
+// wait for the peer's, and closes. Every wait is bounded by Timeout.
+// Lingering includes waiting for the peer, so WaitForPeer adds nothing to
+// it; DrainSendQueue runs last and combines with either.
 type ClosePolicy struct {
 	// WaitForPeer: after sending our close_notify, wait for the peer's, as
 	// Shutdown does, discarding data that arrives first.
@@ -59,24 +59,26 @@ func (c *Conn) SetClosePolicy(p ClosePolicy) {
 	c.policyMu.Unlock()
 }
 
-// Close shuts the connection down as its ClosePolicy says, closes the
+// Close shuts the connection down as its [ClosePolicy] says, closes the
 // socket, and frees the SSL object once no goroutine is inside OpenSSL with
 // it. It always closes the socket and returns within the policy's Timeout
 // (plus scheduling), even when the peer stops reading and the alert cannot
 // be flushed. Goroutines blocked in Read, Write or Shutdown return errors
-// wrapping net.ErrClosed.
+// wrapping [net.ErrClosed].
 //
-// No close_notify is sent before the handshake completed, after a fatal
-// error, after SetLinger(0), after a Write failed (a deadline, say), or
-// while a Write is in progress in another goroutine: in the last two cases
-// a record may be half sent, and the alert cannot follow it (crypto/tls
-// skips the alert the same way). When
-// Read has already returned io.EOF, the peer's close_notify is in, and Close
-// completes the exchange without waiting. Close does not wait for the peer
-// while a Read is in progress in another goroutine.
+// No close_notify is sent:
+//   - before the handshake completed;
+//   - after a fatal error, or after [Conn.SetLinger](0);
+//   - after a Write failed (a deadline, say), or while a Write is in
+//     progress in another goroutine: a record may be half sent, and the
+//     alert cannot follow it (crypto/tls skips the alert the same way).
 //
-// It returns nil, or the error of the shutdown steps (ErrShutdownTimeout,
-// ErrTruncated, a transport error), wrapped in an *Error for "close": the
+// When Read has already returned io.EOF, the peer's close_notify is in, and
+// Close completes the exchange without waiting. Close does not wait for the
+// peer while a Read is in progress in another goroutine.
+//
+// It returns nil, or the error of the shutdown steps ([ErrShutdownTimeout],
+// [ErrTruncated], a transport error), wrapped in an *Error for "close": the
 // socket is closed all the same. A second Close returns an *Error wrapping
 // net.ErrClosed.
 func (c *Conn) Close() error {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // Tests of Close and its ClosePolicy, SetLinger and SendQueueLen against
@@ -22,10 +23,10 @@ import (
 
 // requirePeerSawFIN reads the peer's socket directly, below crypto/tls:
 // io.EOF with no byte shows that our side closed its fd.
-func requirePeerSawFIN(t *testing.T, p *sdPair) {
+func requirePeerSawFIN(t *testing.T, p *tlstest.Pair) {
 	t.Helper()
-	require.NoError(t, p.peerSock.SetReadDeadline(time.Now().Add(testTimeout)))
-	n, err := p.peerSock.Read(make([]byte, 1))
+	require.NoError(t, p.PeerSock.SetReadDeadline(time.Now().Add(tlstest.Timeout)))
+	n, err := p.PeerSock.Read(make([]byte, 1))
 	require.Zero(t, n)
 	require.Equal(t, io.EOF, err)
 }
@@ -35,11 +36,12 @@ func requirePeerSawFIN(t *testing.T, p *sdPair) {
 // record (0x15) in TLS 1.2; in TLS 1.3 alerts are encrypted, so an
 // application_data record (0x17) of the length of a 2-byte alert (plus the
 // inner content type and a 16-byte AEAD tag).
-func requireOneAlertRecord(t *testing.T, tc sdCase, raw []byte) {
+func requireOneAlertRecord(t *testing.T, tc tlstest.Case, raw []byte) {
 	t.Helper()
-	types, lengths := sdRecords(t, raw)
+	types, lengths, err := tlstest.Records(raw)
+	require.NoError(t, err)
 	require.Len(t, types, 1, "one record after the mark")
-	if tc.version == tls.VersionTLS12 {
+	if tc.Version == tls.VersionTLS12 {
 		require.Equal(t, byte(0x15), types[0])
 	} else {
 		require.Equal(t, byte(0x17), types[0])
@@ -50,20 +52,22 @@ func requireOneAlertRecord(t *testing.T, tc sdCase, raw []byte) {
 // TestCloseDefault: close_notify is sent, the peer's is not awaited, the fd
 // is closed; a second Close says net.ErrClosed.
 func TestCloseDefault(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{})
-		p.exchange(t)
-		mark := p.rec.mark()
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Record: true})
+		p.Exchange(t)
+		mark := p.Rec.Mark()
 		// The peer never answers: Close must not wait for it.
-		sdWithin(t, sdMargin, "Close", func() { require.NoError(t, p.ours.Close()) })
-		require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
-		require.NoError(t, sdReadEOF(p.peer))
-		requireOneAlertRecord(t, tc, p.rec.since(mark))
+		var err error
+		tlstest.Within(t, boundMargin, "Close", func() { err = p.Ours.Close() })
+		require.NoError(t, err)
+		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
+		require.NoError(t, tlstest.ReadEOF(p.Peer))
+		requireOneAlertRecord(t, tc, p.Rec.Since(mark))
 		requirePeerSawFIN(t, p)
 
-		err := p.ours.Close()
+		err = p.Ours.Close()
 		require.ErrorIs(t, err, net.ErrClosed)
-		_, err = p.ours.Write([]byte("x"))
+		_, err = p.Ours.Write([]byte("x"))
 		require.ErrorIs(t, err, net.ErrClosed)
 	})
 }
@@ -76,28 +80,28 @@ func TestDefaultCloseTimeout(t *testing.T) {
 // TestCloseWaitForPeer: Close waits for the peer's close_notify, up to the
 // policy's Timeout.
 func TestCloseWaitForPeer(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		t.Run("peer answers", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: testTimeout}})
-			p.exchange(t)
-			peer := p.peerAnswer()
-			require.NoError(t, p.ours.Close())
-			sdWait(t, peer, "peer's answer")
-			require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
+			p.Exchange(t)
+			peer := p.PeerAnswer()
+			require.NoError(t, p.Ours.Close())
+			tlstest.Wait(t, peer, "peer's answer")
+			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer never answers", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: sdShortTimeout}})
-			p.exchange(t)
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
+			p.Exchange(t)
 			var err error
-			sdWithin(t, sdShortTimeout+sdMargin, "Close", func() { err = p.ours.Close() })
+			tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { err = p.Ours.Close() })
 			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 			var e *openssl.Error
 			require.ErrorAs(t, err, &e)
 			require.Equal(t, "close", e.Op)
-			require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
+			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
 			// The fd is closed all the same: close_notify, then FIN.
-			require.NoError(t, sdReadEOF(p.peer))
+			require.NoError(t, tlstest.ReadEOF(p.Peer))
 			requirePeerSawFIN(t, p)
 		})
 	})
@@ -108,51 +112,51 @@ func TestCloseWaitForPeer(t *testing.T) {
 // looks at the raw bytes it read: none after the last application record.
 // TestCloseDefault shows the one record a normal Close sends.
 func TestCloseQuiet(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{policy: &openssl.ClosePolicy{Quiet: true}})
-		p.exchange(t)
-		mark := p.rec.mark()
-		require.NoError(t, p.ours.Close())
-		require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String(),
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Policy: &openssl.ClosePolicy{Quiet: true}, Record: true})
+		p.Exchange(t)
+		mark := p.Rec.Mark()
+		require.NoError(t, p.Ours.Close())
+		require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String(),
 			"a quiet shutdown sets both flags")
-		require.NoError(t, sdReadEOF(p.peer))
-		require.Empty(t, p.rec.since(mark))
+		require.NoError(t, tlstest.ReadEOF(p.Peer))
+		require.Empty(t, p.Rec.Since(mark))
 	})
 }
 
 // TestSetLingerZero: Close sends no alert and the kernel resets the
 // connection.
 func TestSetLingerZero(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{})
-		p.exchange(t)
-		mark := p.rec.mark()
-		require.NoError(t, p.ours.SetLinger(0))
-		require.NoError(t, p.ours.Close())
-		require.False(t, p.ours.ShutdownState().Sent())
-		_, err := p.peer.Read(make([]byte, 10))
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Record: true})
+		p.Exchange(t)
+		mark := p.Rec.Mark()
+		require.NoError(t, p.Ours.SetLinger(0))
+		require.NoError(t, p.Ours.Close())
+		require.False(t, p.Ours.ShutdownState().Sent())
+		_, err := p.Peer.Read(make([]byte, 10))
 		require.ErrorIs(t, err, syscall.ECONNRESET)
-		require.Empty(t, p.rec.since(mark), "no alert before the reset")
+		require.Empty(t, p.Rec.Since(mark), "no alert before the reset")
 	})
 }
 
 // TestSendQueueLen: 0 once the peer acknowledged everything, more while a
 // peer that does not read leaves our data in the kernel.
 func TestSendQueueLen(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{ourSndBuf: fillOurSndBuf, peerRcvBuf: 4 << 10})
-		p.exchange(t) // the pong carries the ACK of everything we sent
-		n, err := p.ours.SendQueueLen()
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, OurSndBuf: tlstest.FillSndBuf, PeerRcvBuf: 4 << 10})
+		p.Exchange(t) // the pong carries the ACK of everything we sent
+		n, err := p.Ours.SendQueueLen()
 		require.NoError(t, err)
 		require.Zero(t, n)
 
-		require.NoError(t, p.ours.SetWriteDeadline(time.Now().Add(testTimeout)))
-		_, err = p.ours.Write(sdPattern(fillSize))
+		require.NoError(t, p.Ours.SetWriteDeadline(time.Now().Add(tlstest.Timeout)))
+		_, err = p.Ours.Write(tlstest.Pattern(tlstest.FillSize))
 		require.NoError(t, err)
-		n, err = p.ours.SendQueueLen()
+		n, err = p.Ours.SendQueueLen()
 		require.NoError(t, err)
 		require.Greater(t, n, 0)
-		require.LessOrEqual(t, n, fillSize+fillSize/8, "bytes, TLS overhead included")
+		require.LessOrEqual(t, n, tlstest.FillSize+tlstest.FillSize/8, "bytes, TLS overhead included")
 	})
 }
 
@@ -161,27 +165,27 @@ func TestSendQueueLen(t *testing.T) {
 // receive buffer holds; it then reads every byte and the close_notify.
 func TestCloseDrainSendQueue(t *testing.T) {
 	const drainSize = 512 << 10
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{
-			ourSndBuf: fillOurSndBuf, peerRcvBuf: 32 << 10,
-			policy: &openssl.ClosePolicy{DrainSendQueue: true, Timeout: testTimeout},
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{
+			Case: tc, OurSndBuf: tlstest.FillSndBuf, PeerRcvBuf: 32 << 10,
+			Policy: &openssl.ClosePolicy{DrainSendQueue: true, Timeout: tlstest.Timeout},
 		})
-		p.exchange(t)
-		data := sdPattern(drainSize)
-		require.NoError(t, p.ours.SetWriteDeadline(time.Now().Add(testTimeout)))
-		_, err := p.ours.Write(data)
+		p.Exchange(t)
+		data := tlstest.Pattern(drainSize)
+		require.NoError(t, p.Ours.SetWriteDeadline(time.Now().Add(tlstest.Timeout)))
+		_, err := p.Ours.Write(data)
 		require.NoError(t, err)
-		queued, err := p.ours.SendQueueLen()
+		queued, err := p.Ours.SendQueueLen()
 		require.NoError(t, err)
 		require.Greater(t, queued, drainSize/2, "the peer has not read yet")
 
 		var read atomic.Int64
 		got := make(chan []byte, 1)
-		peer := sdGo(func() error {
+		peer := tlstest.Go(func() error {
 			var all []byte
 			buf := make([]byte, 1<<10) // a slow reader: 1 KiB at a time
 			for {
-				n, err := p.peer.Read(buf)
+				n, err := p.Peer.Read(buf)
 				all = append(all, buf[:n]...)
 				read.Add(int64(n))
 				if err == io.EOF {
@@ -193,11 +197,11 @@ func TestCloseDrainSendQueue(t *testing.T) {
 				}
 			}
 		})
-		require.NoError(t, p.ours.Close())
+		require.NoError(t, p.Ours.Close())
 		// Everything was acknowledged, so at most what the peer's kernel
 		// (SO_RCVBUF 32 KiB, doubled) and crypto/tls buffer is unread.
 		require.GreaterOrEqual(t, read.Load(), int64(drainSize-128<<10))
-		sdWait(t, peer, "peer's read")
+		tlstest.Wait(t, peer, "peer's read")
 		require.Equal(t, data, <-got)
 	})
 }
@@ -208,45 +212,45 @@ func TestCloseDrainSendQueue(t *testing.T) {
 // close_notify. Without it, the peer sees a reset.
 func TestCloseLingering(t *testing.T) {
 	const unread = 16 << 10
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		setup := func(t *testing.T, policy openssl.ClosePolicy) (*sdPair, []byte) {
-			p := sdNewPair(t, tc, sdOpts{ourSndBuf: fillOurSndBuf, peerRcvBuf: 32 << 10, policy: &policy})
-			p.exchange(t)
-			sdWait(t, sdGo(func() error {
-				_, err := p.peer.Write(sdPattern(unread))
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		setup := func(t *testing.T, policy openssl.ClosePolicy) (*tlstest.Pair, []byte) {
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, OurSndBuf: tlstest.FillSndBuf, PeerRcvBuf: 32 << 10, Policy: &policy})
+			p.Exchange(t)
+			tlstest.Wait(t, tlstest.Go(func() error {
+				_, err := p.Peer.Write(tlstest.Pattern(unread))
 				return err
 			}), "peer's write")
-			sdPoll(t, p.ourSock, unix.POLLIN) // the input we leave unread
-			data := sdPattern(fillSize)
-			require.NoError(t, p.ours.SetWriteDeadline(time.Now().Add(testTimeout)))
-			_, err := p.ours.Write(data)
+			require.NoError(t, tlstest.Poll(p.OurSock, unix.POLLIN, tlstest.Timeout)) // the input we leave unread
+			data := tlstest.Pattern(tlstest.FillSize)
+			require.NoError(t, p.Ours.SetWriteDeadline(time.Now().Add(tlstest.Timeout)))
+			_, err := p.Ours.Write(data)
 			require.NoError(t, err)
 			return p, data
 		}
-		peerRead := func(p *sdPair, got chan<- []byte, close bool) <-chan error {
-			return sdGo(func() error {
-				all, err := io.ReadAll(p.peer)
+		peerRead := func(p *tlstest.Pair, got chan<- []byte, close bool) <-chan error {
+			return tlstest.Go(func() error {
+				all, err := io.ReadAll(p.Peer)
 				got <- all
 				if err == nil && close {
-					err = p.peer.Close()
+					err = p.Peer.Close()
 				}
 				return err
 			})
 		}
 		t.Run("lingering", func(t *testing.T) {
-			p, data := setup(t, openssl.ClosePolicy{Lingering: true, Timeout: testTimeout})
+			p, data := setup(t, openssl.ClosePolicy{Lingering: true, Timeout: tlstest.Timeout})
 			got := make(chan []byte, 1)
 			peer := peerRead(p, got, true)
-			require.NoError(t, p.ours.Close())
-			sdWait(t, peer, "peer: no reset, io.EOF after our close_notify")
+			require.NoError(t, p.Ours.Close())
+			tlstest.Wait(t, peer, "peer: no reset, io.EOF after our close_notify")
 			require.Equal(t, data, <-got)
-			require.Equal(t, int64(unread), p.ours.DiscardedBytes())
+			require.Equal(t, int64(unread), p.Ours.DiscardedBytes())
 		})
 		t.Run("default policy resets", func(t *testing.T) {
 			p, data := setup(t, openssl.ClosePolicy{})
-			require.NoError(t, p.ours.Close())
+			require.NoError(t, p.Ours.Close())
 			got := make(chan []byte, 1)
-			err := sdResult(t, peerRead(p, got, false), "peer's read")
+			err := tlstest.Result(t, peerRead(p, got, false), "peer's read")
 			require.ErrorIs(t, err, syscall.ECONNRESET)
 			require.Less(t, len(<-got), len(data), "the reset destroyed data")
 		})
@@ -257,20 +261,20 @@ func TestCloseLingering(t *testing.T) {
 // be flushed (fill makes that deterministic). Close gives up after its
 // Timeout and closes the fd all the same.
 func TestCloseStalledPeer(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		opts := sdFillOpts
-		opts.policy = &openssl.ClosePolicy{Timeout: sdShortTimeout}
-		p := sdNewPair(t, tc, opts)
-		p.exchange(t)
-		data := sdPattern(fillSize)
-		p.fill(t, data)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		spec := tlstest.FillSpec(tc)
+		spec.Policy = &openssl.ClosePolicy{Timeout: shortTimeout}
+		p := tlstest.Connect(t, spec)
+		p.Exchange(t)
+		data := tlstest.Pattern(tlstest.FillSize)
+		p.FillSendQueue(t, data)
 		var err error
-		sdWithin(t, sdShortTimeout+sdMargin, "Close", func() { err = p.ours.Close() })
+		tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { err = p.Ours.Close() })
 		require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		// The fd is closed: the peer reads what was in the kernel, then EOF
 		// (at a record boundary: the alert never left OpenSSL).
-		got, err := io.ReadAll(p.peer)
+		got, err := io.ReadAll(p.Peer)
 		require.NoError(t, err)
 		require.Equal(t, data, got)
 	})
@@ -281,27 +285,29 @@ func TestCloseStalledPeer(t *testing.T) {
 func TestCloseAfterReadEOF(t *testing.T) {
 	policies := map[string]openssl.ClosePolicy{
 		"default":     {},
-		"WaitForPeer": {WaitForPeer: true, Timeout: testTimeout},
+		"WaitForPeer": {WaitForPeer: true, Timeout: tlstest.Timeout},
 	}
-	sdEach(t, func(t *testing.T, tc sdCase) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		for name, policy := range policies {
 			t.Run(name, func(t *testing.T) {
-				p := sdNewPair(t, tc, sdOpts{policy: &policy})
-				p.exchange(t)
-				mark := p.rec.mark()
-				peer := sdGo(func() error {
-					if err := p.peer.CloseWrite(); err != nil { // close_notify
+				p := tlstest.Connect(t, tlstest.Spec{Case: tc, Policy: &policy, Record: true})
+				p.Exchange(t)
+				mark := p.Rec.Mark()
+				peer := tlstest.Go(func() error {
+					if err := p.Peer.CloseWrite(); err != nil { // close_notify
 						return err
 					}
-					return sdReadEOF(p.peer) // ours
+					return tlstest.ReadEOF(p.Peer) // ours
 				})
-				n, err := p.ours.Read(make([]byte, 10))
+				n, err := p.Ours.Read(make([]byte, 10))
 				require.Zero(t, n)
 				require.Equal(t, io.EOF, err)
-				sdWithin(t, sdMargin, "Close", func() { require.NoError(t, p.ours.Close()) })
-				require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
-				sdWait(t, peer, "peer")
-				requireOneAlertRecord(t, tc, p.rec.since(mark))
+				var closeErr error
+				tlstest.Within(t, boundMargin, "Close", func() { closeErr = p.Ours.Close() })
+				require.NoError(t, closeErr)
+				require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
+				tlstest.Wait(t, peer, "peer")
+				requireOneAlertRecord(t, tc, p.Rec.Since(mark))
 			})
 		}
 	})
@@ -311,28 +317,28 @@ func TestCloseAfterReadEOF(t *testing.T) {
 // for a peer that never answers. Nothing hangs; Shutdown returns an error
 // wrapping net.ErrClosed.
 func TestCloseRacesShutdown(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		for _, policy := range []openssl.ClosePolicy{{}, {WaitForPeer: true, Timeout: sdShortTimeout}} {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		for _, policy := range []openssl.ClosePolicy{{}, {WaitForPeer: true, Timeout: shortTimeout}} {
 			name := "default"
 			if policy.WaitForPeer {
 				name = "WaitForPeer"
 			}
 			t.Run(name, func(t *testing.T) {
-				p := sdNewPair(t, tc, sdOpts{policy: &policy})
-				p.exchange(t)
-				shut := sdGo(func() error { return p.ours.Shutdown(context.Background()) })
+				p := tlstest.Connect(t, tlstest.Spec{Case: tc, Policy: &policy})
+				p.Exchange(t)
+				shut := tlstest.Go(func() error { return p.Ours.Shutdown(context.Background()) })
 				// Once the peer has our alert, Shutdown waits (or is about
 				// to) for the peer's.
-				require.NoError(t, sdReadEOF(p.peer))
+				require.NoError(t, tlstest.ReadEOF(p.Peer))
 				var closeErr error
-				sdWithin(t, policy.Timeout+sdMargin, "Close", func() { closeErr = p.ours.Close() })
+				tlstest.Within(t, policy.Timeout+boundMargin, "Close", func() { closeErr = p.Ours.Close() })
 				if closeErr != nil {
 					// Under WaitForPeer, Close may have waited before
 					// Shutdown took the read side.
 					require.True(t, policy.WaitForPeer, "Close: %v", closeErr)
 					require.ErrorIs(t, closeErr, openssl.ErrShutdownTimeout)
 				}
-				err := sdResult(t, shut, "Shutdown")
+				err := tlstest.Result(t, shut, "Shutdown")
 				require.True(t, errors.Is(err, net.ErrClosed) || errors.Is(err, openssl.ErrShutdownTimeout),
 					"Shutdown: %v", err)
 			})

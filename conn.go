@@ -142,15 +142,16 @@ func newConn(conn net.Conn, sslCtx *Ctx, server bool) (*Conn, error) {
 
 // Read reads application data into b, running the handshake first if
 // needed. It returns:
-//   - io.EOF once the peer's close_notify arrived (and on every later call);
-//   - an *Error wrapping ErrTruncated (and io.ErrUnexpectedEOF) when the
+//   - [io.EOF] once the peer's close_notify arrived (and on every later
+//     call);
+//   - an *Error wrapping [ErrTruncated] (and [io.ErrUnexpectedEOF]) when the
 //     peer closed TCP without close_notify, or io.EOF for that with
-//     IgnoreUnexpectedEOF;
-//   - an *Error wrapping os.ErrDeadlineExceeded (Timeout() true) when the
+//     [IgnoreUnexpectedEOF];
+//   - an *Error wrapping [os.ErrDeadlineExceeded] (Timeout() true) when the
 //     read deadline passed; the Conn stays usable;
-//   - an *Error wrapping net.ErrClosed after Close, also for a Read that
-//     Close woke up;
-//   - an *Error wrapping syscall.ECONNRESET when the peer reset the
+//   - an *Error wrapping [net.ErrClosed] after [Conn.Close], also for a Read
+//     that Close woke up;
+//   - an *Error wrapping [syscall.ECONNRESET] when the peer reset the
 //     connection, or OpenSSL's error.
 //
 // All errors but the deadline are permanent (corresponds to SSL_read_ex).
@@ -192,14 +193,18 @@ func (c *Conn) readLocked(b []byte) (int, error) {
 }
 
 // Write writes all of b, running the handshake first if needed, and returns
-// len(b) or an error with the count written before it. Errors are
-// permanent: a Write that fails, or whose write deadline passes, may have
-// left part of a record inside OpenSSL, so every later Write returns the
-// same error (as crypto/tls does). After our close_notify (CloseWrite,
-// Shutdown, ShutdownOnce) it returns an *Error wrapping
-// ErrWriteAfterShutdown; after Close, one wrapping net.ErrClosed; on a reset
-// connection, one wrapping syscall.EPIPE or syscall.ECONNRESET, never a
-// SIGPIPE (corresponds to SSL_write_ex).
+// len(b) or an error with the count written before it. It returns an *Error
+// wrapping:
+//   - [ErrWriteAfterShutdown] after our close_notify ([Conn.CloseWrite],
+//     [Conn.Shutdown], [Conn.ShutdownOnce]);
+//   - [net.ErrClosed] after [Conn.Close];
+//   - [os.ErrDeadlineExceeded] when the write deadline passed;
+//   - [syscall.EPIPE] or [syscall.ECONNRESET] on a reset connection (never
+//     a SIGPIPE), or OpenSSL's error.
+//
+// Every error is permanent: a Write that fails, or whose deadline passes,
+// may have left part of a record inside OpenSSL, so every later Write
+// returns the same error, as in crypto/tls (corresponds to SSL_write_ex).
 func (c *Conn) Write(b []byte) (int, error) {
 	if err := c.Handshake(); err != nil {
 		return 0, err

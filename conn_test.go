@@ -17,11 +17,12 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 func TestNewConnRejectsNonSocketConns(t *testing.T) {
 	before := liveSSL()
-	ctx := serverCtx(t)
+	sslCtx := tlstest.ServerCtx(t)
 
 	a, b := net.Pipe()
 	defer a.Close()
@@ -29,24 +30,24 @@ func TestNewConnRejectsNonSocketConns(t *testing.T) {
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	defer udp.Close()
-	tcp, _ := tcpPair(t)
+	tcp, _ := tlstest.TCPPair(t)
 
 	for _, tc := range []struct {
-		name string
-		conn net.Conn
-		ctx  *openssl.Ctx
-		want string
+		name   string
+		conn   net.Conn
+		sslCtx *openssl.Ctx
+		want   string
 	}{
-		{"net.Pipe", a, ctx, "does not expose a file descriptor"},
-		{"UDP", udp, ctx, "not a stream socket"},
-		{"nil conn", nil, ctx, "nil net.Conn or Ctx"},
+		{"net.Pipe", a, sslCtx, "does not expose a file descriptor"},
+		{"UDP", udp, sslCtx, "not a stream socket"},
+		{"nil conn", nil, sslCtx, "nil net.Conn or Ctx"},
 		{"nil ctx", tcp, nil, "nil net.Conn or Ctx"},
 	} {
 		for name, f := range map[string]func(net.Conn, *openssl.Ctx) (*openssl.Conn, error){
 			"Client": openssl.Client, "Server": openssl.Server,
 		} {
 			t.Run(tc.name+"/"+name, func(t *testing.T) {
-				c, err := f(tc.conn, tc.ctx)
+				c, err := f(tc.conn, tc.sslCtx)
 				require.Nil(t, c)
 				e := asError(t, err)
 				require.Equal(t, "new conn", e.Op)
@@ -63,9 +64,9 @@ func TestDial(t *testing.T) {
 	wrongName, err := testcert.New("example.com") // covers neither localhost nor 127.0.0.1
 	require.NoError(t, err)
 
-	eachVersion(t, func(t *testing.T, v uint16) {
-		good := startGoTLSServer(t, peerConfig(v, weAreClient))
-		wrongCfg := peerConfig(v, weAreClient)
+	tlstest.EachVersion(t, func(t *testing.T, v uint16) {
+		good := startGoTLSServer(t, tlstest.PeerConfig(pki, v, tlstest.WeClient))
+		wrongCfg := tlstest.PeerConfig(pki, v, tlstest.WeClient)
 		wrongCfg.Certificates = []tls.Certificate{wrongName.TLSCert}
 		wrong := startGoTLSServer(t, wrongCfg)
 
@@ -73,24 +74,24 @@ func TestDial(t *testing.T) {
 			name    string
 			srv     *goTLSServer
 			host    string
-			ctx     *openssl.Ctx
+			sslCtx  *openssl.Ctx
 			flags   openssl.DialFlags
 			sni     string               // what the server must see
 			verify  openssl.VerifyResult // for failures: the expected result
 			message string               // for failures: in the message
 		}{
-			{name: "DNS name", srv: good, host: "localhost", ctx: clientCtx(t), sni: "localhost"},
-			{name: "IP address", srv: good, host: "127.0.0.1", ctx: clientCtx(t), sni: ""},
-			{name: "DisableSNI", srv: good, host: "localhost", ctx: clientCtx(t), flags: openssl.DisableSNI, sni: ""},
-			{name: "wrong host name", srv: wrong, host: "localhost", ctx: trustingCtx(t, wrongName), sni: "localhost",
+			{name: "DNS name", srv: good, host: "localhost", sslCtx: tlstest.ClientCtx(t), sni: "localhost"},
+			{name: "IP address", srv: good, host: "127.0.0.1", sslCtx: tlstest.ClientCtx(t), sni: ""},
+			{name: "DisableSNI", srv: good, host: "localhost", sslCtx: tlstest.ClientCtx(t), flags: openssl.DisableSNI, sni: ""},
+			{name: "wrong host name", srv: wrong, host: "localhost", sslCtx: tlstest.TrustingCtx(t, wrongName), sni: "localhost",
 				verify: 62, message: "hostname mismatch"}, // X509_V_ERR_HOSTNAME_MISMATCH
-			{name: "wrong IP address", srv: wrong, host: "127.0.0.1", ctx: trustingCtx(t, wrongName), sni: "",
+			{name: "wrong IP address", srv: wrong, host: "127.0.0.1", sslCtx: tlstest.TrustingCtx(t, wrongName), sni: "",
 				verify: 64, message: "IP address mismatch"}, // X509_V_ERR_IP_ADDRESS_MISMATCH
-			{name: "wrong host name, InsecureSkipHostVerification", srv: wrong, host: "localhost", ctx: trustingCtx(t, wrongName),
+			{name: "wrong host name, InsecureSkipHostVerification", srv: wrong, host: "localhost", sslCtx: tlstest.TrustingCtx(t, wrongName),
 				flags: openssl.InsecureSkipHostVerification, sni: "localhost"},
-			{name: "untrusted CA", srv: good, host: "localhost", ctx: trustingCtx(t, wrongName), sni: "localhost",
+			{name: "untrusted CA", srv: good, host: "localhost", sslCtx: tlstest.TrustingCtx(t, wrongName), sni: "localhost",
 				verify: 19, message: "self-signed certificate in certificate chain"},
-			{name: "system roots (nil Ctx)", srv: good, host: "localhost", ctx: nil, sni: "localhost",
+			{name: "system roots (nil Ctx)", srv: good, host: "localhost", sslCtx: nil, sni: "localhost",
 				verify: 19, message: "self-signed certificate in certificate chain"},
 		} {
 			for _, dialer := range []string{"Dial", "DialContext"} {
@@ -100,11 +101,11 @@ func TestDial(t *testing.T) {
 					var conn *openssl.Conn
 					var err error
 					if dialer == "Dial" {
-						conn, err = openssl.Dial("tcp", addr, tc.ctx, tc.flags)
+						conn, err = openssl.Dial("tcp", addr, tc.sslCtx, tc.flags)
 					} else {
-						dctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+						ctx, cancel := context.WithTimeout(context.Background(), tlstest.Timeout)
 						defer cancel()
-						conn, err = openssl.DialContext(dctx, "tcp", addr, tc.ctx, tc.flags)
+						conn, err = openssl.DialContext(ctx, "tcp", addr, tc.sslCtx, tc.flags)
 					}
 					require.Equal(t, tc.sni, <-tc.srv.hellos, "SNI seen by the server")
 					srvErr := <-tc.srv.results
@@ -157,7 +158,7 @@ func echoOnce(t testing.TB, ours *openssl.Conn, peer *tls.Conn) {
 }
 
 func TestDialErrors(t *testing.T) {
-	_, err := openssl.Dial("tcp", "no-port", clientCtx(t), 0)
+	_, err := openssl.Dial("tcp", "no-port", tlstest.ClientCtx(t), 0)
 	require.Equal(t, "dial", asError(t, err).Op)
 
 	// Nothing listens on a port that was just closed.
@@ -165,30 +166,30 @@ func TestDialErrors(t *testing.T) {
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
-	_, err = openssl.Dial("tcp", addr, clientCtx(t), 0)
+	_, err = openssl.Dial("tcp", addr, tlstest.ClientCtx(t), 0)
 	require.Equal(t, "dial", asError(t, err).Op)
 	require.ErrorIs(t, err, syscall.ECONNREFUSED)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = openssl.DialContext(ctx, "tcp", silentListener(t), clientCtx(t), 0)
+	_, err = openssl.DialContext(ctx, "tcp", silentListener(t), tlstest.ClientCtx(t), 0)
 	require.ErrorIs(t, err, context.Canceled)
 
 	//lint:ignore SA1012 a nil context is what is tested.
-	_, err = openssl.DialContext(nil, "tcp", addr, clientCtx(t), 0) //nolint:staticcheck
+	_, err = openssl.DialContext(nil, "tcp", addr, tlstest.ClientCtx(t), 0) //nolint:staticcheck
 	require.ErrorIs(t, err, openssl.ErrNilContext)
 }
 
 func TestListen(t *testing.T) {
-	eachVersion(t, func(t *testing.T, v uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, v uint16) {
 		for name, listen := range map[string]func() (net.Listener, error){
-			"Listen": func() (net.Listener, error) { return openssl.Listen("tcp", "127.0.0.1:0", serverCtx(t)) },
+			"Listen": func() (net.Listener, error) { return openssl.Listen("tcp", "127.0.0.1:0", tlstest.ServerCtx(t)) },
 			"NewListener": func() (net.Listener, error) {
 				inner, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					return nil, err
 				}
-				return openssl.NewListener(inner, serverCtx(t)), nil
+				return openssl.NewListener(inner, tlstest.ServerCtx(t)), nil
 			},
 		} {
 			t.Run(name, func(t *testing.T) {
@@ -202,8 +203,8 @@ func TestListen(t *testing.T) {
 				}
 				dc := make(chan dialed, 1)
 				go func() {
-					d := &net.Dialer{Timeout: testTimeout}
-					c, err := tls.DialWithDialer(d, "tcp", l.Addr().String(), peerConfig(v, weAreServer))
+					d := &net.Dialer{Timeout: tlstest.Timeout}
+					c, err := tls.DialWithDialer(d, "tcp", l.Addr().String(), tlstest.PeerConfig(pki, v, tlstest.WeServer))
 					dc <- dialed{c, err}
 				}()
 				nc, err := l.Accept()
@@ -229,21 +230,21 @@ func TestHandshakeFailures(t *testing.T) {
 	require.NoError(t, err)
 
 	t.Run("untrusted CA", func(t *testing.T) {
-		eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-			spec := pairSpec{version: v, role: r, peer: peerConfig(v, r)}
-			if r == weAreClient {
-				spec.peer.Certificates = []tls.Certificate{stranger.TLSCert}
+		tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+			spec := tlstest.Spec{Case: tc, Config: tlstest.PeerConfig(pki, tc.Version, tc.Role)}
+			if tc.Role == tlstest.WeClient {
+				spec.Config.Certificates = []tls.Certificate{stranger.TLSCert}
 			} else {
-				spec.ctx = mtlsServerCtx(t)
-				spec.peer.Certificates = []tls.Certificate{stranger.TLSCert}
+				spec.Ctx = mtlsServerCtx(t)
+				spec.Config.Certificates = []tls.Certificate{stranger.TLSCert}
 			}
-			p := newPair(t, spec)
-			ourErr, peerErr := p.handshake()
+			p := tlstest.NewPair(t, spec)
+			ourErr, peerErr := p.Handshake()
 			if peerErr == nil {
 				// A TLS 1.3 client finishes before the server judges its
 				// certificate, and learns of the alert on Read.
-				require.Equal(t, uint16(tls.VersionTLS13), v)
-				_, peerErr = p.peer.Read(make([]byte, 1))
+				require.Equal(t, uint16(tls.VersionTLS13), tc.Version)
+				_, peerErr = p.Peer.Read(make([]byte, 1))
 			}
 			// OpenSSL's alert is "unknown CA". (A TLS 1.3 crypto/tls server
 			// reports it as a bad record MAC: the OpenSSL client sends it
@@ -253,37 +254,37 @@ func TestHandshakeFailures(t *testing.T) {
 			require.Equal(t, openssl.ErrorSSL, e.Code)
 			require.Equal(t, openssl.VerifyResult(19), e.Verify) // self-signed certificate in certificate chain
 			require.Contains(t, ourErr.Error(), "certificate verification: self-signed certificate in certificate chain")
-			requireStickyHandshakeError(t, p.ours, ourErr)
+			requireStickyHandshakeError(t, p.Ours, ourErr)
 		})
 	})
 
 	t.Run("no shared cipher", func(t *testing.T) {
 		// crypto/tls cannot restrict its TLS 1.3 suites, so TLS 1.2 only.
-		for _, r := range ourRoles {
+		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				ctx := ctxFor(t, r)
-				require.NoError(t, ctx.SetCipherList("ECDHE-ECDSA-AES256-GCM-SHA384"))
-				cfg := peerConfig(tls.VersionTLS12, r)
+				sslCtx := tlstest.CtxFor(t, r)
+				require.NoError(t, sslCtx.SetCipherList("ECDHE-ECDSA-AES256-GCM-SHA384"))
+				cfg := tlstest.PeerConfig(pki, tls.VersionTLS12, r)
 				cfg.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}
-				p := newPair(t, pairSpec{version: tls.VersionTLS12, role: r, ctx: ctx, peer: cfg})
-				ourErr, peerErr := p.handshake()
+				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS12, Role: r}, Ctx: sslCtx, Config: cfg})
+				ourErr, peerErr := p.Handshake()
 				require.Error(t, peerErr)
 				reason := "no shared cipher" // our server found none
-				if r == weAreClient {
+				if r == tlstest.WeClient {
 					reason = "sslv3 alert handshake failure" // the crypto/tls server's alert
 				}
 				e := requireReason(t, ourErr, "handshake", reason)
 				require.Equal(t, openssl.ErrorSSL, e.Code)
-				requireStickyHandshakeError(t, p.ours, ourErr)
+				requireStickyHandshakeError(t, p.Ours, ourErr)
 			})
 		}
 		// TLS 1.3 between two of our Conns.
 		t.Run("TLS 1.3 OpenSSL peer", func(t *testing.T) {
-			srvCtx, cliCtx := serverCtx(t), clientCtx(t)
+			srvCtx, cliCtx := tlstest.ServerCtx(t), tlstest.ClientCtx(t)
 			require.NoError(t, srvCtx.SetCipherSuites("TLS_AES_256_GCM_SHA384"))
 			require.NoError(t, cliCtx.SetCipherSuites("TLS_CHACHA20_POLY1305_SHA256"))
 			require.NoError(t, srvCtx.SetMinProtoVersion(tls.VersionTLS13))
-			c, s := tcpPair(t)
+			c, s := tlstest.TCPPair(t)
 			cli, err := openssl.Client(c, cliCtx)
 			require.NoError(t, err)
 			defer cli.Close()
@@ -299,25 +300,25 @@ func TestHandshakeFailures(t *testing.T) {
 	})
 
 	t.Run("peer speaks plain text", func(t *testing.T) {
-		for _, r := range ourRoles {
+		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				c, s := tcpPair(t)
+				c, s := tlstest.TCPPair(t)
 				var ours *openssl.Conn
 				var peer *net.TCPConn
 				var reason string
-				if r == weAreServer {
-					ours, err = openssl.Server(s, serverCtx(t))
+				if r == tlstest.WeServer {
+					ours, err = openssl.Server(s, tlstest.ServerCtx(t))
 					peer = c
 					reason = "http request"
 				} else {
-					ours, err = openssl.Client(c, clientCtx(t))
+					ours, err = openssl.Client(c, tlstest.ClientCtx(t))
 					peer = s
 					reason = "wrong version number"
 				}
 				require.NoError(t, err)
 				defer ours.Close()
 				msg := "GET / HTTP/1.0\r\n\r\n"
-				if r == weAreClient {
+				if r == tlstest.WeClient {
 					msg = "HTTP/1.0 400 Bad Request\r\n\r\n"
 				}
 				_, err = peer.Write([]byte(msg))
@@ -347,21 +348,21 @@ func requireStickyHandshakeError(t testing.TB, c *openssl.Conn, first error) {
 func TestConnectionState(t *testing.T) {
 	client, err := pki.ClientBundle("client.test")
 	require.NoError(t, err)
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		ctx := ctxFor(t, r)
-		if r == weAreServer {
-			ctx = mtlsServerCtx(t)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		sslCtx := tlstest.CtxFor(t, tc.Role)
+		if tc.Role == tlstest.WeServer {
+			sslCtx = mtlsServerCtx(t)
 		}
-		require.NoError(t, ctx.SetNextProtos([]string{"h2", "http/1.1"}))
-		cfg := peerConfig(v, r)
+		require.NoError(t, sslCtx.SetNextProtos([]string{"h2", "http/1.1"}))
+		cfg := tlstest.PeerConfig(pki, tc.Version, tc.Role)
 		cfg.NextProtos = []string{"http/1.1"}
 
 		var ours *openssl.Conn
 		var peer *tls.Conn
 		wantPeerLeaf := pki.Leaf
-		if r == weAreClient {
+		if tc.Role == tlstest.WeClient {
 			srv := startGoTLSServer(t, cfg)
-			ours, err = openssl.Dial("tcp", "localhost:"+srv.port(), ctx, 0)
+			ours, err = openssl.Dial("tcp", "localhost:"+srv.port(), sslCtx, 0)
 			require.NoError(t, err)
 			t.Cleanup(func() { ours.Close() })
 			require.Equal(t, "localhost", <-srv.hellos)
@@ -369,20 +370,20 @@ func TestConnectionState(t *testing.T) {
 			peer = <-srv.conns
 		} else {
 			cfg.Certificates = []tls.Certificate{client.TLSCert}
-			p := newPair(t, pairSpec{version: v, role: r, ctx: ctx, peer: cfg})
-			require.Equal(t, openssl.ConnectionState{}, p.ours.ConnectionState(), "zero before the handshake")
-			ourErr, peerErr := p.handshake()
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tc, Ctx: sslCtx, Config: cfg})
+			require.Equal(t, openssl.ConnectionState{}, p.Ours.ConnectionState(), "zero before the handshake")
+			ourErr, peerErr := p.Handshake()
 			require.NoError(t, ourErr)
 			require.NoError(t, peerErr)
-			ours, peer = p.ours, p.peer
+			ours, peer = p.Ours, p.Peer
 			wantPeerLeaf = client.Leaf
 		}
 
 		st, pst := ours.ConnectionState(), peer.ConnectionState()
 		require.True(t, st.HandshakeComplete)
-		require.Equal(t, v, st.Version)
+		require.Equal(t, tc.Version, st.Version)
 		require.Equal(t, pst.Version, st.Version)
-		if v == tls.VersionTLS13 {
+		if tc.Version == tls.VersionTLS13 {
 			require.Equal(t, tls.CipherSuiteName(pst.CipherSuite), st.CipherSuite)
 		} else {
 			id, ok := openSSL12Names[st.CipherSuite]
@@ -396,7 +397,7 @@ func TestConnectionState(t *testing.T) {
 		require.Equal(t, openssl.VerifyOK, st.VerifyResult)
 		require.NotEmpty(t, st.PeerCertificates)
 		require.True(t, st.PeerCertificates[0].Equal(wantPeerLeaf))
-		if r == weAreClient {
+		if tc.Role == tlstest.WeClient {
 			require.Len(t, st.PeerCertificates, 2, "leaf and CA as the server sent them")
 			require.True(t, st.PeerCertificates[1].Equal(pki.CA))
 		}
@@ -404,19 +405,19 @@ func TestConnectionState(t *testing.T) {
 }
 
 func TestConnectionStateNoClientCertificate(t *testing.T) {
-	p := connectedPair(t, pairSpec{version: tls.VersionTLS13, role: weAreServer})
-	st := p.ours.ConnectionState()
+	p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeServer}})
+	st := p.Ours.ConnectionState()
 	require.Nil(t, st.PeerCertificates)
 	require.Equal(t, openssl.VerifyOK, st.VerifyResult)
 }
 
 func TestLargeTransferBothWays(t *testing.T) {
 	const size = 8 << 20
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		p := connectedPair(t, pairSpec{version: v, role: r})
-		require.NoError(t, p.peerRaw.SetDeadline(time.Now().Add(4*testTimeout)))
-		require.NoError(t, p.ours.SetDeadline(time.Now().Add(4*testTimeout)))
-		up, down := pattern(1, size), pattern(2, size)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		require.NoError(t, p.PeerTCP().SetDeadline(time.Now().Add(4*tlstest.Timeout)))
+		require.NoError(t, p.Ours.SetDeadline(time.Now().Add(4*tlstest.Timeout)))
+		up, down := randomBytes(1, size), randomBytes(2, size)
 
 		type result struct {
 			sum [32]byte
@@ -426,19 +427,19 @@ func TestLargeTransferBothWays(t *testing.T) {
 		peerWrite := make(chan error, 1)
 		ourWrite := make(chan error, 1)
 		go func() {
-			sum, err := readSum(p.peer, size)
+			sum, err := readSum(p.Peer, size)
 			peerRead <- result{sum, err}
 		}()
-		go func() { peerWrite <- writeChunks(p.peer, down, 3) }()
-		go func() { ourWrite <- writeChunks(p.ours, up, 4) }()
+		go func() { peerWrite <- writeChunks(p.Peer, down, 3) }()
+		go func() { ourWrite <- writeChunks(p.Ours, up, 4) }()
 
 		// Our reads land in buffers of varying size too.
 		got := bytes.NewBuffer(make([]byte, 0, size))
 		buf := make([]byte, 128<<10+1)
-		sizes := pattern(5, 1<<16)
+		sizes := randomBytes(5, 1<<16)
 		for i := 0; got.Len() < size; i++ {
 			n := 1 + int(sizes[i%len(sizes)])<<9
-			k, err := p.ours.Read(buf[:min(n, size-got.Len())])
+			k, err := p.Ours.Read(buf[:min(n, size-got.Len())])
 			require.NoError(t, err)
 			got.Write(buf[:k])
 		}
@@ -453,53 +454,53 @@ func TestLargeTransferBothWays(t *testing.T) {
 }
 
 func TestReadEOFOnCloseNotify(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		p := connectedPair(t, pairSpec{version: v, role: r})
-		_, err := p.peer.Write([]byte("bye"))
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		_, err := p.Peer.Write([]byte("bye"))
 		require.NoError(t, err)
-		require.NoError(t, p.peer.CloseWrite()) // close_notify, TCP stays open
+		require.NoError(t, p.Peer.CloseWrite()) // close_notify, TCP stays open
 
 		buf := make([]byte, 16)
-		n, err := io.ReadAtLeast(p.ours, buf, 3)
+		n, err := io.ReadAtLeast(p.Ours, buf, 3)
 		require.NoError(t, err)
 		require.Equal(t, "bye", string(buf[:n]))
 		for range 3 {
-			n, err = p.ours.Read(buf)
+			n, err = p.Ours.Read(buf)
 			require.Zero(t, n)
 			require.Equal(t, io.EOF, err)
 		}
-		require.True(t, p.ours.ShutdownState().Received())
+		require.True(t, p.Ours.ShutdownState().Received())
 
 		// Our direction still works after the peer's close_notify.
 		errc := make(chan error, 1)
 		go func() {
 			b := make([]byte, 4)
-			_, err := io.ReadFull(p.peer, b)
+			_, err := io.ReadFull(p.Peer, b)
 			if err == nil && string(b) != "more" {
 				err = errors.New("peer read " + string(b))
 			}
 			errc <- err
 		}()
-		_, err = p.ours.Write([]byte("more"))
+		_, err = p.Ours.Write([]byte("more"))
 		require.NoError(t, err)
 		require.NoError(t, <-errc)
 	})
 }
 
 func TestReadTruncated(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		p := connectedPair(t, pairSpec{version: v, role: r})
-		p.syncPeer(t)
-		_, err := p.peer.Write([]byte("last"))
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p.SyncPeer(t)
+		_, err := p.Peer.Write([]byte("last"))
 		require.NoError(t, err)
-		require.NoError(t, p.peerRaw.Close()) // FIN, no close_notify
+		require.NoError(t, p.PeerTCP().Close()) // FIN, no close_notify
 
 		buf := make([]byte, 16)
-		n, err := p.ours.Read(buf)
+		n, err := p.Ours.Read(buf)
 		require.NoError(t, err)
 		require.Equal(t, "last", string(buf[:n]))
 
-		n, err = p.ours.Read(buf)
+		n, err = p.Ours.Read(buf)
 		require.Zero(t, n)
 		require.ErrorIs(t, err, openssl.ErrTruncated)
 		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
@@ -509,27 +510,26 @@ func TestReadTruncated(t *testing.T) {
 		require.Equal(t, openssl.ErrorSyscall, e.Code)
 		require.True(t, strings.HasPrefix(err.Error(), "openssl: read: "), err.Error())
 		for range 3 {
-			_, again := p.ours.Read(buf)
+			_, again := p.Ours.Read(buf)
 			require.Equal(t, err, again, "the error is permanent")
 		}
 	})
 }
 
 func TestReadFromResetPeer(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		p := connectedPair(t, pairSpec{version: v, role: r})
-		p.syncPeer(t)
-		require.NoError(t, p.peerRaw.SetLinger(0))
-		require.NoError(t, p.peerRaw.Close()) // RST
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p.SyncPeer(t)
+		require.NoError(t, p.ResetPeer())
 
-		_, err := p.ours.Read(make([]byte, 16))
+		_, err := p.Ours.Read(make([]byte, 16))
 		require.ErrorIs(t, err, syscall.ECONNRESET)
 		e := asError(t, err)
 		require.Equal(t, "read", e.Op)
 		require.Equal(t, openssl.ErrorSyscall, e.Code)
 		require.Equal(t, syscall.ECONNRESET, e.Errno)
 		require.NotErrorIs(t, err, openssl.ErrTruncated)
-		_, again := p.ours.Read(make([]byte, 16))
+		_, again := p.Ours.Read(make([]byte, 16))
 		require.Equal(t, err, again, "the error is permanent")
 	})
 }
@@ -537,7 +537,7 @@ func TestReadFromResetPeer(t *testing.T) {
 // TestWriteToResetPeer writes until the reset shows: the process must not
 // die of SIGPIPE, and the error must name the errno.
 func TestWriteToResetPeer(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		// The kernel reports a pending reset once, as ECONNRESET, and
 		// raises SIGPIPE only with the EPIPE of later writes. With
 		// clearReset the test takes the ECONNRESET itself (SO_ERROR), so
@@ -545,19 +545,18 @@ func TestWriteToResetPeer(t *testing.T) {
 		// by the socket BIO, SIGPIPE).
 		for _, clearReset := range []bool{false, true} {
 			t.Run(fmt.Sprintf("clearReset=%t", clearReset), func(t *testing.T) {
-				p := connectedPair(t, pairSpec{version: v, role: r})
-				p.syncPeer(t)
-				require.NoError(t, p.peerRaw.SetLinger(0))
-				require.NoError(t, p.peerRaw.Close()) // RST
-				require.NoError(t, p.ours.SetDeadline(time.Now().Add(testTimeout)))
+				p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+				p.SyncPeer(t)
+				require.NoError(t, p.ResetPeer())
+				require.NoError(t, p.Ours.SetDeadline(time.Now().Add(tlstest.Timeout)))
 				if clearReset {
-					require.Equal(t, syscall.ECONNRESET, takeSocketError(t, p.ours))
+					require.Equal(t, syscall.ECONNRESET, takeSocketError(t, p.Ours))
 				}
 
 				chunk := make([]byte, 16<<10)
 				var err error
 				for i := 0; i < 1000 && err == nil; i++ {
-					_, err = p.ours.Write(chunk)
+					_, err = p.Ours.Write(chunk)
 				}
 				require.Error(t, err, "1000 writes to a reset peer succeeded")
 				if clearReset {
@@ -568,7 +567,7 @@ func TestWriteToResetPeer(t *testing.T) {
 				e := asError(t, err)
 				require.Equal(t, "write", e.Op)
 				require.Equal(t, openssl.ErrorSyscall, e.Code)
-				_, again := p.ours.Write(chunk)
+				_, again := p.Ours.Write(chunk)
 				require.Equal(t, err, again, "the error is permanent")
 			})
 		}
@@ -597,7 +596,8 @@ func takeSocketError(t testing.TB, c *openssl.Conn) syscall.Errno {
 // and Write may live inside objects that hold Go pointers (net/http's
 // connReader does); passing them to C must not trip cgo's pointer check.
 func TestReadWriteBufferInsideStructWithPointers(t *testing.T) {
-	ours, peer := goServer(t, tls.VersionTLS13)
+	p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13}})
+	ours, peer := p.Ours, p.Peer
 	type holder struct {
 		next *holder
 		buf  [8]byte

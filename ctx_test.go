@@ -18,6 +18,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 func TestLoadCertificateFromPEM(t *testing.T) {
@@ -66,12 +67,12 @@ func TestLoadCertificateFromPEMBadInput(t *testing.T) {
 func TestLoadPrivateKeyFromPEM(t *testing.T) {
 	key, err := openssl.LoadPrivateKeyFromPEM(pki.KeyPEM)
 	require.NoError(t, err)
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
 	cert, err := openssl.LoadCertificateFromPEM(pki.CertPEM)
 	require.NoError(t, err)
-	require.NoError(t, ctx.UseCertificate(cert))
-	require.NoError(t, ctx.UsePrivateKey(key))
+	require.NoError(t, sslCtx.UseCertificate(cert))
+	require.NoError(t, sslCtx.UsePrivateKey(key))
 }
 
 func TestLoadPrivateKeyFromPEMBadInput(t *testing.T) {
@@ -109,31 +110,31 @@ func TestLoadPrivateKeyFromPEMBadInput(t *testing.T) {
 func TestUsePrivateKeyMismatch(t *testing.T) {
 	other, err := testcert.New()
 	require.NoError(t, err)
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
 	cert, err := openssl.LoadCertificateFromPEM(pki.CertPEM)
 	require.NoError(t, err)
 	wrongKey, err := openssl.LoadPrivateKeyFromPEM(other.KeyPEM)
 	require.NoError(t, err)
-	require.NoError(t, ctx.UseCertificate(cert))
+	require.NoError(t, sslCtx.UseCertificate(cert))
 
-	err = ctx.UsePrivateKey(wrongKey)
+	err = sslCtx.UsePrivateKey(wrongKey)
 	requireReason(t, err, "use private key", "key values mismatch")
 
 	// The right key still goes in afterwards, and the Ctx serves.
 	key, err := openssl.LoadPrivateKeyFromPEM(pki.KeyPEM)
 	require.NoError(t, err)
-	require.NoError(t, ctx.UsePrivateKey(key))
-	connectedPair(t, pairSpec{version: tls.VersionTLS13, role: weAreServer, ctx: ctx})
+	require.NoError(t, sslCtx.UsePrivateKey(key))
+	tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeServer}, Ctx: sslCtx})
 }
 
 func TestCtxNilArguments(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
 	for name, err := range map[string]error{
-		"use certificate":       ctx.UseCertificate(nil),
-		"add chain certificate": ctx.AddChainCertificate(nil),
-		"use private key":       ctx.UsePrivateKey(nil),
+		"use certificate":       sslCtx.UseCertificate(nil),
+		"add chain certificate": sslCtx.AddChainCertificate(nil),
+		"use private key":       sslCtx.UsePrivateKey(nil),
 	} {
 		e := asError(t, err)
 		require.Equal(t, name, e.Op)
@@ -141,44 +142,44 @@ func TestCtxNilArguments(t *testing.T) {
 }
 
 func TestLoadVerifyLocations(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 
-	err = ctx.LoadVerifyLocations(missing, "")
+	err = sslCtx.LoadVerifyLocations(missing, "")
 	requireReason(t, err, "load verify locations", "no such file")
 	require.Contains(t, err.Error(), "no such file or directory", "errno's text, not a number")
 	require.Contains(t, err.Error(), missing, "the message names the file")
 
-	err = ctx.LoadVerifyLocations("", filepath.Join(t.TempDir(), "missing-dir"))
+	err = sslCtx.LoadVerifyLocations("", filepath.Join(t.TempDir(), "missing-dir"))
 	e := asError(t, err)
 	require.Equal(t, "load verify locations", e.Op)
 	require.ErrorIs(t, err, fs.ErrNotExist)
 
-	err = ctx.LoadVerifyLocations("", "")
+	err = sslCtx.LoadVerifyLocations("", "")
 	require.Equal(t, "load verify locations", asError(t, err).Op)
 
 	// A file that is not PEM.
 	notPEM := filepath.Join(t.TempDir(), "not.pem")
 	require.NoError(t, os.WriteFile(notPEM, []byte("garbage"), 0o600))
-	err = ctx.LoadVerifyLocations(notPEM, "")
+	err = sslCtx.LoadVerifyLocations(notPEM, "")
 	require.Equal(t, "load verify locations", asError(t, err).Op)
 	require.NotEmpty(t, asError(t, err).Queue)
 
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(caFile, pki.CAPEM, 0o600))
-	require.NoError(t, ctx.LoadVerifyLocations(caFile, ""))
+	require.NoError(t, sslCtx.LoadVerifyLocations(caFile, ""))
 }
 
 func TestSetDefaultVerifyPaths(t *testing.T) {
 	// The system roots do not include the test CA: the handshake fails
 	// with the verify result saying so.
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	require.NoError(t, ctx.SetDefaultVerifyPaths())
-	ctx.SetVerifyMode(openssl.VerifyPeer)
-	p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: ctx})
-	ourErr, _ := p.handshake()
+	require.NoError(t, sslCtx.SetDefaultVerifyPaths())
+	sslCtx.SetVerifyMode(openssl.VerifyPeer)
+	p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx})
+	ourErr, _ := p.Handshake()
 	e := requireReason(t, ourErr, "handshake", "certificate verify failed")
 	// The peer sends its leaf and the test CA, which no system root signed.
 	require.Equal(t, openssl.VerifyResult(19), e.Verify) // X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
@@ -186,50 +187,50 @@ func TestSetDefaultVerifyPaths(t *testing.T) {
 }
 
 func TestVerifyModeDefault(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	require.Equal(t, openssl.VerifyNone, ctx.VerifyMode())
+	require.Equal(t, openssl.VerifyNone, sslCtx.VerifyMode())
 	// VerifyNone: a client goes on with an untrusted server, and the
 	// verify result tells what was wrong.
-	p := connectedPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: ctx})
-	require.Equal(t, openssl.VerifyResult(19), p.ours.ConnectionState().VerifyResult)
+	p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx})
+	require.Equal(t, openssl.VerifyResult(19), p.Ours.ConnectionState().VerifyResult)
 
-	ctx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
-	require.Equal(t, openssl.VerifyPeer|openssl.VerifyFailIfNoPeerCert, ctx.VerifyMode())
+	sslCtx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
+	require.Equal(t, openssl.VerifyPeer|openssl.VerifyFailIfNoPeerCert, sslCtx.VerifyMode())
 }
 
 // mtlsServerCtx is a server Ctx requiring a client certificate from pki's CA.
 func mtlsServerCtx(t *testing.T) *openssl.Ctx {
-	ctx := serverCtx(t)
+	sslCtx := tlstest.ServerCtx(t)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), pki.CAPEM, 0o600))
-	require.NoError(t, ctx.LoadVerifyLocations(filepath.Join(dir, "ca.pem"), ""))
-	ctx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
-	return ctx
+	require.NoError(t, sslCtx.LoadVerifyLocations(filepath.Join(dir, "ca.pem"), ""))
+	sslCtx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
+	return sslCtx
 }
 
 func TestMutualTLSWeAreServer(t *testing.T) {
 	client, err := pki.ClientBundle("client.test")
 	require.NoError(t, err)
-	eachVersion(t, func(t *testing.T, v uint16) {
+	tlstest.EachVersion(t, func(t *testing.T, v uint16) {
 		t.Run("no client certificate", func(t *testing.T) {
-			p := newPair(t, pairSpec{version: v, role: weAreServer, ctx: mtlsServerCtx(t)})
-			ourErr, peerErr := p.handshake()
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeServer}, Ctx: mtlsServerCtx(t)})
+			ourErr, peerErr := p.Handshake()
 			requireReason(t, ourErr, "handshake", "peer did not return a certificate")
 			if v == tls.VersionTLS12 {
 				// A TLS 1.3 client finishes before the server judges its
 				// (empty) certificate and learns of the alert on Read.
 				require.Error(t, peerErr)
 			} else {
-				_, err := p.peer.Read(make([]byte, 1))
+				_, err := p.Peer.Read(make([]byte, 1))
 				require.ErrorContains(t, err, "certificate required")
 			}
 		})
 		t.Run("client certificate", func(t *testing.T) {
-			cfg := peerConfig(v, weAreServer)
+			cfg := tlstest.PeerConfig(pki, v, tlstest.WeServer)
 			cfg.Certificates = []tls.Certificate{client.TLSCert}
-			p := connectedPair(t, pairSpec{version: v, role: weAreServer, ctx: mtlsServerCtx(t), peer: cfg})
-			st := p.ours.ConnectionState()
+			p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeServer}, Ctx: mtlsServerCtx(t), Config: cfg})
+			st := p.Ours.ConnectionState()
 			require.NotEmpty(t, st.PeerCertificates)
 			require.True(t, st.PeerCertificates[0].Equal(client.Leaf))
 			require.Equal(t, openssl.VerifyOK, st.VerifyResult)
@@ -237,10 +238,10 @@ func TestMutualTLSWeAreServer(t *testing.T) {
 		t.Run("client certificate from another CA", func(t *testing.T) {
 			stranger, err := testcert.New("client.test")
 			require.NoError(t, err)
-			cfg := peerConfig(v, weAreServer)
+			cfg := tlstest.PeerConfig(pki, v, tlstest.WeServer)
 			cfg.Certificates = []tls.Certificate{stranger.TLSCert}
-			p := newPair(t, pairSpec{version: v, role: weAreServer, ctx: mtlsServerCtx(t), peer: cfg})
-			ourErr, _ := p.handshake()
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeServer}, Ctx: mtlsServerCtx(t), Config: cfg})
+			ourErr, _ := p.Handshake()
 			e := requireReason(t, ourErr, "handshake", "certificate verify failed")
 			require.NotEqual(t, openssl.VerifyOK, e.Verify)
 		})
@@ -250,29 +251,29 @@ func TestMutualTLSWeAreServer(t *testing.T) {
 func TestMutualTLSWeAreClient(t *testing.T) {
 	client, err := pki.ClientBundle("client.test")
 	require.NoError(t, err)
-	eachVersion(t, func(t *testing.T, v uint16) {
-		cfg := peerConfig(v, weAreClient)
+	tlstest.EachVersion(t, func(t *testing.T, v uint16) {
+		cfg := tlstest.PeerConfig(pki, v, tlstest.WeClient)
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		cfg.ClientCAs = pki.Pool
 
-		ctx := clientCtx(t)
+		sslCtx := tlstest.ClientCtx(t)
 		cert, err := openssl.LoadCertificateFromPEM(client.CertPEM)
 		require.NoError(t, err)
 		key, err := openssl.LoadPrivateKeyFromPEM(client.KeyPEM)
 		require.NoError(t, err)
-		require.NoError(t, ctx.UseCertificate(cert))
-		require.NoError(t, ctx.UsePrivateKey(key))
-		p := connectedPair(t, pairSpec{version: v, role: weAreClient, ctx: ctx, peer: cfg})
-		peerCerts := p.peer.ConnectionState().PeerCertificates
+		require.NoError(t, sslCtx.UseCertificate(cert))
+		require.NoError(t, sslCtx.UsePrivateKey(key))
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeClient}, Ctx: sslCtx, Config: cfg})
+		peerCerts := p.Peer.ConnectionState().PeerCertificates
 		require.NotEmpty(t, peerCerts)
 		require.True(t, peerCerts[0].Equal(client.Leaf))
 
 		// Without a certificate the crypto/tls server refuses us.
-		p = newPair(t, pairSpec{version: v, role: weAreClient, peer: cfg})
-		ourErr, peerErr := p.handshake()
+		p = tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeClient}, Config: cfg})
+		ourErr, peerErr := p.Handshake()
 		require.Error(t, peerErr)
 		if ourErr == nil { // TLS 1.3: the alert comes after our Finished.
-			_, ourErr = p.ours.Read(make([]byte, 1))
+			_, ourErr = p.Ours.Read(make([]byte, 1))
 		}
 		e := asError(t, ourErr)
 		require.Equal(t, openssl.ErrorSSL, e.Code)
@@ -282,71 +283,71 @@ func TestMutualTLSWeAreClient(t *testing.T) {
 
 func TestProtoVersions(t *testing.T) {
 	t.Run("default minimum is TLS 1.2", func(t *testing.T) {
-		for _, r := range ourRoles {
+		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				cfg := peerConfig(tls.VersionTLS12, r)
+				cfg := tlstest.PeerConfig(pki, tls.VersionTLS12, r)
 				cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
-				p := newPair(t, pairSpec{role: r, peer: cfg})
-				ourErr, peerErr := p.handshake()
+				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Role: r}, Config: cfg})
+				ourErr, peerErr := p.Handshake()
 				require.Error(t, peerErr)
 				e := asError(t, ourErr)
 				require.Equal(t, "handshake", e.Op)
 				require.Equal(t, openssl.ErrorSSL, e.Code)
-				if r == weAreServer {
+				if r == tlstest.WeServer {
 					requireReason(t, ourErr, "handshake", "unsupported protocol")
 				}
 			})
 		}
 	})
 	t.Run("max TLS 1.2 against a TLS 1.3 peer", func(t *testing.T) {
-		for _, r := range ourRoles {
+		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				ctx := ctxFor(t, r)
-				require.NoError(t, ctx.SetMaxProtoVersion(tls.VersionTLS12))
-				cfg := peerConfig(tls.VersionTLS13, r)
+				sslCtx := tlstest.CtxFor(t, r)
+				require.NoError(t, sslCtx.SetMaxProtoVersion(tls.VersionTLS12))
+				cfg := tlstest.PeerConfig(pki, tls.VersionTLS13, r)
 				cfg.MinVersion = tls.VersionTLS12
-				p := connectedPair(t, pairSpec{role: r, ctx: ctx, peer: cfg})
-				require.Equal(t, uint16(tls.VersionTLS12), p.ours.ConnectionState().Version)
-				require.Equal(t, uint16(tls.VersionTLS12), p.peer.ConnectionState().Version)
+				p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Role: r}, Ctx: sslCtx, Config: cfg})
+				require.Equal(t, uint16(tls.VersionTLS12), p.Ours.ConnectionState().Version)
+				require.Equal(t, uint16(tls.VersionTLS12), p.Peer.ConnectionState().Version)
 			})
 		}
 	})
 	t.Run("min TLS 1.3 against a TLS 1.2 peer", func(t *testing.T) {
-		for _, r := range ourRoles {
+		for _, r := range tlstest.Roles {
 			t.Run(r.String(), func(t *testing.T) {
-				ctx := ctxFor(t, r)
-				require.NoError(t, ctx.SetMinProtoVersion(tls.VersionTLS13))
-				p := newPair(t, pairSpec{role: r, ctx: ctx, peer: peerConfig(tls.VersionTLS12, r)})
-				ourErr, peerErr := p.handshake()
+				sslCtx := tlstest.CtxFor(t, r)
+				require.NoError(t, sslCtx.SetMinProtoVersion(tls.VersionTLS13))
+				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Role: r}, Ctx: sslCtx, Config: tlstest.PeerConfig(pki, tls.VersionTLS12, r)})
+				ourErr, peerErr := p.Handshake()
 				require.Error(t, peerErr)
 				require.Equal(t, "handshake", asError(t, ourErr).Op)
 			})
 		}
 	})
 	t.Run("impossible range", func(t *testing.T) {
-		ctx := serverCtx(t)
-		require.NoError(t, ctx.SetMinProtoVersion(tls.VersionTLS13))
-		err := ctx.SetMaxProtoVersion(tls.VersionTLS12)
+		sslCtx := tlstest.ServerCtx(t)
+		require.NoError(t, sslCtx.SetMinProtoVersion(tls.VersionTLS13))
+		err := sslCtx.SetMaxProtoVersion(tls.VersionTLS12)
 		require.Equal(t, "set max proto version", asError(t, err).Op)
 		require.ErrorContains(t, err, "above maximum")
 
-		require.NoError(t, ctx.SetMinProtoVersion(tls.VersionTLS12))
-		require.NoError(t, ctx.SetMaxProtoVersion(tls.VersionTLS12))
-		err = ctx.SetMinProtoVersion(tls.VersionTLS13)
+		require.NoError(t, sslCtx.SetMinProtoVersion(tls.VersionTLS12))
+		require.NoError(t, sslCtx.SetMaxProtoVersion(tls.VersionTLS12))
+		err = sslCtx.SetMinProtoVersion(tls.VersionTLS13)
 		require.Equal(t, "set min proto version", asError(t, err).Op)
 
 		// The failed call changed nothing: still TLS 1.2 only.
-		cfg := peerConfig(tls.VersionTLS13, weAreServer)
+		cfg := tlstest.PeerConfig(pki, tls.VersionTLS13, tlstest.WeServer)
 		cfg.MinVersion = tls.VersionTLS12
-		p := connectedPair(t, pairSpec{role: weAreServer, ctx: ctx, peer: cfg})
-		require.Equal(t, uint16(tls.VersionTLS12), p.ours.ConnectionState().Version)
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Role: tlstest.WeServer}, Ctx: sslCtx, Config: cfg})
+		require.Equal(t, uint16(tls.VersionTLS12), p.Ours.ConnectionState().Version)
 	})
 	t.Run("unsupported versions", func(t *testing.T) {
-		ctx, err := openssl.NewCtx()
+		sslCtx, err := openssl.NewCtx()
 		require.NoError(t, err)
 		for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionSSL30, 0x0305} {
-			require.Equal(t, "set min proto version", asError(t, ctx.SetMinProtoVersion(v)).Op)
-			require.Equal(t, "set max proto version", asError(t, ctx.SetMaxProtoVersion(v)).Op)
+			require.Equal(t, "set min proto version", asError(t, sslCtx.SetMinProtoVersion(v)).Op)
+			require.Equal(t, "set max proto version", asError(t, sslCtx.SetMaxProtoVersion(v)).Op)
 		}
 	})
 }
@@ -360,59 +361,57 @@ var openSSL12Names = map[string]uint16{
 }
 
 func TestSetCipherList(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	requireReason(t, ctx.SetCipherList("NO-SUCH-CIPHER"), "set cipher list", "no cipher match")
-
-	for _, r := range ourRoles {
-		for name, id := range openSSL12Names {
-			t.Run(r.String()+"/"+name, func(t *testing.T) {
-				ctx := ctxFor(t, r)
-				require.NoError(t, ctx.SetCipherList(name))
-				p := connectedPair(t, pairSpec{version: tls.VersionTLS12, role: r, ctx: ctx})
-				require.Equal(t, name, p.ours.ConnectionState().CipherSuite)
-				require.Equal(t, id, p.peer.ConnectionState().CipherSuite)
-			})
-		}
-	}
+	requireReason(t, sslCtx.SetCipherList("NO-SUCH-CIPHER"), "set cipher list", "no cipher match")
+	testCipherChoice(t, tls.VersionTLS12, (*openssl.Ctx).SetCipherList, openSSL12Names)
 }
 
 func TestSetCipherSuites(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	requireReason(t, ctx.SetCipherSuites("TLS_NO_SUCH_SUITE"), "set cipher suites", "no cipher match")
+	requireReason(t, sslCtx.SetCipherSuites("TLS_NO_SUCH_SUITE"), "set cipher suites", "no cipher match")
+	suites := map[string]uint16{}
+	for _, id := range []uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, tls.TLS_CHACHA20_POLY1305_SHA256} {
+		suites[tls.CipherSuiteName(id)] = id
+	}
+	testCipherChoice(t, tls.VersionTLS13, (*openssl.Ctx).SetCipherSuites, suites)
+}
 
-	for _, r := range ourRoles {
-		for _, id := range []uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, tls.TLS_CHACHA20_POLY1305_SHA256} {
-			name := tls.CipherSuiteName(id)
+// testCipherChoice limits our Ctx with set to each of suites (OpenSSL's
+// name → crypto/tls's ID) in turn and connects over version, in both roles:
+// both sides must report that suite.
+func testCipherChoice(t *testing.T, version uint16, set func(*openssl.Ctx, string) error, suites map[string]uint16) {
+	for _, r := range tlstest.Roles {
+		for name, id := range suites {
 			t.Run(r.String()+"/"+name, func(t *testing.T) {
-				ctx := ctxFor(t, r)
-				require.NoError(t, ctx.SetCipherSuites(name))
-				p := connectedPair(t, pairSpec{version: tls.VersionTLS13, role: r, ctx: ctx})
-				require.Equal(t, name, p.ours.ConnectionState().CipherSuite)
-				require.Equal(t, id, p.peer.ConnectionState().CipherSuite)
+				sslCtx := tlstest.CtxFor(t, r)
+				require.NoError(t, set(sslCtx, name))
+				p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: r}, Ctx: sslCtx})
+				require.Equal(t, name, p.Ours.ConnectionState().CipherSuite)
+				require.Equal(t, id, p.Peer.ConnectionState().CipherSuite)
 			})
 		}
 	}
 }
 
 func TestSetGroups(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	requireReason(t, ctx.SetGroups("NO-SUCH-GROUP"), "set groups", "passed invalid argument")
-	require.ErrorContains(t, ctx.SetGroups("P-256:NO-SUCH-GROUP"), "NO-SUCH-GROUP")
+	requireReason(t, sslCtx.SetGroups("NO-SUCH-GROUP"), "set groups", "passed invalid argument")
+	require.ErrorContains(t, sslCtx.SetGroups("P-256:NO-SUCH-GROUP"), "NO-SUCH-GROUP")
 
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		ctx := ctxFor(t, r)
-		require.NoError(t, ctx.SetGroups("P-256"))
-		p := connectedPair(t, pairSpec{version: v, role: r, ctx: ctx})
-		require.Equal(t, tls.CurveP256, p.peer.ConnectionState().CurveID)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		sslCtx := tlstest.CtxFor(t, tc.Role)
+		require.NoError(t, sslCtx.SetGroups("P-256"))
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Ctx: sslCtx})
+		require.Equal(t, tls.CurveP256, p.Peer.ConnectionState().CurveID)
 
 		// No group in common: the handshake fails on both sides.
-		cfg := peerConfig(v, r)
+		cfg := tlstest.PeerConfig(pki, tc.Version, tc.Role)
 		cfg.CurvePreferences = []tls.CurveID{tls.X25519}
-		p = newPair(t, pairSpec{version: v, role: r, ctx: ctx, peer: cfg})
-		ourErr, peerErr := p.handshake()
+		p = tlstest.NewPair(t, tlstest.Spec{Case: tc, Ctx: sslCtx, Config: cfg})
+		ourErr, peerErr := p.Handshake()
 		require.Error(t, peerErr)
 		e := asError(t, ourErr)
 		require.Equal(t, "handshake", e.Op)
@@ -421,41 +420,41 @@ func TestSetGroups(t *testing.T) {
 }
 
 func TestSetNextProtos(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	require.Equal(t, "set next protos", asError(t, ctx.SetNextProtos(nil)).Op)
-	require.Equal(t, "set next protos", asError(t, ctx.SetNextProtos([]string{""})).Op)
-	require.Equal(t, "set next protos", asError(t, ctx.SetNextProtos([]string{strings.Repeat("x", 256)})).Op)
+	require.Equal(t, "set next protos", asError(t, sslCtx.SetNextProtos(nil)).Op)
+	require.Equal(t, "set next protos", asError(t, sslCtx.SetNextProtos([]string{""})).Op)
+	require.Equal(t, "set next protos", asError(t, sslCtx.SetNextProtos([]string{strings.Repeat("x", 256)})).Op)
 
 	for _, tc := range []struct {
 		name       string
-		role       ourRole
+		role       tlstest.Role
 		ours, peer []string
 		want       string // "" means the handshake fails
 	}{
-		{"client offers, server picks", weAreClient, []string{"h2", "http/1.1"}, []string{"http/1.1"}, "http/1.1"},
-		{"client offers one", weAreClient, []string{"h2"}, []string{"http/1.1", "h2"}, "h2"},
-		{"server prefers its own order", weAreServer, []string{"h2", "http/1.1"}, []string{"http/1.1", "h2"}, "h2"},
-		{"server takes the only common one", weAreServer, []string{"spdy/3", "http/1.1"}, []string{"h2", "http/1.1"}, "http/1.1"},
-		{"no common protocol, we serve", weAreServer, []string{"h2"}, []string{"foo"}, ""},
-		{"no common protocol, we dial", weAreClient, []string{"h2"}, []string{"foo"}, ""},
+		{"client offers, server picks", tlstest.WeClient, []string{"h2", "http/1.1"}, []string{"http/1.1"}, "http/1.1"},
+		{"client offers one", tlstest.WeClient, []string{"h2"}, []string{"http/1.1", "h2"}, "h2"},
+		{"server prefers its own order", tlstest.WeServer, []string{"h2", "http/1.1"}, []string{"http/1.1", "h2"}, "h2"},
+		{"server takes the only common one", tlstest.WeServer, []string{"spdy/3", "http/1.1"}, []string{"h2", "http/1.1"}, "http/1.1"},
+		{"no common protocol, we serve", tlstest.WeServer, []string{"h2"}, []string{"foo"}, ""},
+		{"no common protocol, we dial", tlstest.WeClient, []string{"h2"}, []string{"foo"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			eachVersion(t, func(t *testing.T, v uint16) {
-				ctx := ctxFor(t, tc.role)
-				require.NoError(t, ctx.SetNextProtos(tc.ours))
-				cfg := peerConfig(v, tc.role)
+			tlstest.EachVersion(t, func(t *testing.T, v uint16) {
+				sslCtx := tlstest.CtxFor(t, tc.role)
+				require.NoError(t, sslCtx.SetNextProtos(tc.ours))
+				cfg := tlstest.PeerConfig(pki, v, tc.role)
 				cfg.NextProtos = tc.peer
-				p := newPair(t, pairSpec{version: v, role: tc.role, ctx: ctx, peer: cfg})
-				ourErr, peerErr := p.handshake()
+				p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tc.role}, Ctx: sslCtx, Config: cfg})
+				ourErr, peerErr := p.Handshake()
 				if tc.want != "" {
 					require.NoError(t, ourErr)
 					require.NoError(t, peerErr)
-					require.Equal(t, tc.want, p.ours.ConnectionState().NegotiatedProtocol)
-					require.Equal(t, tc.want, p.peer.ConnectionState().NegotiatedProtocol)
+					require.Equal(t, tc.want, p.Ours.ConnectionState().NegotiatedProtocol)
+					require.Equal(t, tc.want, p.Peer.ConnectionState().NegotiatedProtocol)
 					return
 				}
-				if tc.role == weAreServer {
+				if tc.role == tlstest.WeServer {
 					// Our select callback refuses and alerts the client.
 					requireReason(t, ourErr, "handshake", "no application protocol")
 					require.ErrorContains(t, peerErr, "remote error: tls: no application protocol")
@@ -471,14 +470,14 @@ func TestSetNextProtos(t *testing.T) {
 }
 
 func TestSetOptions(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	all := ctx.SetOptions(openssl.IgnoreUnexpectedEOF)
+	all := sslCtx.SetOptions(openssl.IgnoreUnexpectedEOF)
 	require.NotZero(t, all&openssl.IgnoreUnexpectedEOF)
-	all = ctx.SetOptions(openssl.NoTicket)
+	all = sslCtx.SetOptions(openssl.NoTicket)
 	require.NotZero(t, all&openssl.IgnoreUnexpectedEOF, "options add up")
 	require.NotZero(t, all&openssl.NoTicket)
-	all = ctx.ClearOptions(openssl.IgnoreUnexpectedEOF)
+	all = sslCtx.ClearOptions(openssl.IgnoreUnexpectedEOF)
 	require.Zero(t, all&openssl.IgnoreUnexpectedEOF)
 	require.NotZero(t, all&openssl.NoTicket)
 }
@@ -487,21 +486,21 @@ func TestSetOptions(t *testing.T) {
 // close_notify reads as io.EOF (the truncation test without it is in
 // conn_test.go).
 func TestIgnoreUnexpectedEOFOption(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		ctx := ctxFor(t, r)
-		ctx.SetOptions(openssl.IgnoreUnexpectedEOF)
-		p := connectedPair(t, pairSpec{version: v, role: r, ctx: ctx})
-		p.syncPeer(t)
-		_, err := p.peer.Write([]byte("last"))
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		sslCtx := tlstest.CtxFor(t, tc.Role)
+		sslCtx.SetOptions(openssl.IgnoreUnexpectedEOF)
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Ctx: sslCtx})
+		p.SyncPeer(t)
+		_, err := p.Peer.Write([]byte("last"))
 		require.NoError(t, err)
-		require.NoError(t, p.peerRaw.Close())
+		require.NoError(t, p.PeerTCP().Close())
 
 		buf := make([]byte, 16)
-		n, err := p.ours.Read(buf)
+		n, err := p.Ours.Read(buf)
 		require.NoError(t, err)
 		require.Equal(t, "last", string(buf[:n]))
 		for range 3 {
-			n, err = p.ours.Read(buf)
+			n, err = p.Ours.Read(buf)
 			require.Zero(t, n)
 			require.Equal(t, io.EOF, err)
 		}
@@ -513,34 +512,34 @@ func TestIgnoreUnexpectedEOFOption(t *testing.T) {
 // Each handshake negotiates one of the two lists' protocols. Run under
 // -race and -asan by make test.
 func TestSetNextProtosWhileHandshaking(t *testing.T) {
-	ctx := ctxFor(t, weAreServer)
-	require.NoError(t, ctx.SetNextProtos([]string{"a"}))
+	sslCtx := tlstest.CtxFor(t, tlstest.WeServer)
+	require.NoError(t, sslCtx.SetNextProtos([]string{"a"}))
 	stop := make(chan struct{})
-	swapped := sdGo(func() error {
+	swapped := tlstest.Go(func() error {
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return nil
 			default:
 			}
-			if err := ctx.SetNextProtos([]string{[]string{"a", "b"}[i%2]}); err != nil {
+			if err := sslCtx.SetNextProtos([]string{[]string{"a", "b"}[i%2]}); err != nil {
 				return err
 			}
 		}
 	})
 	const handshakes = 20
 	for i := range handshakes {
-		cfg := peerConfig(tls.VersionTLS13, weAreServer)
+		cfg := tlstest.PeerConfig(pki, tls.VersionTLS13, tlstest.WeServer)
 		cfg.NextProtos = []string{"a", "b"}
-		p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreServer, ctx: ctx, peer: cfg})
-		ourErr, peerErr := p.handshake()
+		p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeServer}, Ctx: sslCtx, Config: cfg})
+		ourErr, peerErr := p.Handshake()
 		require.NoError(t, ourErr, "handshake %d", i)
 		require.NoError(t, peerErr, "handshake %d", i)
-		require.Contains(t, []string{"a", "b"}, p.ours.ConnectionState().NegotiatedProtocol)
-		require.Equal(t, p.ours.ConnectionState().NegotiatedProtocol, p.peer.ConnectionState().NegotiatedProtocol)
+		require.Contains(t, []string{"a", "b"}, p.Ours.ConnectionState().NegotiatedProtocol)
+		require.Equal(t, p.Ours.ConnectionState().NegotiatedProtocol, p.Peer.ConnectionState().NegotiatedProtocol)
 	}
 	close(stop)
-	sdWait(t, swapped, "SetNextProtos loop")
+	tlstest.Wait(t, swapped, "SetNextProtos loop")
 }
 
 // TestNewCtxALPNConcurrently: Ctxs made at once, each with its own ALPN
@@ -548,32 +547,32 @@ func TestSetNextProtosWhileHandshaking(t *testing.T) {
 // to leave some without ALPN).
 func TestNewCtxALPNConcurrently(t *testing.T) {
 	const n = 8
-	ctxs := make([]*openssl.Ctx, n)
+	sslCtxs := make([]*openssl.Ctx, n)
 	var wg sync.WaitGroup
-	for i := range ctxs {
+	for i := range sslCtxs {
 		wg.Go(func() {
-			ctx, err := openssl.NewCtx()
+			sslCtx, err := openssl.NewCtx()
 			if err == nil {
-				err = ctx.SetNextProtos([]string{fmt.Sprintf("p%d", i)})
+				err = sslCtx.SetNextProtos([]string{fmt.Sprintf("p%d", i)})
 			}
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			ctxs[i] = ctx
+			sslCtxs[i] = sslCtx
 		})
 	}
 	wg.Wait()
-	for i, ctx := range ctxs {
-		require.NotNil(t, ctx)
-		cfg := peerConfig(tls.VersionTLS13, weAreClient)
+	for i, sslCtx := range sslCtxs {
+		require.NotNil(t, sslCtx)
+		cfg := tlstest.PeerConfig(pki, tls.VersionTLS13, tlstest.WeClient)
 		cfg.NextProtos = []string{fmt.Sprintf("p%d", i)}
 		// Our Ctx, as a client that does not verify, offers its list; the
 		// crypto/tls server must see it and pick it.
-		p := newPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient, ctx: ctx, peer: cfg})
-		ourErr, peerErr := p.handshake()
+		p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}, Ctx: sslCtx, Config: cfg})
+		ourErr, peerErr := p.Handshake()
 		require.NoError(t, ourErr)
 		require.NoError(t, peerErr)
-		require.Equal(t, fmt.Sprintf("p%d", i), p.ours.ConnectionState().NegotiatedProtocol)
+		require.Equal(t, fmt.Sprintf("p%d", i), p.Ours.ConnectionState().NegotiatedProtocol)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // requireTimeout asserts that err is our *Error for op reporting a passed
@@ -26,62 +27,62 @@ func requireTimeout(t testing.TB, err error, op string) {
 }
 
 func TestReadDeadline(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		p := connectedPair(t, pairSpec{version: v, role: r})
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
 		buf := make([]byte, 16)
-		for _, set := range []func(time.Time) error{p.ours.SetReadDeadline, p.ours.SetDeadline} {
+		for _, set := range []func(time.Time) error{p.Ours.SetReadDeadline, p.Ours.SetDeadline} {
 			start := time.Now()
 			require.NoError(t, set(start.Add(50*time.Millisecond)))
-			n, err := p.ours.Read(buf)
+			n, err := p.Ours.Read(buf)
 			require.Zero(t, n)
 			requireTimeout(t, err, "read")
-			require.Less(t, time.Since(start), 50*time.Millisecond+testTimeout/2, "Read bounded by its deadline")
+			require.Less(t, time.Since(start), 50*time.Millisecond+tlstest.Timeout/2, "Read bounded by its deadline")
 
 			// A deadline in the past fails at once, again without harm.
 			require.NoError(t, set(time.Now().Add(-time.Second)))
-			_, err = p.ours.Read(buf)
+			_, err = p.Ours.Read(buf)
 			requireTimeout(t, err, "read")
 
 			// The Conn still works: the peer writes, we read it.
 			require.NoError(t, set(time.Time{}))
-			_, err = p.peer.Write([]byte("after"))
+			_, err = p.Peer.Write([]byte("after"))
 			require.NoError(t, err)
-			n, err = io.ReadAtLeast(p.ours, buf, 5)
+			n, err = io.ReadAtLeast(p.Ours, buf, 5)
 			require.NoError(t, err)
 			require.Equal(t, "after", string(buf[:n]))
 		}
 		// And in the other direction.
-		echoOnce(t, p.ours, p.peer)
+		echoOnce(t, p.Ours, p.Peer)
 	})
 }
 
 // TestWriteDeadline: the peer does not read and the socket buffers are
 // small, so a large Write blocks until its deadline.
 func TestWriteDeadline(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
-		p := connectedPair(t, pairSpec{version: v, role: r, ourSndBuf: 8 << 10, peerRcvBuf: 8 << 10})
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, OurSndBuf: 8 << 10, PeerRcvBuf: 8 << 10})
 		start := time.Now()
-		require.NoError(t, p.ours.SetWriteDeadline(start.Add(100*time.Millisecond)))
+		require.NoError(t, p.Ours.SetWriteDeadline(start.Add(100*time.Millisecond)))
 		big := make([]byte, 8<<20) // far more than both socket buffers hold
-		n, err := p.ours.Write(big)
+		n, err := p.Ours.Write(big)
 		require.Less(t, n, len(big))
 		requireTimeout(t, err, "write")
-		require.Less(t, time.Since(start), 100*time.Millisecond+testTimeout/2, "Write bounded by its deadline")
+		require.Less(t, time.Since(start), 100*time.Millisecond+tlstest.Timeout/2, "Write bounded by its deadline")
 
 		// Write timeouts are permanent: later Writes return the same error,
 		// even with the deadline lifted.
-		require.NoError(t, p.ours.SetWriteDeadline(time.Time{}))
+		require.NoError(t, p.Ours.SetWriteDeadline(time.Time{}))
 		for range 3 {
-			n2, err2 := p.ours.Write([]byte("x"))
+			n2, err2 := p.Ours.Write([]byte("x"))
 			require.Zero(t, n2)
 			require.Same(t, asError(t, err), asError(t, err2))
 		}
 
 		// Reading is not affected.
-		_, err = p.peer.Write([]byte("still"))
+		_, err = p.Peer.Write([]byte("still"))
 		require.NoError(t, err)
 		buf := make([]byte, 5)
-		_, err = io.ReadFull(p.ours, buf)
+		_, err = io.ReadFull(p.Ours, buf)
 		require.NoError(t, err)
 		require.Equal(t, "still", string(buf))
 	})
@@ -91,22 +92,22 @@ func TestWriteDeadline(t *testing.T) {
 // speaks.
 func silentConn(t testing.TB) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", silentListener(t), testTimeout)
+	c, err := net.DialTimeout("tcp", silentListener(t), tlstest.Timeout)
 	require.NoError(t, err)
 	return c
 }
 
 // silentPair returns our Conn in role r on a TCP connection whose peer
 // never speaks and never reads.
-func silentPair(t testing.TB, r ourRole) *openssl.Conn {
+func silentPair(t testing.TB, r tlstest.Role) *openssl.Conn {
 	t.Helper()
 	var c *openssl.Conn
 	var err error
-	if r == weAreClient {
-		c, err = openssl.Client(silentConn(t), clientCtx(t))
+	if r == tlstest.WeClient {
+		c, err = openssl.Client(silentConn(t), tlstest.ClientCtx(t))
 	} else {
-		_, s := tcpPair(t)
-		c, err = openssl.Server(s, serverCtx(t))
+		_, s := tlstest.TCPPair(t)
+		c, err = openssl.Server(s, tlstest.ServerCtx(t))
 	}
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
@@ -114,14 +115,14 @@ func silentPair(t testing.TB, r ourRole) *openssl.Conn {
 }
 
 func TestHandshakeDeadline(t *testing.T) {
-	for _, r := range ourRoles {
+	for _, r := range tlstest.Roles {
 		t.Run(r.String(), func(t *testing.T) {
 			c := silentPair(t, r)
 			start := time.Now()
 			require.NoError(t, c.SetDeadline(start.Add(100*time.Millisecond)))
 			err := c.Handshake()
 			requireTimeout(t, err, "handshake")
-			require.Less(t, time.Since(start), 100*time.Millisecond+testTimeout/2)
+			require.Less(t, time.Since(start), 100*time.Millisecond+tlstest.Timeout/2)
 			require.False(t, c.ConnectionState().HandshakeComplete)
 
 			// The handshake failed for good.
@@ -134,7 +135,7 @@ func TestHandshakeDeadline(t *testing.T) {
 }
 
 func TestHandshakeContext(t *testing.T) {
-	for _, r := range ourRoles {
+	for _, r := range tlstest.Roles {
 		t.Run(r.String()+"/deadline", func(t *testing.T) {
 			c := silentPair(t, r)
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -145,7 +146,7 @@ func TestHandshakeContext(t *testing.T) {
 			require.Equal(t, "handshake", asError(t, err).Op)
 			var ne net.Error
 			require.True(t, errors.As(err, &ne) && ne.Timeout())
-			require.Less(t, time.Since(start), 100*time.Millisecond+testTimeout/2)
+			require.Less(t, time.Since(start), 100*time.Millisecond+tlstest.Timeout/2)
 			require.Same(t, asError(t, err), asError(t, c.Handshake()), "the failure is permanent")
 		})
 		t.Run(r.String()+"/cancel", func(t *testing.T) {
@@ -155,7 +156,7 @@ func TestHandshakeContext(t *testing.T) {
 			go func() { errc <- c.HandshakeContext(ctx) }()
 			cancel()
 			var err error
-			within(t, testTimeout, "HandshakeContext after cancel", func() { err = <-errc })
+			tlstest.Within(t, tlstest.Timeout, "HandshakeContext after cancel", func() { err = <-errc })
 			require.ErrorIs(t, err, context.Canceled)
 			require.Equal(t, "handshake", asError(t, err).Op)
 		})
@@ -175,18 +176,18 @@ func TestHandshakeContext(t *testing.T) {
 func TestHandshakeContextRestoresDeadlines(t *testing.T) {
 	// A context that did not end leaves the caller's deadlines as they were:
 	// none here, so a Read after the handshake waits for data.
-	eachVersion(t, func(t *testing.T, v uint16) {
-		p := newPair(t, pairSpec{version: v, role: weAreClient})
+	tlstest.EachVersion(t, func(t *testing.T, v uint16) {
+		p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeClient}})
 		peerDone := make(chan error, 1)
-		go func() { peerDone <- p.peer.Handshake() }()
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		require.NoError(t, p.ours.HandshakeContext(ctx))
+		go func() { peerDone <- p.Peer.Handshake() }()
+		ctx, cancel := context.WithTimeout(context.Background(), tlstest.Timeout)
+		require.NoError(t, p.Ours.HandshakeContext(ctx))
 		cancel() // after the handshake: must not touch our deadlines
 		require.NoError(t, <-peerDone)
-		_, err := p.peer.Write([]byte("late"))
+		_, err := p.Peer.Write([]byte("late"))
 		require.NoError(t, err)
 		buf := make([]byte, 4)
-		_, err = io.ReadFull(p.ours, buf)
+		_, err = io.ReadFull(p.Ours, buf)
 		require.NoError(t, err)
 		require.Equal(t, "late", string(buf))
 	})
@@ -197,10 +198,10 @@ func TestDialContextDeadline(t *testing.T) {
 	defer cancel()
 	before := liveSSL()
 	start := time.Now()
-	c, err := openssl.DialContext(ctx, "tcp", silentListener(t), clientCtx(t), openssl.InsecureSkipHostVerification)
+	c, err := openssl.DialContext(ctx, "tcp", silentListener(t), tlstest.ClientCtx(t), openssl.InsecureSkipHostVerification)
 	require.Nil(t, c)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Equal(t, "handshake", asError(t, err).Op)
-	require.Less(t, time.Since(start), 100*time.Millisecond+testTimeout/2)
+	require.Less(t, time.Since(start), 100*time.Millisecond+tlstest.Timeout/2)
 	require.Equal(t, before, liveSSL(), "the failed Dial freed its SSL")
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 func TestErrorCodeValues(t *testing.T) {
@@ -78,13 +79,13 @@ func TestErrorMessages(t *testing.T) {
 // TestErrorsFromRealCalls checks the messages and identities of errors the
 // package returned, not ones built by hand.
 func TestErrorsFromRealCalls(t *testing.T) {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
 	ctxErrs := map[string]error{
-		"set cipher list":   ctx.SetCipherList("NO-SUCH-CIPHER"),
-		"set cipher suites": ctx.SetCipherSuites("TLS_NO_SUCH_SUITE"),
-		"set groups":        ctx.SetGroups("NO-SUCH-GROUP"),
-		"set next protos":   ctx.SetNextProtos(nil),
+		"set cipher list":   sslCtx.SetCipherList("NO-SUCH-CIPHER"),
+		"set cipher suites": sslCtx.SetCipherSuites("TLS_NO_SUCH_SUITE"),
+		"set groups":        sslCtx.SetGroups("NO-SUCH-GROUP"),
+		"set next protos":   sslCtx.SetNextProtos(nil),
 	}
 	for op, err := range ctxErrs {
 		e := asError(t, err)
@@ -96,22 +97,22 @@ func TestErrorsFromRealCalls(t *testing.T) {
 	}
 	require.Equal(t, "openssl: set cipher list: no cipher match", ctxErrs["set cipher list"].Error())
 
-	eachVersion(t, func(t *testing.T, v uint16) {
-		p := connectedPair(t, pairSpec{version: v, role: weAreClient})
+	tlstest.EachVersion(t, func(t *testing.T, v uint16) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: v, Role: tlstest.WeClient}})
 
 		// ShutdownOnce: our alert is out; a second call finds nothing to
 		// read yet.
-		res, err := p.ours.ShutdownOnce()
+		res, err := p.Ours.ShutdownOnce()
 		require.NoError(t, err)
 		require.Equal(t, openssl.ShutdownSent, res)
-		res, err = p.ours.ShutdownOnce()
+		res, err = p.Ours.ShutdownOnce()
 		require.Equal(t, openssl.ShutdownFailed, res)
 		require.ErrorIs(t, err, openssl.ErrWantRead)
 		e := asError(t, err)
 		require.Equal(t, openssl.ErrorWantRead, e.Code)
 		require.Equal(t, "openssl: shutdown: want read (waiting for the peer's close_notify)", err.Error())
 
-		_, err = p.ours.Write([]byte("x"))
+		_, err = p.Ours.Write([]byte("x"))
 		require.ErrorIs(t, err, openssl.ErrWriteAfterShutdown)
 		require.Equal(t, "openssl: write: write after shutdown", err.Error())
 	})
@@ -120,18 +121,17 @@ func TestErrorsFromRealCalls(t *testing.T) {
 // TestErrorWrapping: errors.Is and errors.As see through fmt.Errorf("%w")
 // wrapping of the package's errors, once and twice.
 func TestErrorWrapping(t *testing.T) {
-	p := connectedPair(t, pairSpec{version: tls.VersionTLS13, role: weAreClient})
-	p.syncPeer(t)
-	require.NoError(t, p.peerRaw.Close())
-	_, truncated := p.ours.Read(make([]byte, 1))
+	p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeClient}})
+	p.SyncPeer(t)
+	require.NoError(t, p.PeerTCP().Close())
+	_, truncated := p.Ours.Read(make([]byte, 1))
 
-	p2 := connectedPair(t, pairSpec{version: tls.VersionTLS13, role: weAreServer})
-	p2.syncPeer(t)
-	require.NoError(t, p2.peerRaw.SetLinger(0))
-	require.NoError(t, p2.peerRaw.Close())
-	_, reset := p2.ours.Read(make([]byte, 1))
+	p2 := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13, Role: tlstest.WeServer}})
+	p2.SyncPeer(t)
+	require.NoError(t, p2.ResetPeer())
+	_, reset := p2.Ours.Read(make([]byte, 1))
 
-	c := silentPair(t, weAreClient)
+	c := silentPair(t, tlstest.WeClient)
 	hctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	canceled := c.HandshakeContext(hctx)

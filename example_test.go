@@ -15,14 +15,14 @@ import (
 // close_notify and FIN while reading goes on; ErrTruncated tells a
 // complete answer from one cut short.
 func ExampleDial() {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := ctx.SetDefaultVerifyPaths(); err != nil {
+	if err := sslCtx.SetDefaultVerifyPaths(); err != nil {
 		log.Fatal(err)
 	}
-	conn, err := openssl.Dial("tcp", "example.com:443", ctx, 0)
+	conn, err := openssl.Dial("tcp", "example.com:443", sslCtx, 0)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -69,10 +69,10 @@ func ExampleConn_ShutdownOnce() {
 
 // A ClosePolicy makes Close wait for the peer's close_notify, bounded.
 func ExampleClosePolicy() {
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx.SetClosePolicy(openssl.ClosePolicy{WaitForPeer: true, Timeout: 2 * time.Second})
-	// Conns made from ctx now close bidirectionally, in 2 s at most.
+	sslCtx.SetClosePolicy(openssl.ClosePolicy{WaitForPeer: true, Timeout: 2 * time.Second})
+	// Conns made from sslCtx now close bidirectionally, in 2 s at most.
 }

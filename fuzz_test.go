@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // The fuzz targets of this file feed hostile input to the certificate and
@@ -78,7 +79,7 @@ func FuzzLoadCertificateFromPEM(f *testing.F) {
 func FuzzLoadPrivateKeyFromPEM(f *testing.F) {
 	f.Add(pki.KeyPEM)
 	f.Add(pki.CertPEM)
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := openssl.NewCtx()
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func FuzzLoadPrivateKeyFromPEM(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if err := ctx.UseCertificate(cert); err != nil {
+	if err := sslCtx.UseCertificate(cert); err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -98,7 +99,7 @@ func FuzzLoadPrivateKeyFromPEM(f *testing.F) {
 			}
 			return
 		}
-		err = ctx.UsePrivateKey(key)
+		err = sslCtx.UsePrivateKey(key)
 		requireTyped(t, "UsePrivateKey", err)
 		if bytes.Equal(data, pki.KeyPEM) && err != nil {
 			t.Fatalf("pki's key does not match pki's certificate: %v", err)
@@ -151,7 +152,7 @@ func TestLoadPEMNeverPrompts(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err = <-done:
-	case <-time.After(testTimeout):
+	case <-time.After(tlstest.Timeout):
 		cmd.Process.Kill()
 		<-done
 		t.Fatalf("loading encrypted PEM blocked (waiting for a pass phrase?):\n%s", out.Bytes())
@@ -208,8 +209,8 @@ const (
 // takes longer than a whole fuzz input.
 type fuzzPeerEnv struct {
 	ln *net.TCPListener
-	// ctxs[flags&flagTLS12][server]
-	ctxs [2][2]*openssl.Ctx
+	// sslCtxs[flags&flagTLS12][server]
+	sslCtxs [2][2]*openssl.Ctx
 }
 
 func newFuzzPeerEnv(f *testing.F) *fuzzPeerEnv {
@@ -221,17 +222,17 @@ func newFuzzPeerEnv(f *testing.F) *fuzzPeerEnv {
 	env := &fuzzPeerEnv{ln: l.(*net.TCPListener)}
 	for v := range 2 {
 		for server := range 2 {
-			ctx := clientCtx(f)
+			sslCtx := tlstest.ClientCtx(f)
 			if server == 1 {
-				ctx = serverCtx(f)
+				sslCtx = tlstest.ServerCtx(f)
 			}
 			if v == 1 {
-				if err := ctx.SetMaxProtoVersion(tls.VersionTLS12); err != nil {
+				if err := sslCtx.SetMaxProtoVersion(tls.VersionTLS12); err != nil {
 					f.Fatal(err)
 				}
 			}
-			ctx.SetClosePolicy(openssl.ClosePolicy{Timeout: fuzzCloseTimeout})
-			env.ctxs[v][server] = ctx
+			sslCtx.SetClosePolicy(openssl.ClosePolicy{Timeout: fuzzCloseTimeout})
+			env.sslCtxs[v][server] = sslCtx
 		}
 	}
 	return env
@@ -289,7 +290,7 @@ func FuzzPeerBytes(f *testing.F) {
 			ourSock, peerSock = s, c
 			newOurs, server = openssl.Server, 1
 		}
-		ours, err := newOurs(ourSock, env.ctxs[v][server])
+		ours, err := newOurs(ourSock, env.sslCtxs[v][server])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,8 +21,12 @@ func (g gate) TryLock() bool {
 	}
 }
 
-// LockContext locks g, or returns ctx's error when ctx ends first.
+// LockContext locks g, or returns ctx's error when ctx ends first. A free
+// gate is taken even when ctx has already ended.
 func (g gate) LockContext(ctx context.Context) error {
+	if g.TryLock() {
+		return nil
+	}
 	select {
 	case g <- struct{}{}:
 		return nil

@@ -1,143 +1,203 @@
 package openssl_test
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"errors"
+	"io"
+	"math/rand/v2"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/closenotify/openssl"
-	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
-// testTimeout bounds every wait in these tests.
-const testTimeout = 10 * time.Second
+// Helpers of this package's tests only; connections, certificates, waits
+// and shutdown steps come from internal/tlstest.
 
-var pki = mustBundle()
+// pki is the shared, read-only test PKI.
+var pki = tlstest.DefaultPKI()
 
-func mustBundle() *testcert.Bundle {
-	b, err := testcert.New()
-	if err != nil {
-		panic(err)
+// asError returns err's *openssl.Error, failing the test if there is none.
+func asError(t testing.TB, err error) *openssl.Error {
+	t.Helper()
+	require.Error(t, err)
+	var e *openssl.Error
+	require.Truef(t, errors.As(err, &e), "%T %v is not an *openssl.Error", err, err)
+	return e
+}
+
+// requireReason asserts that err is an *openssl.Error for op whose queue
+// holds OpenSSL's reason, and whose message names it.
+func requireReason(t testing.TB, err error, op, reason string) *openssl.Error {
+	t.Helper()
+	e := asError(t, err)
+	require.Equal(t, op, e.Op, "Op of %v", err)
+	var reasons []string
+	for _, q := range e.Queue {
+		reasons = append(reasons, q.ReasonText)
+	}
+	require.Containsf(t, reasons, reason, "queue of %v", err)
+	require.Contains(t, err.Error(), reason)
+	require.True(t, strings.HasPrefix(err.Error(), "openssl: "+op+": "), err.Error())
+	return e
+}
+
+// randomBytes returns n reproducible pseudo-random bytes.
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
 	}
 	return b
 }
 
-// serverCtx returns a Ctx serving pki's leaf.
-func serverCtx(t testing.TB) *openssl.Ctx {
-	t.Helper()
-	ctx, err := openssl.NewCtx()
-	if err != nil {
-		t.Fatal(err)
+// writeChunks writes b to w in chunks of varying sizes (1 byte to 64 KiB).
+func writeChunks(w io.Writer, b []byte, seed uint64) error {
+	r := rand.New(rand.NewPCG(seed, 1))
+	for len(b) > 0 {
+		n := min(len(b), 1+r.IntN(64<<10))
+		if _, err := w.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
 	}
-	cert, err := openssl.LoadCertificateFromPEM(pki.CertPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := openssl.LoadPrivateKeyFromPEM(pki.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ctx.UseCertificate(cert); err != nil {
-		t.Fatal(err)
-	}
-	if err := ctx.UsePrivateKey(key); err != nil {
-		t.Fatal(err)
-	}
-	return ctx
+	return nil
 }
 
-// clientCtx returns a Ctx that trusts pki's CA and verifies the server.
-func clientCtx(t testing.TB) *openssl.Ctx {
-	t.Helper()
-	ctx, err := openssl.NewCtx()
-	if err != nil {
-		t.Fatal(err)
+// readSum reads exactly n bytes from r and returns their SHA-256.
+func readSum(r io.Reader, n int64) ([32]byte, error) {
+	h := sha256.New()
+	got, err := io.Copy(h, io.LimitReader(r, n))
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	if err == nil && got != n {
+		err = io.ErrUnexpectedEOF
 	}
-	dir := t.TempDir()
-	if err := pki.WriteFiles(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := ctx.LoadVerifyLocations(pki.CAFile, ""); err != nil {
-		t.Fatal(err)
-	}
-	ctx.SetVerifyMode(openssl.VerifyPeer)
-	return ctx
+	return sum, err
 }
 
-// tcpPair returns two ends of a TCP connection on 127.0.0.1.
-func tcpPair(t testing.TB) (client, server *net.TCPConn) {
+// goTLSServer is a crypto/tls server on 127.0.0.1 for Dial tests. For each
+// connection it records the SNI the client sent and the handshake's result;
+// connections stay open until cleanup.
+type goTLSServer struct {
+	addr    string         // host:port; constant
+	hellos  chan string    // ClientHelloInfo.ServerName, one per connection
+	results chan error     // the server's handshake result, one per connection
+	conns   chan *tls.Conn // connections whose handshake succeeded
+	l       net.Listener   // constant
+	cfg     *tls.Config    // constant
+	wg      sync.WaitGroup // the accept loop and the handshakes
+	mu      sync.Mutex     // guards open
+	open    []net.Conn     // protected by mu
+}
+
+func startGoTLSServer(t testing.TB, cfg *tls.Config) *goTLSServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	require.NoError(t, err)
+	s := &goTLSServer{
+		addr:    l.Addr().String(),
+		hellos:  make(chan string, 16),
+		results: make(chan error, 16),
+		conns:   make(chan *tls.Conn, 16),
+		l:       l,
 	}
-	defer l.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	cfg = cfg.Clone()
+	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		s.hellos <- h.ServerName
+		return nil, nil
 	}
-	s := <-accepted
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
-
-// goServer makes our client and a crypto/tls server on a TCP pair, limited
-// to version.
-func goServer(t testing.TB, version uint16) (*openssl.Conn, *tls.Conn) {
-	t.Helper()
-	c, s := tcpPair(t)
-	ours, err := openssl.Client(c, clientCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ours.Close() })
-	peer := tls.Server(s, &tls.Config{
-		Certificates: []tls.Certificate{pki.TLSCert},
-		MinVersion:   version, MaxVersion: version,
-	})
-	handshakeBoth(t, ours, peer)
-	return ours, peer
-}
-
-// goClient makes our server and a crypto/tls client.
-func goClient(t testing.TB, version uint16) (*openssl.Conn, *tls.Conn) {
-	t.Helper()
-	c, s := tcpPair(t)
-	ours, err := openssl.Server(s, serverCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ours.Close() })
-	peer := tls.Client(c, &tls.Config{
-		RootCAs: pki.Pool, ServerName: "localhost",
-		MinVersion: version, MaxVersion: version,
-	})
-	handshakeBoth(t, ours, peer)
-	return ours, peer
-}
-
-func handshakeBoth(t testing.TB, ours *openssl.Conn, peer *tls.Conn) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- peer.Handshake() }()
-	if err := ours.Handshake(); err != nil {
-		t.Fatalf("our handshake: %v", err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("peer handshake: %v", err)
+	s.cfg = cfg
+	s.wg.Add(1)
+	go s.serve()
+	t.Cleanup(func() {
+		l.Close()
+		s.mu.Lock()
+		for _, c := range s.open {
+			c.Close()
 		}
-	case <-time.After(testTimeout):
-		t.Fatal("peer handshake timed out")
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *goTLSServer) serve() {
+	defer s.wg.Done()
+	for {
+		raw, err := s.l.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.open = append(s.open, raw)
+		s.mu.Unlock()
+		raw.SetDeadline(time.Now().Add(tlstest.Timeout))
+		c := tls.Server(raw, s.cfg)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			err := c.Handshake()
+			s.results <- err
+			if err == nil {
+				s.conns <- c
+			}
+		}()
 	}
+}
+
+// port returns the server's port.
+func (s *goTLSServer) port() string {
+	_, p, _ := net.SplitHostPort(s.addr)
+	return p
+}
+
+// silentListener accepts TCP connections on 127.0.0.1 and never reads or
+// writes them: a peer that never speaks. They are closed at cleanup.
+func silentListener(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var (
+		mu   sync.Mutex
+		open []net.Conn
+		wg   sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range open {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// liveSSL returns the number of live SSL objects.
+func liveSSL() int64 {
+	n, _ := openssl.LiveObjects()
+	return n
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // TestConcurrentReadWrite runs one Read loop and one Write loop on the same
@@ -25,19 +26,19 @@ func TestConcurrentReadWrite(t *testing.T) {
 		messages = 2000
 		window   = 8
 	)
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		before := liveSSL()
-		p := connectedPair(t, pairSpec{version: v, role: r})
-		require.NoError(t, p.ours.SetDeadline(time.Now().Add(4*testTimeout)))
-		require.NoError(t, p.peerRaw.SetDeadline(time.Now().Add(4*testTimeout)))
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		require.NoError(t, p.Ours.SetDeadline(time.Now().Add(4*tlstest.Timeout)))
+		require.NoError(t, p.PeerTCP().SetDeadline(time.Now().Add(4*tlstest.Timeout)))
 		echoDone := make(chan error, 1)
 		go func() {
-			_, err := io.Copy(p.peer, p.peer) // until our close_notify
+			_, err := io.Copy(p.Peer, p.Peer) // until our close_notify
 			echoDone <- err
 		}()
 
 		message := func(i int) []byte {
-			body := pattern(uint64(i), 1+(i*7919)%3000)
+			body := randomBytes(uint64(i), 1+(i*7919)%3000)
 			m := binary.BigEndian.AppendUint32(nil, uint32(i))
 			m = binary.BigEndian.AppendUint16(m, uint16(len(body)))
 			return append(m, body...)
@@ -56,7 +57,7 @@ func TestConcurrentReadWrite(t *testing.T) {
 					writeDone <- errors.New("stopped")
 					return
 				}
-				if _, err := p.ours.Write(message(i)); err != nil {
+				if _, err := p.Ours.Write(message(i)); err != nil {
 					writeDone <- err
 					return
 				}
@@ -67,11 +68,11 @@ func TestConcurrentReadWrite(t *testing.T) {
 		readAll := func() error {
 			hdr := make([]byte, 6)
 			for i := range messages {
-				if _, err := io.ReadFull(p.ours, hdr); err != nil {
+				if _, err := io.ReadFull(p.Ours, hdr); err != nil {
 					return fmt.Errorf("message %d: %w", i, err)
 				}
 				body := make([]byte, binary.BigEndian.Uint16(hdr[4:]))
-				if _, err := io.ReadFull(p.ours, body); err != nil {
+				if _, err := io.ReadFull(p.Ours, body); err != nil {
 					return fmt.Errorf("message %d: %w", i, err)
 				}
 				want := message(i)
@@ -89,7 +90,7 @@ func TestConcurrentReadWrite(t *testing.T) {
 		require.NoError(t, <-writeDone)
 
 		// Our close_notify ends the echo loop.
-		require.NoError(t, p.ours.Close())
+		require.NoError(t, p.Ours.Close())
 		require.NoError(t, <-echoDone)
 		require.Equal(t, before, liveSSL())
 	})
@@ -100,7 +101,7 @@ func TestConcurrentReadWrite(t *testing.T) {
 // alone or both at once. They report net.ErrClosed, Close stays bounded, and
 // the SSL is freed.
 func TestCloseWakesBlockedCalls(t *testing.T) {
-	for _, tc := range []struct {
+	for _, blocked := range []struct {
 		name        string
 		read, write bool
 	}{
@@ -108,42 +109,42 @@ func TestCloseWakesBlockedCalls(t *testing.T) {
 		{"Write", false, true},
 		{"Read and Write", true, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
+		t.Run(blocked.name, func(t *testing.T) {
+			tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 				before := liveSSL()
-				p := connectedPair(t, pairSpec{version: v, role: r, ourSndBuf: 8 << 10, peerRcvBuf: 8 << 10})
+				p := tlstest.Connect(t, tlstest.Spec{Case: tc, OurSndBuf: 8 << 10, PeerRcvBuf: 8 << 10})
 				type result struct {
 					n   int
 					err error
 				}
 				big := make([]byte, 8<<20) // more than the pipe holds
 				readRes, writeRes := make(chan result, 1), make(chan result, 1)
-				if tc.read {
+				if blocked.read {
 					go func() {
-						n, err := p.ours.Read(make([]byte, 16)) // the peer sends nothing
+						n, err := p.Ours.Read(make([]byte, 16)) // the peer sends nothing
 						readRes <- result{n, err}
 					}()
 					waitParked(t, "openssl.(*Conn).Read(", "TestCloseWakesBlockedCalls")
 				}
-				if tc.write {
+				if blocked.write {
 					go func() {
-						n, err := p.ours.Write(big)
+						n, err := p.Ours.Write(big)
 						writeRes <- result{n, err}
 					}()
 					waitParked(t, "openssl.(*Conn).Write(", "TestCloseWakesBlockedCalls")
 				}
 
-				within(t, openssl.DefaultCloseTimeout+2*time.Second, "Close", func() { p.ours.Close() })
-				if tc.read {
+				tlstest.Within(t, openssl.DefaultCloseTimeout+2*time.Second, "Close", func() { p.Ours.Close() })
+				if blocked.read {
 					var res result
-					within(t, testTimeout, "the blocked Read", func() { res = <-readRes })
+					tlstest.Within(t, tlstest.Timeout, "the blocked Read", func() { res = <-readRes })
 					require.Zero(t, res.n)
 					require.ErrorIs(t, res.err, net.ErrClosed)
 					require.Equal(t, "read", asError(t, res.err).Op)
 				}
-				if tc.write {
+				if blocked.write {
 					var res result
-					within(t, testTimeout, "the blocked Write", func() { res = <-writeRes })
+					tlstest.Within(t, tlstest.Timeout, "the blocked Write", func() { res = <-writeRes })
 					require.Less(t, res.n, len(big))
 					require.ErrorIs(t, res.err, net.ErrClosed)
 					require.Equal(t, "write", asError(t, res.err).Op)
@@ -157,10 +158,10 @@ func TestCloseWakesBlockedCalls(t *testing.T) {
 // waitParked waits until a goroutine started by creator (a function name)
 // is inside fn (a frame such as "openssl.(*Conn).Read(") and parked in the
 // netpoller, so that a test knows a call really blocks rather than has not
-// started yet. It inspects the stacks, bounded by testTimeout.
+// started yet. It inspects the stacks, bounded by tlstest.Timeout.
 func waitParked(t testing.TB, fn, creator string) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
+	deadline := time.Now().Add(tlstest.Timeout)
 	buf := make([]byte, 1<<20)
 	for time.Now().Before(deadline) {
 		n := runtime.Stack(buf, true)
@@ -172,15 +173,15 @@ func waitParked(t testing.TB, fn, creator string) {
 		}
 		runtime.Gosched()
 	}
-	t.Fatalf("no goroutine of %s parked in %s within %v", creator, fn, testTimeout)
+	t.Fatalf("no goroutine of %s parked in %s within %v", creator, fn, tlstest.Timeout)
 }
 
 func TestCloseTwice(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		before := liveSSL()
-		p := connectedPair(t, pairSpec{version: v, role: r})
-		require.NoError(t, p.ours.Close())
-		err := p.ours.Close()
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		require.NoError(t, p.Ours.Close())
+		err := p.Ours.Close()
 		require.ErrorIs(t, err, net.ErrClosed)
 		require.Equal(t, "close", asError(t, err).Op)
 		require.Equal(t, "openssl: close: "+net.ErrClosed.Error(), err.Error())
@@ -189,44 +190,44 @@ func TestCloseTwice(t *testing.T) {
 }
 
 func TestUseAfterClose(t *testing.T) {
-	eachVersionAndRole(t, func(t *testing.T, v uint16, r ourRole) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		before := liveSSL()
-		p := connectedPair(t, pairSpec{version: v, role: r})
-		require.NoError(t, p.ours.Close())
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		require.NoError(t, p.Ours.Close())
 		require.Equal(t, before, liveSSL())
 
-		_, err := p.ours.Read(make([]byte, 1))
+		_, err := p.Ours.Read(make([]byte, 1))
 		require.ErrorIs(t, err, net.ErrClosed)
 		require.Equal(t, "read", asError(t, err).Op)
 
-		_, err = p.ours.Write([]byte("x"))
+		_, err = p.Ours.Write([]byte("x"))
 		require.ErrorIs(t, err, net.ErrClosed)
 		require.Equal(t, "write", asError(t, err).Op)
 
-		res, err := p.ours.ShutdownOnce()
+		res, err := p.Ours.ShutdownOnce()
 		require.Equal(t, openssl.ShutdownFailed, res)
 		require.ErrorIs(t, err, net.ErrClosed)
 		require.Equal(t, "shutdown", asError(t, err).Op)
 
 		// The state is still there, frozen at Close: our alert went out.
-		require.True(t, p.ours.ConnectionState().HandshakeComplete)
-		require.True(t, p.ours.ShutdownState().Sent())
+		require.True(t, p.Ours.ConnectionState().HandshakeComplete)
+		require.True(t, p.Ours.ShutdownState().Sent())
 	})
 }
 
 func TestUseAfterCloseBeforeHandshake(t *testing.T) {
-	for _, r := range ourRoles {
+	for _, r := range tlstest.Roles {
 		t.Run(r.String(), func(t *testing.T) {
 			before := liveSSL()
-			p := newPair(t, pairSpec{version: 0, role: r})
-			require.NoError(t, p.ours.Close())
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Role: r}})
+			require.NoError(t, p.Ours.Close())
 			require.Equal(t, before, liveSSL())
-			err := p.ours.Handshake()
+			err := p.Ours.Handshake()
 			require.ErrorIs(t, err, net.ErrClosed)
 			require.Equal(t, "handshake", asError(t, err).Op)
-			_, err = p.ours.Read(make([]byte, 1))
+			_, err = p.Ours.Read(make([]byte, 1))
 			require.ErrorIs(t, err, net.ErrClosed)
-			_, err = p.ours.Write([]byte("x"))
+			_, err = p.Ours.Write([]byte("x"))
 			require.ErrorIs(t, err, net.ErrClosed)
 		})
 	}

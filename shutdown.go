@@ -205,9 +205,10 @@ func (c *Conn) waitWriter(ctx context.Context, wait direction) error {
 // Shutdown shuts the TLS connection down in both directions: it sends our
 // close_notify, waiting while the socket's send buffer is full, then reads
 // until the peer's close_notify arrives. Application data the peer sends
-// meanwhile is read and discarded (counted by DiscardedBytes): to keep it,
-// use CloseWrite and Read instead. Shutdown never calls SSL_shutdown a
-// second time, so such data cannot break it. It returns:
+// meanwhile is read and discarded (counted by [Conn.DiscardedBytes]): to
+// keep it, use [Conn.CloseWrite] and [Conn.Read] instead. Shutdown never
+// calls SSL_shutdown a second time, so such data cannot break it. It
+// returns:
 //   - nil when both alerts were exchanged (also when the peer's had already
 //     arrived through Read);
 //   - an *Error wrapping ErrTruncated when the peer closed TCP without
@@ -220,7 +221,7 @@ func (c *Conn) waitWriter(ctx context.Context, wait direction) error {
 //   - ErrHandshakeIncomplete before the handshake completed, ErrNilContext
 //     for a nil ctx, or the transport's or OpenSSL's error.
 //
-// It does not close the socket; Close does.
+// It does not close the socket; [Conn.Close] does.
 func (c *Conn) Shutdown(ctx context.Context) error {
 	if ctx == nil {
 		return &Error{Op: "shutdown", Err: ErrNilContext}
@@ -249,15 +250,24 @@ func (c *Conn) sendCloseNotify(ctx context.Context) (complete bool, err error) {
 	if flushed {
 		return c.ShutdownState().Received(), nil
 	}
-	stop := c.interruptOn(ctx, dirWrite)
-	err = c.out.step.run(opShutdown, nil, dirWrite)
-	if stop() {
-		err = ctx.Err()
+	// The first attempt does not wait: the alert usually fits in the
+	// socket's send buffer, and a deadline or context that has already
+	// passed must not keep it from going out then.
+	r := &c.out.step.res
+	var skipped error
+	if err = c.raw.Control(func(uintptr) { skipped = c.callSSL(opShutdown, nil, r) }); err == nil {
+		err = skipped
+	}
+	if err == nil && ErrorCode(r.ssl_error) == ErrorWantWrite {
+		stop := c.interruptOn(ctx, dirWrite)
+		err = c.out.step.run(opShutdown, nil, dirWrite)
+		if stop() {
+			err = ctx.Err()
+		}
 	}
 	if err != nil {
 		return false, c.shutdownError(ctx, err)
 	}
-	r := &c.out.step.res
 	switch {
 	case r.ret == 1:
 		return true, nil

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // Tests of ShutdownOnce, Retry, Shutdown, CloseWrite and ShutdownState
@@ -23,23 +24,17 @@ import (
 // io.EOF and its Close sends the answer (peerAnswer).
 
 const (
-	// sdShortTimeout is the timeout of tests where the peer never answers.
-	sdShortTimeout = 300 * time.Millisecond
-	// sdMargin is the generous slack of the upper bounds that prove a call
+	// shortTimeout is the timeout of tests where the peer never answers.
+	shortTimeout = 300 * time.Millisecond
+	// boundMargin is the generous slack of the upper bounds that prove a call
 	// is bounded by its timeout.
-	sdMargin = 2 * time.Second
+	boundMargin = 2 * time.Second
 )
 
 const (
 	wantReadMsg  = "openssl: shutdown: want read (waiting for the peer's close_notify)"
 	wantWriteMsg = "openssl: shutdown: want write (our close_notify is not yet in the kernel's send buffer)"
 )
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // requireShutdownError checks the *Error of a failed ShutdownOnce.
 func requireShutdownError(t *testing.T, err error, code openssl.ErrorCode, sentinel error, msg string) {
@@ -57,34 +52,34 @@ func requireShutdownError(t *testing.T, err error, code openssl.ErrorCode, senti
 // TestShutdownOnceSequence: 0, then -1/WANT_READ while the peer has not
 // answered, then 1 once its close_notify is in.
 func TestShutdownOnceSequence(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{})
-		p.exchange(t)
-		rec := &sdStepRec{c: p.ours}
-		require.Equal(t, "sent=false received=false", p.ours.ShutdownState().String())
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p.Exchange(t)
+		rec := &tlstest.Steps{Conn: p.Ours}
+		require.Equal(t, "sent=false received=false", p.Ours.ShutdownState().String())
 
-		r, err := rec.once()
+		r, err := rec.Once()
 		require.NoError(t, err)
 		require.Equal(t, openssl.ShutdownSent, r)
-		require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
+		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
 
-		r, err = rec.once()
+		r, err = rec.Once()
 		require.Equal(t, openssl.ShutdownFailed, r)
 		requireShutdownError(t, err, openssl.ErrorWantRead, openssl.ErrWantRead, wantReadMsg)
-		require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
+		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
 
-		_, err = p.ours.Write([]byte("x"))
+		_, err = p.Ours.Write([]byte("x"))
 		require.ErrorIs(t, err, openssl.ErrWriteAfterShutdown)
 
-		sdWait(t, p.peerAnswer(), "peer's answer")
+		tlstest.Wait(t, p.PeerAnswer(), "peer's answer")
 		// The peer's FIN follows its close_notify: once poll reports it,
 		// the alert is in our receive queue and the next call completes.
-		sdPoll(t, p.ourSock, unix.POLLRDHUP)
-		require.NoError(t, p.ours.Retry(testCtx(t), rec.step))
-		require.Equal(t, []string{"0", "-1/want read", "1"}, rec.seq)
-		require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
+		require.NoError(t, tlstest.Poll(p.OurSock, unix.POLLRDHUP, tlstest.Timeout))
+		require.NoError(t, p.Ours.Retry(tlstest.Context(t), rec.Step))
+		require.Equal(t, []string{"0", "-1/WANT_READ", "1"}, rec.Seq)
+		require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 
-		n, err := p.ours.Read(make([]byte, 10))
+		n, err := p.Ours.Read(make([]byte, 10))
 		require.Zero(t, n)
 		require.Equal(t, io.EOF, err)
 	})
@@ -94,24 +89,24 @@ func TestShutdownOnceSequence(t *testing.T) {
 // does not fit in the kernel (-1/WANT_WRITE); once the peer drains, Retry
 // sends it (0), and the peer's answer completes the exchange (1).
 func TestShutdownOnceWantWrite(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdFillOpts)
-		p.exchange(t)
-		data := sdPattern(fillSize)
-		p.fill(t, data)
-		rec := &sdStepRec{c: p.ours}
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.FillSpec(tc))
+		p.Exchange(t)
+		data := tlstest.Pattern(tlstest.FillSize)
+		p.FillSendQueue(t, data)
+		rec := &tlstest.Steps{Conn: p.Ours}
 
-		r, err := rec.once()
+		r, err := rec.Once()
 		require.Equal(t, openssl.ShutdownFailed, r)
 		requireShutdownError(t, err, openssl.ErrorWantWrite, openssl.ErrWantWrite, wantWriteMsg)
 		// OpenSSL marks the alert sent when it queues it.
-		require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
-		_, err = p.ours.Write([]byte("x"))
+		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
+		_, err = p.Ours.Write([]byte("x"))
 		require.ErrorIs(t, err, openssl.ErrWriteAfterShutdown)
 
-		drained := sdGo(func() error {
+		drained := tlstest.Go(func() error {
 			got := make([]byte, len(data))
-			if _, err := io.ReadFull(p.peer, got); err != nil {
+			if _, err := io.ReadFull(p.Peer, got); err != nil {
 				return err
 			}
 			if string(got) != string(data) {
@@ -119,17 +114,17 @@ func TestShutdownOnceWantWrite(t *testing.T) {
 			}
 			return nil
 		})
-		sdWait(t, drained, "peer's drain")
+		tlstest.Wait(t, drained, "peer's drain")
 		// Writable again: the next call puts the alert into the kernel.
-		sdPoll(t, p.ourSock, unix.POLLOUT)
-		require.NoError(t, p.ours.Retry(testCtx(t), rec.step))
-		require.Equal(t, []string{"-1/want write", "0"}, rec.seq)
+		require.NoError(t, tlstest.Poll(p.OurSock, unix.POLLOUT, tlstest.Timeout))
+		require.NoError(t, p.Ours.Retry(tlstest.Context(t), rec.Step))
+		require.Equal(t, []string{"-1/WANT_WRITE", "0"}, rec.Seq)
 
-		sdWait(t, p.peerAnswer(), "peer's answer")
-		sdPoll(t, p.ourSock, unix.POLLRDHUP)
-		require.NoError(t, p.ours.Retry(testCtx(t), rec.step))
-		require.Equal(t, []string{"-1/want write", "0", "1"}, rec.seq)
-		require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
+		tlstest.Wait(t, p.PeerAnswer(), "peer's answer")
+		require.NoError(t, tlstest.Poll(p.OurSock, unix.POLLRDHUP, tlstest.Timeout))
+		require.NoError(t, p.Ours.Retry(tlstest.Context(t), rec.Step))
+		require.Equal(t, []string{"-1/WANT_WRITE", "0", "1"}, rec.Seq)
+		require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 	})
 }
 
@@ -140,50 +135,39 @@ func TestShutdownOnceWantWrite(t *testing.T) {
 // alert (-1/WANT_WRITE); the next fails for good with "bad write retry";
 // the peer sees the stream cut inside a record.
 func TestShutdownOnceAfterTimedOutWrite(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{unix: true, ourSndBuf: 1})
-		p.exchange(t)
-		require.NoError(t, p.ours.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
-		_, err := p.ours.Write(make([]byte, 1<<20))
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Transport: tlstest.Unix, OurSndBuf: 1})
+		p.Exchange(t)
+		require.NoError(t, p.Ours.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
+		_, err := p.Ours.Write(make([]byte, 1<<20))
 		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-		require.NoError(t, p.ours.SetWriteDeadline(time.Time{}))
+		require.NoError(t, p.Ours.SetWriteDeadline(time.Time{}))
 
-		peerDone := sdGo(func() error {
-			_, err := io.Copy(io.Discard, p.peer)
+		peerDone := tlstest.Go(func() error {
+			_, err := io.Copy(io.Discard, p.Peer)
 			return err
 		})
-		rec := &sdStepRec{c: p.ours}
-		err = p.ours.Retry(testCtx(t), rec.step)
-		require.Equal(t, []string{"-1/want write", "-1/SSL error"}, rec.seq)
+		rec := &tlstest.Steps{Conn: p.Ours}
+		err = p.Ours.Retry(tlstest.Context(t), rec.Step)
+		require.Equal(t, []string{"-1/WANT_WRITE", "-1/SSL"}, rec.Seq)
 		var e *openssl.Error
 		require.ErrorAs(t, err, &e)
 		require.Equal(t, openssl.ErrorSSL, e.Code)
 		require.Len(t, e.Queue, 1)
 		require.Equal(t, "bad write retry", e.Queue[0].ReasonText)
 
-		require.NoError(t, p.ours.Close(), "the fatal error was reported; Close just closes")
-		require.ErrorIs(t, sdResult(t, peerDone, "peer's read"), io.ErrUnexpectedEOF)
+		require.NoError(t, p.Ours.Close(), "the fatal error was reported; Close just closes")
+		require.ErrorIs(t, tlstest.Result(t, peerDone, "peer's read"), io.ErrUnexpectedEOF)
 	})
 }
 
 // TestShutdownOnceBeforeHandshake: nothing is sent, and the other shutdown
 // calls fail the same way.
 func TestShutdownOnceBeforeHandshake(t *testing.T) {
-	for _, server := range []bool{false, true} {
-		name := "we-client"
-		if server {
-			name = "we-server"
-		}
-		t.Run(name, func(t *testing.T) {
-			ourSock, peerSock := tcpPair(t)
-			var ours *openssl.Conn
-			var err error
-			if server {
-				ours, err = openssl.Server(ourSock, serverCtx(t))
-			} else {
-				ours, err = openssl.Client(ourSock, clientCtx(t))
-			}
-			require.NoError(t, err)
+	for _, role := range tlstest.Roles {
+		t.Run(role.String(), func(t *testing.T) {
+			p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Role: role}})
+			ours, peerSock := p.Ours, p.PeerSock
 
 			r, err := ours.ShutdownOnce()
 			require.Equal(t, openssl.ShutdownFailed, r)
@@ -203,7 +187,7 @@ func TestShutdownOnceBeforeHandshake(t *testing.T) {
 			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 			// ...nor after Close (which sends nothing before a handshake).
 			require.NoError(t, ours.Close())
-			require.NoError(t, peerSock.SetReadDeadline(time.Now().Add(testTimeout)))
+			require.NoError(t, peerSock.SetReadDeadline(time.Now().Add(tlstest.Timeout)))
 			got, err := io.ReadAll(peerSock)
 			require.NoError(t, err)
 			require.Empty(t, got)
@@ -215,17 +199,16 @@ func TestShutdownOnceBeforeHandshake(t *testing.T) {
 // ShutdownOnce returns the stored error and does not call OpenSSL again
 // (every call returns the very same *Error).
 func TestShutdownOnceAfterFatalError(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{})
-		p.exchange(t)
-		require.NoError(t, p.peerTCP().SetLinger(0))
-		require.NoError(t, p.peerTCP().Close()) // RST
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p.Exchange(t)
+		require.NoError(t, p.ResetPeer())
 
-		_, readErr := p.ours.Read(make([]byte, 10))
+		_, readErr := p.Ours.Read(make([]byte, 10))
 		require.ErrorIs(t, readErr, syscall.ECONNRESET)
 
-		r1, err1 := p.ours.ShutdownOnce()
-		r2, err2 := p.ours.ShutdownOnce()
+		r1, err1 := p.Ours.ShutdownOnce()
+		r2, err2 := p.Ours.ShutdownOnce()
 		require.Equal(t, openssl.ShutdownFailed, r1)
 		require.Equal(t, openssl.ShutdownFailed, r2)
 		require.ErrorIs(t, err1, syscall.ECONNRESET)
@@ -235,8 +218,8 @@ func TestShutdownOnceAfterFatalError(t *testing.T) {
 		require.Equal(t, "read", e.Op, "the error of the call that failed")
 		require.Equal(t, openssl.ErrorSyscall, e.Code)
 		require.Equal(t, syscall.ECONNRESET, e.Errno)
-		require.False(t, p.ours.ShutdownState().Sent())
-		require.ErrorIs(t, p.ours.Shutdown(context.Background()), syscall.ECONNRESET)
+		require.False(t, p.Ours.ShutdownState().Sent())
+		require.ErrorIs(t, p.Ours.Shutdown(context.Background()), syscall.ECONNRESET)
 	})
 }
 
@@ -248,21 +231,21 @@ func TestShutdownOnceAfterFatalError(t *testing.T) {
 // calling OpenSSL. Shutdown avoids this by reading with SSL_read
 // (TestShutdown/peer_keeps_sending).
 func TestShutdownOnceApplicationDataAfterCloseNotify(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{})
-		p.exchange(t)
-		rec := &sdStepRec{c: p.ours}
-		_, err := rec.once()
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p.Exchange(t)
+		rec := &tlstest.Steps{Conn: p.Ours}
+		_, err := rec.Once()
 		require.NoError(t, err)
-		sdWait(t, sdGo(func() error {
-			_, err := p.peer.Write([]byte("more data"))
+		tlstest.Wait(t, tlstest.Go(func() error {
+			_, err := p.Peer.Write([]byte("more data"))
 			return err
 		}), "peer's write")
-		sdPoll(t, p.ourSock, unix.POLLIN)
+		require.NoError(t, tlstest.Poll(p.OurSock, unix.POLLIN, tlstest.Timeout))
 
-		_, err2 := rec.once()
-		_, err3 := rec.once()
-		require.Equal(t, []string{"0", "-1/SSL error", "-1/SSL error"}, rec.seq)
+		_, err2 := rec.Once()
+		_, err3 := rec.Once()
+		require.Equal(t, []string{"0", "-1/SSL", "-1/SSL"}, rec.Seq)
 		var e *openssl.Error
 		require.ErrorAs(t, err2, &e)
 		require.Equal(t, "shutdown", e.Op)
@@ -272,54 +255,54 @@ func TestShutdownOnceApplicationDataAfterCloseNotify(t *testing.T) {
 		require.Equal(t, "SSL routines", e.Queue[0].LibText)
 		require.EqualError(t, err2, "openssl: shutdown: SSL error: application data after close notify")
 		require.EqualError(t, err3, err2.Error())
-		_, err4 := p.ours.ShutdownOnce()
+		_, err4 := p.Ours.ShutdownOnce()
 		require.Same(t, err3, err4, "the stored error, OpenSSL not called")
-		_, readErr := p.ours.Read(make([]byte, 10))
+		_, readErr := p.Ours.Read(make([]byte, 10))
 		require.Same(t, err3, readErr)
-		require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
+		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
 
 		// The peer got our close_notify and nothing after it.
-		require.NoError(t, sdReadEOF(p.peer))
+		require.NoError(t, tlstest.ReadEOF(p.Peer))
 	})
 }
 
 // TestRetryBounds: Retry gives up when its context or the connection's
 // deadline ends, with both the step's last error and the cause.
 func TestRetryBounds(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		t.Run("context", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
-			rec := &sdStepRec{c: p.ours}
-			_, err := rec.once()
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			rec := &tlstest.Steps{Conn: p.Ours}
+			_, err := rec.Once()
 			require.NoError(t, err)
-			ctx, cancel := context.WithTimeout(context.Background(), sdShortTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 			defer cancel()
-			sdWithin(t, sdShortTimeout+sdMargin, "Retry", func() { err = p.ours.Retry(ctx, rec.step) })
+			tlstest.Within(t, shortTimeout+boundMargin, "Retry", func() { err = p.Ours.Retry(ctx, rec.Step) })
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 			require.ErrorIs(t, err, openssl.ErrWantRead)
 			var ne net.Error
 			require.ErrorAs(t, err, &ne)
 			require.True(t, ne.Timeout())
-			require.Equal(t, "0", rec.seq[0])
-			for _, s := range rec.seq[1:] {
-				require.Equal(t, "-1/want read", s)
+			require.Equal(t, "0", rec.Seq[0])
+			for _, s := range rec.Seq[1:] {
+				require.Equal(t, "-1/WANT_READ", s)
 			}
 		})
 		t.Run("deadline", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
-			rec := &sdStepRec{c: p.ours}
-			_, err := rec.once()
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			rec := &tlstest.Steps{Conn: p.Ours}
+			_, err := rec.Once()
 			require.NoError(t, err)
-			require.NoError(t, p.ours.SetDeadline(time.Now().Add(sdShortTimeout)))
-			sdWithin(t, sdShortTimeout+sdMargin, "Retry", func() { err = p.ours.Retry(context.Background(), rec.step) })
+			require.NoError(t, p.Ours.SetDeadline(time.Now().Add(shortTimeout)))
+			tlstest.Within(t, shortTimeout+boundMargin, "Retry", func() { err = p.Ours.Retry(context.Background(), rec.Step) })
 			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 			require.ErrorIs(t, err, openssl.ErrWantRead)
 			require.NotErrorIs(t, err, context.DeadlineExceeded)
 		})
 		t.Run("nil context", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
 			called := false
-			err := p.ours.Retry(nil, func() error { called = true; return nil }) //nolint:staticcheck // nil ctx on purpose
+			err := p.Ours.Retry(nil, func() error { called = true; return nil }) //nolint:staticcheck // nil ctx on purpose
 			require.ErrorIs(t, err, openssl.ErrNilContext)
 			require.False(t, called)
 		})
@@ -328,72 +311,72 @@ func TestRetryBounds(t *testing.T) {
 
 // TestShutdown covers the bidirectional Shutdown against each kind of peer.
 func TestShutdown(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		t.Run("peer answers", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
-			data := sdPattern(256 << 10)
-			peer := sdGo(func() error {
-				got, err := io.ReadAll(p.peer) // up to our close_notify
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			data := tlstest.Pattern(256 << 10)
+			peer := tlstest.Go(func() error {
+				got, err := io.ReadAll(p.Peer) // up to our close_notify
 				if err != nil {
 					return err
 				}
 				if string(got) != string(data) {
 					return errors.New("peer received other bytes than we wrote")
 				}
-				return p.peer.Close()
+				return p.Peer.Close()
 			})
-			_, err := p.ours.Write(data)
+			_, err := p.Ours.Write(data)
 			require.NoError(t, err)
-			require.NoError(t, p.ours.Shutdown(testCtx(t)))
-			sdWait(t, peer, "peer")
-			require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
-			require.Zero(t, p.ours.DiscardedBytes())
+			require.NoError(t, p.Ours.Shutdown(tlstest.Context(t)))
+			tlstest.Wait(t, peer, "peer")
+			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
+			require.Zero(t, p.Ours.DiscardedBytes())
 			// Twice: nothing more to do.
-			require.NoError(t, p.ours.Shutdown(testCtx(t)))
-			_, err = p.ours.Write([]byte("x"))
+			require.NoError(t, p.Ours.Shutdown(tlstest.Context(t)))
+			_, err = p.Ours.Write([]byte("x"))
 			require.ErrorIs(t, err, openssl.ErrWriteAfterShutdown)
-			n, err := p.ours.Read(make([]byte, 1))
+			n, err := p.Ours.Read(make([]byte, 1))
 			require.Zero(t, n)
 			require.Equal(t, io.EOF, err)
 		})
 		t.Run("peer closes TCP without close_notify", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
-			p.exchange(t)
-			peer := sdGo(func() error {
-				if err := sdReadEOF(p.peer); err != nil { // our close_notify
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p.Exchange(t)
+			peer := tlstest.Go(func() error {
+				if err := tlstest.ReadEOF(p.Peer); err != nil { // our close_notify
 					return err
 				}
-				return p.peerTCP().Close() // FIN, no alert
+				return p.PeerTCP().Close() // FIN, no alert
 			})
-			err := p.ours.Shutdown(testCtx(t))
-			sdWait(t, peer, "peer")
+			err := p.Ours.Shutdown(tlstest.Context(t))
+			tlstest.Wait(t, peer, "peer")
 			require.ErrorIs(t, err, openssl.ErrTruncated)
 			require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 			var e *openssl.Error
 			require.ErrorAs(t, err, &e)
 			require.Equal(t, openssl.ErrorSyscall, e.Code)
-			require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
+			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer never answers, context", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
-			ctx, cancel := context.WithTimeout(context.Background(), sdShortTimeout)
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 			defer cancel()
 			var err error
-			sdWithin(t, sdShortTimeout+sdMargin, "Shutdown", func() { err = p.ours.Shutdown(ctx) })
+			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = p.Ours.Shutdown(ctx) })
 			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 			var ne net.Error
 			require.ErrorAs(t, err, &ne)
 			require.True(t, ne.Timeout())
-			require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
+			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
 			// Our alert did go out.
-			require.NoError(t, sdReadEOF(p.peer))
+			require.NoError(t, tlstest.ReadEOF(p.Peer))
 		})
 		t.Run("peer never answers, deadline", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
-			require.NoError(t, p.ours.SetDeadline(time.Now().Add(sdShortTimeout)))
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			require.NoError(t, p.Ours.SetDeadline(time.Now().Add(shortTimeout)))
 			var err error
-			sdWithin(t, sdShortTimeout+sdMargin, "Shutdown", func() { err = p.ours.Shutdown(context.Background()) })
+			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = p.Ours.Shutdown(context.Background()) })
 			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
 			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 			require.NotErrorIs(t, err, context.DeadlineExceeded)
@@ -403,96 +386,95 @@ func TestShutdown(t *testing.T) {
 		})
 		t.Run("peer keeps sending", func(t *testing.T) {
 			const n = 4 << 20
-			p := sdNewPair(t, tc, sdOpts{})
-			peer := sdGo(func() error {
-				if err := sdReadEOF(p.peer); err != nil { // our close_notify
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			peer := tlstest.Go(func() error {
+				if err := tlstest.ReadEOF(p.Peer); err != nil { // our close_notify
 					return err
 				}
 				// crypto/tls still writes after the peer's close_notify.
-				if _, err := p.peer.Write(sdPattern(n)); err != nil {
+				if _, err := p.Peer.Write(tlstest.Pattern(n)); err != nil {
 					return err
 				}
-				return p.peer.Close()
+				return p.Peer.Close()
 			})
-			require.NoError(t, p.ours.Shutdown(testCtx(t)))
-			sdWait(t, peer, "peer")
-			require.Equal(t, int64(n), p.ours.DiscardedBytes())
-			require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
+			require.NoError(t, p.Ours.Shutdown(tlstest.Context(t)))
+			tlstest.Wait(t, peer, "peer")
+			require.Equal(t, int64(n), p.Ours.DiscardedBytes())
+			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("after Read returned io.EOF", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
-			p.exchange(t)
-			require.NoError(t, p.peer.Close())
-			n, err := p.ours.Read(make([]byte, 10))
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			p.Exchange(t)
+			require.NoError(t, p.Peer.Close())
+			n, err := p.Ours.Read(make([]byte, 10))
 			require.Zero(t, n)
 			require.Equal(t, io.EOF, err)
-			require.Equal(t, "sent=false received=true", p.ours.ShutdownState().String())
+			require.Equal(t, "sent=false received=true", p.Ours.ShutdownState().String())
 			// A context that would outlast the test: Shutdown must not wait.
-			sdWithin(t, sdMargin, "Shutdown", func() {
-				require.NoError(t, p.ours.Shutdown(context.Background()))
-			})
-			require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
+			tlstest.Within(t, boundMargin, "Shutdown", func() { err = p.Ours.Shutdown(context.Background()) })
+			require.NoError(t, err)
+			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("nil context", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
-			require.ErrorIs(t, p.ours.Shutdown(nil), openssl.ErrNilContext) //nolint:staticcheck // nil ctx on purpose
-			require.Equal(t, "sent=false received=false", p.ours.ShutdownState().String())
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			require.ErrorIs(t, p.Ours.Shutdown(nil), openssl.ErrNilContext) //nolint:staticcheck // nil ctx on purpose
+			require.Equal(t, "sent=false received=false", p.Ours.ShutdownState().String())
 		})
 	})
 }
 
 // TestCloseWrite: half-close in both directions.
 func TestCloseWrite(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		t.Run("request then response", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
-			request, response := sdPattern(100<<10), sdPattern(300 << 10)[7:]
-			peer := sdGo(func() error {
-				got, err := io.ReadAll(p.peer) // the request, up to our close_notify
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			request, response := tlstest.Pattern(100<<10), tlstest.Pattern(300 << 10)[7:]
+			peer := tlstest.Go(func() error {
+				got, err := io.ReadAll(p.Peer) // the request, up to our close_notify
 				if err != nil {
 					return err
 				}
 				if string(got) != string(request) {
 					return errors.New("peer received other bytes than the request")
 				}
-				if _, err := p.peer.Write(response); err != nil {
+				if _, err := p.Peer.Write(response); err != nil {
 					return err
 				}
-				return p.peer.Close()
+				return p.Peer.Close()
 			})
-			_, err := p.ours.Write(request)
+			_, err := p.Ours.Write(request)
 			require.NoError(t, err)
-			require.NoError(t, p.ours.CloseWrite())
-			require.Equal(t, "sent=true received=false", p.ours.ShutdownState().String())
-			_, err = p.ours.Write([]byte("x"))
+			require.NoError(t, p.Ours.CloseWrite())
+			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
+			_, err = p.Ours.Write([]byte("x"))
 			require.ErrorIs(t, err, openssl.ErrWriteAfterShutdown)
 
-			got, err := io.ReadAll(p.ours)
+			got, err := io.ReadAll(p.Ours)
 			require.NoError(t, err, "io.EOF after the response")
 			require.Equal(t, response, got)
-			sdWait(t, peer, "peer")
-			require.Equal(t, "sent=true received=true", p.ours.ShutdownState().String())
+			tlstest.Wait(t, peer, "peer")
+			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer half-closes, we keep writing", func(t *testing.T) {
-			p := sdNewPair(t, tc, sdOpts{})
-			data := sdPattern(200 << 10)
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+			data := tlstest.Pattern(200 << 10)
 			peer := make(chan []byte, 1)
-			peerErr := sdGo(func() error {
-				if err := p.peer.CloseWrite(); err != nil { // close_notify only
+			peerErr := tlstest.Go(func() error {
+				if err := p.Peer.CloseWrite(); err != nil { // close_notify only
 					return err
 				}
-				got, err := io.ReadAll(p.peer)
+				got, err := io.ReadAll(p.Peer)
 				peer <- got
 				return err
 			})
-			n, err := p.ours.Read(make([]byte, 10))
+			n, err := p.Ours.Read(make([]byte, 10))
 			require.Zero(t, n)
 			require.Equal(t, io.EOF, err)
-			require.Equal(t, "sent=false received=true", p.ours.ShutdownState().String())
-			_, err = p.ours.Write(data)
+			require.Equal(t, "sent=false received=true", p.Ours.ShutdownState().String())
+			_, err = p.Ours.Write(data)
 			require.NoError(t, err)
-			require.NoError(t, p.ours.Close())
-			sdWait(t, peerErr, "peer's read")
+			require.NoError(t, p.Ours.Close())
+			tlstest.Wait(t, peerErr, "peer's read")
 			require.Equal(t, data, <-peer)
 		})
 	})
@@ -500,75 +482,80 @@ func TestCloseWrite(t *testing.T) {
 
 // TestShutdownOnceDuringParkedWrite: while a Write is parked mid-record
 // (the peer does not read), ShutdownOnce must not put the alert behind half
-// a record. It returns -1/want write without calling SSL_shutdown; Retry
+// a record. It returns -1/WANT_WRITE without calling SSL_shutdown; Retry
 // waits for the Write to end (the peer starts reading), then sends the
 // alert. The peer receives every byte written, then a clean close_notify.
 func TestShutdownOnceDuringParkedWrite(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{unix: true, ourSndBuf: 4096, peerRcvBuf: 4096})
-		p.exchange(t)
-		data := sdPattern(1 << 20)
-		wrote := sdGo(func() error {
-			_, err := p.ours.Write(data)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Transport: tlstest.Unix, OurSndBuf: 4096, PeerRcvBuf: 4096})
+		p.Exchange(t)
+		data := tlstest.Pattern(1 << 20)
+		wrote := tlstest.Go(func() error {
+			_, err := p.Ours.Write(data)
 			return err
 		})
 		// Bytes in our send queue mean the Write holds the write lock: the
 		// peer reads nothing, so it cannot finish.
-		waitFor(t, "the Write to start", func() bool {
-			n, err := p.ours.SendQueueLen()
+		tlstest.PollUntil(t, "the Write to start", func() bool {
+			n, err := p.Ours.SendQueueLen()
 			return err == nil && n > 0
 		})
-		rec := &sdStepRec{c: p.ours}
-		_, err := rec.once()
+		rec := &tlstest.Steps{Conn: p.Ours}
+		_, err := rec.Once()
 		require.ErrorIs(t, err, openssl.ErrWantWrite)
 		require.Equal(t, openssl.ErrorWantWrite, asError(t, err).Code)
-		require.False(t, p.ours.ShutdownState().Sent(), "no SSL_shutdown while the Write is parked")
+		require.False(t, p.Ours.ShutdownState().Sent(), "no SSL_shutdown while the Write is parked")
 
-		retried := sdGo(func() error { return p.ours.Retry(testCtx(t), rec.step) })
+		ctx := tlstest.Context(t)
+		retried := tlstest.Go(func() error { return p.Ours.Retry(ctx, rec.Step) })
 		var got bytes.Buffer
-		peerRead := sdGo(func() error {
-			_, err := io.Copy(&got, p.peer)
+		peerRead := tlstest.Go(func() error {
+			_, err := io.Copy(&got, p.Peer)
 			return err
 		})
-		sdWait(t, wrote, "the parked Write")
-		sdWait(t, retried, "Retry of ShutdownOnce")
-		require.Equal(t, "-1/want write", rec.seq[0])
-		require.Equal(t, "0", rec.seq[len(rec.seq)-1], "Retry ends when the alert is sent: %v", rec.seq)
-		sdWait(t, peerRead, "the peer's read up to close_notify")
+		tlstest.Wait(t, wrote, "the parked Write")
+		tlstest.Wait(t, retried, "Retry of ShutdownOnce")
+		require.Equal(t, "-1/WANT_WRITE", rec.Seq[0])
+		require.Equal(t, "0", rec.Seq[len(rec.Seq)-1], "Retry ends when the alert is sent: %v", rec.Seq)
+		tlstest.Wait(t, peerRead, "the peer's read up to close_notify")
 		require.True(t, bytes.Equal(data, got.Bytes()), "the peer got %d of %d bytes", got.Len(), len(data))
 	})
-}
-
-// waitFor polls cond, which watches a state no event reports (a kernel
-// queue), until it holds; it fails the test after testTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // TestShutdownCanceledIsNotTimeout: a Shutdown whose context is canceled
 // while it waits for the peer's close_notify returns context.Canceled, not
 // ErrShutdownTimeout, and its Timeout() is false.
 func TestShutdownCanceledIsNotTimeout(t *testing.T) {
-	sdEach(t, func(t *testing.T, tc sdCase) {
-		p := sdNewPair(t, tc, sdOpts{})
-		p.exchange(t)
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p.Exchange(t)
 		ctx, cancel := context.WithCancel(context.Background())
-		done := sdGo(func() error { return p.ours.Shutdown(ctx) })
+		done := tlstest.Go(func() error { return p.Ours.Shutdown(ctx) })
 		// The peer reads our close_notify; then nothing more can come.
-		require.NoError(t, sdReadEOF(p.peer))
+		require.NoError(t, tlstest.ReadEOF(p.Peer))
 		cancel()
-		err := sdResult(t, done, "Shutdown")
+		err := tlstest.Result(t, done, "Shutdown")
 		require.ErrorIs(t, err, context.Canceled)
 		require.NotErrorIs(t, err, openssl.ErrShutdownTimeout)
 		var ne net.Error
 		require.ErrorAs(t, err, &ne)
 		require.False(t, ne.Timeout())
+	})
+}
+
+// TestShutdownExpiredContextStillSendsAlert: a context that has already
+// passed does not keep our close_notify from going out when the socket can
+// take it; only the wait for the peer's times out.
+func TestShutdownExpiredContextStillSendsAlert(t *testing.T) {
+	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p.Exchange(t)
+		ctx, cancel := context.WithDeadline(context.Background(), time.Unix(1, 0))
+		defer cancel()
+		err := p.Ours.Shutdown(ctx)
+		require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.True(t, p.Ours.ShutdownState().Sent())
+		require.NoError(t, tlstest.ReadEOF(p.Peer), "the peer reads our close_notify")
 	})
 }
