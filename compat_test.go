@@ -15,18 +15,22 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 func TestNewCtxFromFiles(t *testing.T) {
 	dir := t.TempDir()
-	require.NoError(t, pki.WriteFiles(dir))
-	// The chain file holds the leaf and the CA: both are sent.
-	sslCtx, err := openssl.NewCtxFromFiles(pki.ChainFile, pki.KeyFile)
+	files, err := tlstest.WriteFiles(pki, dir)
 	require.NoError(t, err)
-	_, peer, ourErr, peerErr := withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+	// The chain file holds the leaf and the CA: both are sent.
+	chainFile := filepath.Join(dir, "chain.pem")
+	require.NoError(t, os.WriteFile(chainFile, pki.ChainPEM, 0o600))
+	sslCtx, err := openssl.NewCtxFromFiles(chainFile, files.Key)
+	require.NoError(t, err)
+	p, ourErr, peerErr := handshakeGo(t, tlstest.WeServer, sslCtx, nil)
 	require.NoError(t, ourErr)
 	require.NoError(t, peerErr)
-	sent := peer.ConnectionState().PeerCertificates
+	sent := p.Peer.ConnectionState().PeerCertificates
 	require.Len(t, sent, 2)
 	require.True(t, sent[0].Equal(pki.Leaf))
 	require.True(t, sent[1].Equal(pki.CA))
@@ -40,11 +44,11 @@ func TestNewCtxFromFiles(t *testing.T) {
 	for _, tc := range []struct {
 		name, certFile, keyFile, op, reason string
 	}{
-		{"no cert file", filepath.Join(dir, "missing.pem"), pki.KeyFile, "load certificate", "no such file"},
-		{"no key file", pki.CertFile, filepath.Join(dir, "missing.pem"), "load private key", "no such file"},
-		{"no PEM in the cert file", garbage, pki.KeyFile, "load certificate", "no PEM block"},
-		{"key file holds a certificate", pki.CertFile, pki.CertFile, "load private key", "unsupported"},
-		{"key of another certificate", pki.CertFile, other.KeyFile, "use private key", "key values mismatch"},
+		{"no cert file", filepath.Join(dir, "missing.pem"), files.Key, "load certificate", "no such file"},
+		{"no key file", files.Cert, filepath.Join(dir, "missing.pem"), "load private key", "no such file"},
+		{"no PEM in the cert file", garbage, files.Key, "load certificate", "no PEM block"},
+		{"key file holds a certificate", files.Cert, files.Cert, "load private key", "unsupported"},
+		{"key of another certificate", files.Cert, other.KeyFile, "use private key", "key values mismatch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sslCtx, err := openssl.NewCtxFromFiles(tc.certFile, tc.keyFile)
@@ -80,10 +84,10 @@ func TestNewCtxWithVersion(t *testing.T) {
 			sslCtx, err := openssl.NewCtxWithVersion(tc.version)
 			require.NoError(t, err)
 			useCertificate(t, sslCtx, pki)
-			ours, _, ourErr, peerErr := withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+			p, ourErr, peerErr := handshakeGo(t, tlstest.WeServer, sslCtx, nil)
 			require.NoError(t, ourErr)
 			require.NoError(t, peerErr)
-			require.Equal(t, tc.want, ours.ConnectionState().Version)
+			require.Equal(t, tc.want, p.Ours.ConnectionState().Version)
 		})
 	}
 	for _, v := range []openssl.SSLVersion{openssl.SSLv3, openssl.TLSv1, openssl.TLSv1_1, 99} {
@@ -100,7 +104,7 @@ func TestNewCtxWithVersionRefusesOthers(t *testing.T) {
 	sslCtx, err := openssl.NewCtxWithVersion(openssl.TLSv1_2)
 	require.NoError(t, err)
 	useCertificate(t, sslCtx, pki)
-	_, _, ourErr, peerErr := withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS13})
+	_, ourErr, peerErr := handshakeGo(t, tlstest.WeServer, sslCtx, tlstest.PeerConfig(pki, tls.VersionTLS13, tlstest.WeServer))
 	require.ErrorContains(t, ourErr, "unsupported protocol")
 	require.Error(t, peerErr)
 }
@@ -130,15 +134,15 @@ func TestSetEllipticCurve(t *testing.T) {
 			// offers.)
 			cfg := &tls.Config{RootCAs: rsaPKI.Pool, ServerName: "localhost", MinVersion: version, MaxVersion: version,
 				CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP384}}
-			_, peer, ourErr, peerErr := withGoPeer(t, true, sslCtx, cfg)
+			p, ourErr, peerErr := handshakeGo(t, tlstest.WeServer, sslCtx, cfg)
 			require.NoError(t, ourErr)
 			require.NoError(t, peerErr)
-			require.Equal(t, tls.CurveP384, peer.ConnectionState().CurveID)
+			require.Equal(t, tls.CurveP384, p.Peer.ConnectionState().CurveID)
 
 			// A client without P-384 fails.
 			cfg = cfg.Clone()
 			cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
-			_, _, ourErr, peerErr = withGoPeer(t, true, sslCtx, cfg)
+			_, ourErr, peerErr = handshakeGo(t, tlstest.WeServer, sslCtx, cfg)
 			require.Error(t, ourErr)
 			require.Error(t, peerErr)
 		})
@@ -171,9 +175,10 @@ func TestModes(t *testing.T) {
 	// A connection with ReleaseBuffers moves data as any other.
 	sslCtx.SetMode(openssl.ReleaseBuffers)
 	useCertificate(t, sslCtx, pki)
-	ours, peer, ourErr, peerErr := withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+	p, ourErr, peerErr := handshakeGo(t, tlstest.WeServer, sslCtx, nil)
 	require.NoError(t, ourErr)
 	require.NoError(t, peerErr)
+	ours, peer := p.Ours, p.Peer
 	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
 	got := make(chan []byte, 1)
 	go func() {
@@ -199,53 +204,50 @@ func TestGetOptions(t *testing.T) {
 }
 
 func TestConnStateCallsAsClient(t *testing.T) {
-	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		t.Run(tls.VersionName(version), func(t *testing.T) {
-			sslCtx := clientCtx(t)
-			c, s := tcpPair(t)
-			ours, err := openssl.Client(c, sslCtx)
-			require.NoError(t, err)
-			defer ours.Close()
-			require.Same(t, sslCtx, ours.GetCtx())
-			require.Equal(t, net.Conn(c), ours.UnderlyingConn())
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
+		sslCtx := tlstest.ClientCtx(t)
+		// pki.TLSCert sends the leaf and the CA.
+		p := tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Version: version}, Ctx: sslCtx})
+		ours := p.Ours
+		require.Same(t, sslCtx, ours.GetCtx())
+		require.Equal(t, net.Conn(p.OurSock), ours.UnderlyingConn())
 
-			// Before the handshake.
-			_, err = ours.PeerCertificate()
-			require.ErrorIs(t, err, openssl.ErrHandshakeIncomplete)
-			_, err = ours.CurrentCipher()
-			require.ErrorIs(t, err, openssl.ErrHandshakeIncomplete)
-			require.False(t, ours.SessionReused())
+		// Before the handshake.
+		_, err := ours.PeerCertificate()
+		require.ErrorIs(t, err, openssl.ErrHandshakeIncomplete)
+		_, err = ours.CurrentCipher()
+		require.ErrorIs(t, err, openssl.ErrHandshakeIncomplete)
+		require.False(t, ours.SessionReused())
 
-			// pki.TLSCert sends the leaf and the CA.
-			peer := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}, MinVersion: version, MaxVersion: version})
-			handshakeBoth(t, ours, peer)
-			chain, err := ours.PeerCertificateChain()
-			require.NoError(t, err)
-			require.Len(t, chain, 2)
-			requireSameCert(t, pki.Leaf, chain[0])
-			requireSameCert(t, pki.CA, chain[1])
-			leaf, err := ours.PeerCertificate()
-			require.NoError(t, err)
-			requireSameCert(t, pki.Leaf, leaf)
-			cipher, err := ours.CurrentCipher()
-			require.NoError(t, err)
-			require.Equal(t, ours.ConnectionState().CipherSuite, cipher)
-			if version == tls.VersionTLS13 {
-				// Both name TLS 1.3 suites as RFC 8446 does.
-				require.Equal(t, tls.CipherSuiteName(peer.ConnectionState().CipherSuite), cipher)
-			}
-			require.Equal(t, openssl.Ok, ours.VerifyResult())
-			require.False(t, ours.SessionReused())
+		ourErr, peerErr := p.Handshake()
+		require.NoError(t, ourErr)
+		require.NoError(t, peerErr)
+		chain, err := ours.PeerCertificateChain()
+		require.NoError(t, err)
+		require.Len(t, chain, 2)
+		requireSameCert(t, pki.Leaf, chain[0])
+		requireSameCert(t, pki.CA, chain[1])
+		leaf, err := ours.PeerCertificate()
+		require.NoError(t, err)
+		requireSameCert(t, pki.Leaf, leaf)
+		cipher, err := ours.CurrentCipher()
+		require.NoError(t, err)
+		require.Equal(t, ours.ConnectionState().CipherSuite, cipher)
+		if version == tls.VersionTLS13 {
+			// Both name TLS 1.3 suites as RFC 8446 does.
+			require.Equal(t, tls.CipherSuiteName(p.Peer.ConnectionState().CipherSuite), cipher)
+		}
+		require.Equal(t, openssl.Ok, ours.VerifyResult())
+		require.False(t, ours.SessionReused())
 
-			// After Close the chain is gone, the handshake's results stay.
-			require.NoError(t, ours.Close())
-			_, err = ours.PeerCertificate()
-			require.ErrorIs(t, err, net.ErrClosed)
-			got, err := ours.CurrentCipher()
-			require.NoError(t, err)
-			require.Equal(t, cipher, got)
-		})
-	}
+		// After Close the chain is gone, the handshake's results stay.
+		require.NoError(t, ours.Close())
+		_, err = ours.PeerCertificate()
+		require.ErrorIs(t, err, net.ErrClosed)
+		got, err := ours.CurrentCipher()
+		require.NoError(t, err)
+		require.Equal(t, cipher, got)
+	})
 }
 
 func requireSameCert(t testing.TB, want *x509.Certificate, got *openssl.Certificate) {
@@ -260,23 +262,24 @@ func TestConnStateCallsAsServer(t *testing.T) {
 	require.NoError(t, err)
 
 	// No client certificate.
-	ours, _, ourErr, peerErr := withGoPeer(t, true, serverCtx(t), &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+	p, ourErr, peerErr := handshakeGo(t, tlstest.WeServer, tlstest.ServerCtx(t), nil)
 	require.NoError(t, ourErr)
 	require.NoError(t, peerErr)
-	_, err = ours.PeerCertificateChain()
+	_, err = p.Ours.PeerCertificateChain()
 	require.ErrorIs(t, err, openssl.ErrNoPeerCertificate)
 
 	// Mutual TLS: the chain starts with the client's certificate here too.
-	sslCtx := serverCtx(t)
-	dir := t.TempDir()
-	require.NoError(t, pki.WriteFiles(dir))
-	require.NoError(t, sslCtx.LoadVerifyLocations(pki.CAFile, ""))
+	sslCtx := tlstest.ServerCtx(t)
+	files, err := tlstest.WriteFiles(pki, t.TempDir())
+	require.NoError(t, err)
+	require.NoError(t, sslCtx.LoadVerifyLocations(files.CA, ""))
 	sslCtx.SetVerifyMode(openssl.VerifyPeer | openssl.VerifyFailIfNoPeerCert)
-	ours, _, ourErr, peerErr = withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost",
-		Certificates: []tls.Certificate{client.TLSCert}})
+	cfg := tlstest.PeerConfig(pki, 0, tlstest.WeServer)
+	cfg.Certificates = []tls.Certificate{client.TLSCert}
+	p, ourErr, peerErr = handshakeGo(t, tlstest.WeServer, sslCtx, cfg)
 	require.NoError(t, ourErr)
 	require.NoError(t, peerErr)
-	chain, err := ours.PeerCertificateChain()
+	chain, err := p.Ours.PeerCertificateChain()
 	require.NoError(t, err)
 	require.Len(t, chain, 2)
 	requireSameCert(t, client.Leaf, chain[0])
@@ -286,7 +289,7 @@ func TestConnStateCallsAsServer(t *testing.T) {
 	cn, ok := name.GetEntry(openssl.NID_commonName)
 	require.True(t, ok)
 	require.Equal(t, "client.example", cn)
-	require.Equal(t, openssl.Ok, ours.VerifyResult())
+	require.Equal(t, openssl.Ok, p.Ours.VerifyResult())
 }
 
 // With VerifyNone a client goes on after a failed verification, and
@@ -294,10 +297,9 @@ func TestConnStateCallsAsServer(t *testing.T) {
 func TestVerifyResultUntrusted(t *testing.T) {
 	sslCtx, err := openssl.NewCtx()
 	require.NoError(t, err)
-	ours, _, ourErr, peerErr := withGoPeer(t, false, sslCtx, &tls.Config{Certificates: []tls.Certificate{{
-		Certificate: pki.TLSCert.Certificate[:1], PrivateKey: pki.TLSCert.PrivateKey}}})
+	p, ourErr, peerErr := handshakeGo(t, tlstest.WeClient, sslCtx, nil)
 	require.NoError(t, ourErr)
 	require.NoError(t, peerErr)
-	require.Equal(t, openssl.UnableToGetIssuerCertLocally, ours.VerifyResult())
-	require.Equal(t, "unable to get local issuer certificate", ours.VerifyResult().String())
+	require.Equal(t, openssl.SelfSignedCertInChain, p.Ours.VerifyResult())
+	require.Equal(t, "self-signed certificate in certificate chain", p.Ours.VerifyResult().String())
 }

@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // goCA is a certificate authority made by crypto/x509, to sign
@@ -62,57 +62,13 @@ func (ca *goCA) issue(t testing.TB, tmpl *x509.Certificate, pub crypto.PublicKey
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-// withGoPeer makes our server (weServe) or client on sslCtx and a crypto/tls
-// peer with cfg, runs both handshakes and returns both ends and both errors.
-func withGoPeer(t testing.TB, weServe bool, sslCtx *openssl.Ctx, cfg *tls.Config) (ours *openssl.Conn, peer *tls.Conn, ourErr, peerErr error) {
+// handshakeGo connects our Conn on sslCtx in role and a crypto/tls peer
+// with cfg (nil: tlstest.PeerConfig), and runs both handshakes.
+func handshakeGo(t testing.TB, role tlstest.Role, sslCtx *openssl.Ctx, cfg *tls.Config) (p *tlstest.Pair, ourErr, peerErr error) {
 	t.Helper()
-	c, s := tcpPair(t)
-	var err error
-	if weServe {
-		ours, err = openssl.Server(s, sslCtx)
-		peer = tls.Client(c, cfg)
-	} else {
-		ours, err = openssl.Client(c, sslCtx)
-		peer = tls.Server(s, cfg)
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { ours.Close() })
-	done := make(chan error, 1)
-	go func() { done <- peer.Handshake() }()
-	ourErr = ours.Handshake()
-	if ourErr != nil {
-		// Our alert may not reach a peer that is still writing: closing
-		// the socket ends its handshake for sure.
-		ours.NetConn().Close()
-	}
-	select {
-	case peerErr = <-done:
-	case <-time.After(testTimeout):
-		t.Fatal("peer handshake timed out")
-	}
-	return ours, peer, ourErr, peerErr
-}
-
-// requireExchange checks that a byte goes each way.
-func requireExchange(t testing.TB, ours *openssl.Conn, peer *tls.Conn) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		b := make([]byte, 1)
-		if _, err := io.ReadFull(peer, b); err != nil {
-			done <- err
-			return
-		}
-		_, err := peer.Write(b)
-		done <- err
-	}()
-	_, err := ours.Write([]byte{'x'})
-	require.NoError(t, err)
-	b := make([]byte, 1)
-	_, err = io.ReadFull(ours, b)
-	require.NoError(t, err)
-	require.Equal(t, byte('x'), b[0])
-	require.NoError(t, <-done)
+	p = tlstest.NewPair(t, tlstest.Spec{Case: tlstest.Case{Role: role}, Ctx: sslCtx, Config: cfg})
+	ourErr, peerErr = p.Handshake()
+	return p, ourErr, peerErr
 }
 
 func TestGenerateKeyServesCryptoTLS(t *testing.T) {
@@ -148,10 +104,10 @@ func TestGenerateKeyServesCryptoTLS(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, sslCtx.UseCertificate(cert))
 			require.NoError(t, sslCtx.UsePrivateKey(key))
-			ours, peer, ourErr, peerErr := withGoPeer(t, true, sslCtx, &tls.Config{RootCAs: ca.pool, ServerName: "localhost"})
+			p, ourErr, peerErr := handshakeGo(t, tlstest.WeServer, sslCtx, &tls.Config{RootCAs: ca.pool, ServerName: "localhost"})
 			require.NoError(t, ourErr)
 			require.NoError(t, peerErr)
-			requireExchange(t, ours, peer)
+			p.Exchange(t)
 
 			// PKCS#8 as crypto/x509 reads it: the same key.
 			p8, err := key.MarshalPKCS8PrivateKeyDER()
