@@ -83,7 +83,7 @@ func TestNewCtxWithVersion(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sslCtx, err := openssl.NewCtxWithVersion(tc.version)
 			require.NoError(t, err)
-			useCertificate(t, sslCtx, pki)
+			useCertificate(t, sslCtx, pki, nil)
 			p, ourErr, peerErr := handshakeGo(t, tlstest.WeServer, sslCtx, nil)
 			require.NoError(t, ourErr)
 			require.NoError(t, peerErr)
@@ -103,18 +103,22 @@ func TestNewCtxWithVersion(t *testing.T) {
 func TestNewCtxWithVersionRefusesOthers(t *testing.T) {
 	sslCtx, err := openssl.NewCtxWithVersion(openssl.TLSv1_2)
 	require.NoError(t, err)
-	useCertificate(t, sslCtx, pki)
+	useCertificate(t, sslCtx, pki, nil)
 	_, ourErr, peerErr := handshakeGo(t, tlstest.WeServer, sslCtx, tlstest.PeerConfig(pki, tls.VersionTLS13, tlstest.WeServer))
 	require.ErrorContains(t, ourErr, "unsupported protocol")
 	require.Error(t, peerErr)
 }
 
-func useCertificate(t testing.TB, sslCtx *openssl.Ctx, b *testcert.Bundle) {
+// useCertificate makes sslCtx serve b's certificate with key, or b's key
+// when key is nil. UsePrivateKey checks that they match.
+func useCertificate(t testing.TB, sslCtx *openssl.Ctx, b *testcert.Bundle, key openssl.PrivateKey) {
 	t.Helper()
 	cert, err := openssl.LoadCertificateFromPEM(b.CertPEM)
 	require.NoError(t, err)
-	key, err := openssl.LoadPrivateKeyFromPEM(b.KeyPEM)
-	require.NoError(t, err)
+	if key == nil {
+		key, err = openssl.LoadPrivateKeyFromPEM(b.KeyPEM)
+		require.NoError(t, err)
+	}
 	require.NoError(t, sslCtx.UseCertificate(cert))
 	require.NoError(t, sslCtx.UsePrivateKey(key))
 }
@@ -126,7 +130,7 @@ func TestSetEllipticCurve(t *testing.T) {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			sslCtx, err := openssl.NewCtx()
 			require.NoError(t, err)
-			useCertificate(t, sslCtx, rsaPKI)
+			useCertificate(t, sslCtx, rsaPKI, nil)
 			require.NoError(t, sslCtx.SetEllipticCurve(openssl.Secp384r1))
 
 			// A client preferring X25519 ends up on P-384. (RSA: in TLS
@@ -174,7 +178,7 @@ func TestModes(t *testing.T) {
 
 	// A connection with ReleaseBuffers moves data as any other.
 	sslCtx.SetMode(openssl.ReleaseBuffers)
-	useCertificate(t, sslCtx, pki)
+	useCertificate(t, sslCtx, pki, nil)
 	p, ourErr, peerErr := handshakeGo(t, tlstest.WeServer, sslCtx, nil)
 	require.NoError(t, ourErr)
 	require.NoError(t, peerErr)

@@ -145,13 +145,21 @@ func (k *publicKey) encode(op string, selection C.int, format, structure string)
 	return C.GoBytes(unsafe.Pointer(out), C.int(n)), nil
 }
 
-func newPublicKey(k *C.EVP_PKEY) *publicKey {
+// newPublicKey and newPrivateKey take over a reference to k; a nil k gives
+// a nil interface.
+func newPublicKey(k *C.EVP_PKEY) PublicKey {
+	if k == nil {
+		return nil
+	}
 	key := &publicKey{k: k}
 	runtime.AddCleanup(key, func(k *C.EVP_PKEY) { C.EVP_PKEY_free(k) }, k)
 	return key
 }
 
-func newPrivateKey(k *C.EVP_PKEY) *privateKey {
+func newPrivateKey(k *C.EVP_PKEY) PrivateKey {
+	if k == nil {
+		return nil
+	}
 	key := &privateKey{publicKey{k: k}}
 	runtime.AddCleanup(key, func(k *C.EVP_PKEY) { C.EVP_PKEY_free(k) }, k)
 	return key
@@ -161,7 +169,8 @@ func newPrivateKey(k *C.EVP_PKEY) *privateKey {
 // PKCS#1 or SEC 1). Encrypted keys are refused; input without a key is an
 // *Error naming OpenSSL's reason (corresponds to PEM_read_bio_PrivateKey).
 func LoadPrivateKeyFromPEM(pem []byte) (PrivateKey, error) {
-	return loadPrivateKey(pem, nil)
+	k, err := loadKey("load private key", pem, nil, false, false)
+	return newPrivateKey(k), err
 }
 
 // LoadPrivateKeyFromPEMWithPassword is LoadPrivateKeyFromPEM for a key that
@@ -169,75 +178,56 @@ func LoadPrivateKeyFromPEM(pem []byte) (PrivateKey, error) {
 // "Proc-Type: 4,ENCRYPTED" form). A wrong password is an *Error naming
 // OpenSSL's reason, such as "bad decrypt"; an unencrypted key loads.
 func LoadPrivateKeyFromPEMWithPassword(pem []byte, password string) (PrivateKey, error) {
-	return loadPrivateKey(pem, []byte(password))
-}
-
-func loadPrivateKey(pem, password []byte) (PrivateKey, error) {
-	const op = "load private key"
-	if len(pem) == 0 {
-		return nil, &Error{Op: op, Err: errors.New("openssl: empty PEM input")}
-	}
-	var r C.go_ossl_result
-	buf := cSecret(pem)
-	defer buf.free()
-	var pass *C.char
-	if password != nil {
-		p := cSecret(password)
-		defer p.free()
-		pass = (*C.char)(p.ptr)
-	}
-	k := C.go_ossl_pkey_from_pem(buf.ptr, C.int(len(pem)), pass, C.int(len(password)), &r)
-	if k == nil {
-		return nil, callError(op, &r)
-	}
-	return newPrivateKey(k), nil
+	k, err := loadKey("load private key", pem, []byte(password), false, false)
+	return newPrivateKey(k), err
 }
 
 // LoadPrivateKeyFromDER parses a private key in DER (PKCS#8, PKCS#1 or SEC
 // 1, unencrypted) (corresponds to d2i_AutoPrivateKey).
 func LoadPrivateKeyFromDER(der []byte) (PrivateKey, error) {
-	k, err := loadDER("load private key", der, false)
-	if err != nil {
-		return nil, err
-	}
-	return newPrivateKey(k), nil
+	k, err := loadKey("load private key", der, nil, true, false)
+	return newPrivateKey(k), err
 }
 
 // LoadPublicKeyFromPEM parses the first PEM "PUBLIC KEY" (PKIX) in pem
 // (corresponds to PEM_read_bio_PUBKEY).
 func LoadPublicKeyFromPEM(pem []byte) (PublicKey, error) {
-	const op = "load public key"
-	if len(pem) == 0 {
-		return nil, &Error{Op: op, Err: errors.New("openssl: empty PEM input")}
-	}
-	var r C.go_ossl_result
-	buf := C.CBytes(pem)
-	defer C.free(buf)
-	k := C.go_ossl_pubkey_from_pem(buf, C.int(len(pem)), &r)
-	if k == nil {
-		return nil, callError(op, &r)
-	}
-	return newPublicKey(k), nil
+	k, err := loadKey("load public key", pem, nil, false, true)
+	return newPublicKey(k), err
 }
 
 // LoadPublicKeyFromDER parses a PKIX public key in DER
 // (corresponds to d2i_PUBKEY).
 func LoadPublicKeyFromDER(der []byte) (PublicKey, error) {
-	k, err := loadDER("load public key", der, true)
-	if err != nil {
-		return nil, err
-	}
-	return newPublicKey(k), nil
+	k, err := loadKey("load public key", der, nil, true, true)
+	return newPublicKey(k), err
 }
 
-func loadDER(op string, der []byte, public bool) (*C.EVP_PKEY, error) {
-	if len(der) == 0 {
-		return nil, &Error{Op: op, Err: errors.New("openssl: empty DER input")}
+// loadKey parses data, PEM or DER, as a private or a public key; a non-nil
+// password decrypts an encrypted PEM key.
+func loadKey(op string, data, password []byte, der, public bool) (*C.EVP_PKEY, error) {
+	if len(data) == 0 {
+		format := "PEM"
+		if der {
+			format = "DER"
+		}
+		return nil, &Error{Op: op, Err: fmt.Errorf("openssl: empty %s input", format)}
 	}
 	var r C.go_ossl_result
-	buf := cSecret(der)
+	buf := cSecret(data)
 	defer buf.free()
-	k := C.go_ossl_pkey_from_der(buf.ptr, C.long(len(der)), boolInt(public), &r)
+	var k *C.EVP_PKEY
+	if der {
+		k = C.go_ossl_pkey_from_der(buf.ptr, C.long(len(data)), boolInt(public), &r)
+	} else {
+		var pass *C.char
+		if password != nil {
+			p := cSecret(password)
+			defer p.free()
+			pass = (*C.char)(p.ptr)
+		}
+		k = C.go_ossl_pkey_from_pem(buf.ptr, C.int(len(data)), boolInt(public), pass, C.int(len(password)), &r)
+	}
 	if k == nil {
 		return nil, callError(op, &r)
 	}

@@ -223,14 +223,9 @@ func TestLoadPrivateKeyFromPEMWithPassword(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			// The key matches pki's certificate: SSL_CTX_use_PrivateKey
-			// checks it.
 			sslCtx, err := openssl.NewCtx()
 			require.NoError(t, err)
-			cert, err := openssl.LoadCertificateFromPEM(pki.CertPEM)
-			require.NoError(t, err)
-			require.NoError(t, sslCtx.UseCertificate(cert))
-			require.NoError(t, sslCtx.UsePrivateKey(key))
+			useCertificate(t, sslCtx, pki, key)
 		})
 	}
 }

@@ -319,17 +319,15 @@ static int with_password(char *buf, int size, int rwflag, void *u) {
 	return p->len;
 }
 
-EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, const char *pass, int pass_len, go_ossl_result *r) {
+EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, int public_key, const char *pass, int pass_len,
+                                go_ossl_result *r) {
 	begin(r);
 	BIO *bio = BIO_new_mem_buf(pem, len);
 	EVP_PKEY *key = NULL;
 	password p = {pass, pass_len};
+	pem_password_cb *cb = pass != NULL ? with_password : no_password;
 	if (bio != NULL) {
-		if (pass != NULL) {
-			key = PEM_read_bio_PrivateKey(bio, NULL, with_password, &p);
-		} else {
-			key = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
-		}
+		key = public_key ? PEM_read_bio_PUBKEY(bio, NULL, cb, &p) : PEM_read_bio_PrivateKey(bio, NULL, cb, &p);
 		BIO_free(bio);
 	}
 	finish_ret(r, key != NULL);
@@ -423,18 +421,6 @@ void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const
 	}
 	OSSL_ENCODER_CTX_free(ectx);
 	finish_ret(r, ok);
-}
-
-EVP_PKEY *go_ossl_pubkey_from_pem(const void *pem, int len, go_ossl_result *r) {
-	begin(r);
-	BIO *bio = BIO_new_mem_buf(pem, len);
-	EVP_PKEY *key = NULL;
-	if (bio != NULL) {
-		key = PEM_read_bio_PUBKEY(bio, NULL, no_password, NULL);
-		BIO_free(bio);
-	}
-	finish_ret(r, key != NULL);
-	return key;
 }
 
 EVP_PKEY *go_ossl_pkey_from_der(const void *der, long len, int public_key, go_ossl_result *r) {

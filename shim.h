@@ -65,9 +65,11 @@ void go_ossl_ctx_free(SSL_CTX *ctx);
 
 // PEM and DER loading.
 X509 *go_ossl_x509_from_pem(const void *pem, int len, go_ossl_result *r);
-// go_ossl_pkey_from_pem decrypts an encrypted key with the password of
-// password_len bytes; a NULL password refuses encrypted keys.
-EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, const char *password, int password_len, go_ossl_result *r);
+// go_ossl_pkey_from_pem reads a private key, or a PKIX public key, and
+// decrypts an encrypted one with the password of password_len bytes; a NULL
+// password refuses encrypted keys.
+EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, int public_key, const char *password, int password_len,
+                                go_ossl_result *r);
 // go_ossl_x509_der encodes cert into a buffer allocated by OpenSSL, to be
 // released with go_ossl_free.
 int go_ossl_x509_der(X509 *cert, unsigned char **out);
@@ -95,9 +97,7 @@ EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_os
 // "PrivateKeyInfo", "SubjectPublicKeyInfo") into *out, allocated by OpenSSL.
 void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const char *structure,
                          unsigned char **out, size_t *out_len, go_ossl_result *r);
-// go_ossl_pubkey_from_pem and go_ossl_pkey_from_der: the loaders of public
-// keys (PKIX) and of DER, with the error queue of their one call.
-EVP_PKEY *go_ossl_pubkey_from_pem(const void *pem, int len, go_ossl_result *r);
+// go_ossl_pkey_from_der is go_ossl_pkey_from_pem for unencrypted DER.
 EVP_PKEY *go_ossl_pkey_from_der(const void *der, long len, int public_key, go_ossl_result *r);
 
 // go_ossl_x509_pubkey returns a reference to cert's public key.
