@@ -5,25 +5,26 @@ package openssl
 // OPENSSL_API_COMPAT and OPENSSL_NO_DEPRECATED hide every API OpenSSL 3.0
 // deprecated, so that using one is a compile error.
 //
-// noescape and nocallback are set on the four SSL operations that run on
-// every Read and Write, the hot path. noescape: the shim uses the Go buffer
-// only during the call and keeps no pointer to it, so the buffer need not
-// escape to the heap (Read and Write allocate nothing). nocallback: these
-// calls never re-enter Go, so cgo can skip preparing for it. A C function
-// during which OpenSSL may run one of this package's Go callbacks must not
-// be listed here: cgo panics if a nocallback function calls back.
+// noescape is set on the four SSL operations that run on every Read and
+// Write, the hot path: the shim uses the Go buffer only during the call and
+// keeps no pointer to it, so the buffer need not escape to the heap (Read
+// and Write allocate nothing).
+//
+// None of them is nocallback: each may run this package's Go callbacks
+// (callback.go), and cgo aborts the program when a nocallback function
+// calls back. The handshake runs the verify, server name, key log and
+// new-session callbacks; a read or a write may run a TLS 1.2 renegotiation
+// (the same callbacks) or, on a client, receive a TLS 1.3 ticket (the
+// new-session callback); so may the read inside a shutdown that waits for
+// the peer's close_notify.
 
 /*
 #cgo pkg-config: libssl libcrypto
 #cgo CFLAGS: -Wall -Werror -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
 #cgo noescape go_ossl_read
-#cgo nocallback go_ossl_read
 #cgo noescape go_ossl_write
-#cgo nocallback go_ossl_write
 #cgo noescape go_ossl_do_handshake
-#cgo nocallback go_ossl_do_handshake
 #cgo noescape go_ossl_shutdown
-#cgo nocallback go_ossl_shutdown
 #include "shim.h"
 */
 import "C"

@@ -219,6 +219,10 @@ func (c *Conn) freeSSL() {
 	C.SSL_free(c.ssl)
 	c.ssl = nil
 	liveSSL.Add(-1)
+	if c.hooks.handle != 0 {
+		c.hooks.handle.Delete() // after SSL_free: no callback can run now
+		c.hooks.switched = nil
+	}
 }
 
 // SetLinger sets SO_LINGER on the socket, for [Conn.Close]:

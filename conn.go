@@ -69,6 +69,8 @@ type Conn struct {
 
 	policyMu sync.Mutex  // guards policy
 	policy   ClosePolicy // protected by policyMu
+
+	hooks connHooks // what Go callbacks need; each field says its lock (callback.go)
 }
 
 // halfConn is one direction of a Conn.
@@ -133,6 +135,10 @@ func newConn(conn net.Conn, sslCtx *Ctx, server bool) (*Conn, error) {
 		return nil, callError(op, &r)
 	}
 	liveSSL.Add(1)
+	if err := c.attachHandle(); err != nil {
+		c.freeSSL()
+		return nil, err
+	}
 	c.in.lock, c.out.lock = newGate(), newGate()
 	c.in.step.init(c)
 	c.out.step.init(c)

@@ -32,6 +32,8 @@ type Ctx struct {
 	maxVersion  uint16      // protected by mu
 	closePolicy ClosePolicy // protected by mu
 	verifyMode  VerifyMode  // protected by mu
+
+	hooks ctxHooks // Go callbacks; atomic, set with mu held (callback.go)
 }
 
 // NewCtx returns a Ctx for TLS 1.2 and TLS 1.3 clients and servers, with
@@ -47,6 +49,9 @@ func NewCtx() (*Ctx, error) {
 	c := &Ctx{sslCtx: sslCtx}
 	runtime.AddCleanup(c, freeCtx, sslCtx)
 	if err := c.SetMinProtoVersion(tls.VersionTLS12); err != nil {
+		return nil, err
+	}
+	if err := c.SetSessionId(defaultSessionId); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -91,12 +96,12 @@ const (
 	VerifyClientOnce VerifyMode = C.SSL_VERIFY_CLIENT_ONCE
 )
 
-// SetVerifyMode sets how peer certificates are verified
-// (corresponds to SSL_CTX_set_verify, with no callback).
+// SetVerifyMode sets how peer certificates are verified, keeping the
+// verify callback of [Ctx.SetVerify] (corresponds to SSL_CTX_set_verify).
 func (c *Ctx) SetVerifyMode(mode VerifyMode) {
 	c.mu.Lock()
 	c.verifyMode = mode
-	C.SSL_CTX_set_verify(c.sslCtx, C.int(mode), nil)
+	C.go_ossl_ctx_set_verify(c.sslCtx, C.int(mode), boolInt(c.hooks.verify.Load() != nil))
 	c.mu.Unlock()
 	runtime.KeepAlive(c)
 }

@@ -30,7 +30,9 @@ const (
 // sends host as SNI and fails the handshake when the server's certificate
 // does not verify against sslCtx's trusted CAs or does not match host (a DNS
 // name or an IP address). A nil sslCtx means a new [Ctx] trusting the
-// system's CAs. Errors are the dialer's or the handshake's *Error.
+// system's CAs. With [Ctx.SetClientSessionCache] it offers the session
+// cached for host. Errors are the dialer's or the handshake's *Error. To
+// verify another name than host, use [DialConfig].
 func Dial(network, addr string, sslCtx *Ctx, flags DialFlags) (*Conn, error) {
 	return DialContext(context.Background(), network, addr, sslCtx, flags)
 }
@@ -38,6 +40,34 @@ func Dial(network, addr string, sslCtx *Ctx, flags DialFlags) (*Conn, error) {
 // DialContext is [Dial] bounded by ctx, for both the TCP connect and the
 // handshake.
 func DialContext(ctx context.Context, network, addr string, sslCtx *Ctx, flags DialFlags) (*Conn, error) {
+	d := DialConfig{Flags: flags}
+	return d.DialContext(ctx, network, addr, sslCtx)
+}
+
+// DialConfig is what [DialConfig.Dial] does beyond [Dial]'s defaults; the
+// zero DialConfig dials as Dial does with no flags.
+type DialConfig struct {
+	// ServerName is the name sent as SNI and verified against the
+	// server's certificate; "" means the host of addr. It is also the key
+	// of the client session cache.
+	ServerName string
+	// Flags are Dial's flags.
+	Flags DialFlags
+	// Session, when not nil, is offered to the server instead of the
+	// client session cache's (see [Conn.SetSession]).
+	Session []byte
+	// Dialer makes the TCP connection; nil means a zero net.Dialer.
+	Dialer *net.Dialer
+}
+
+// Dial connects and completes the handshake as d says.
+func (d *DialConfig) Dial(network, addr string, sslCtx *Ctx) (*Conn, error) {
+	return d.DialContext(context.Background(), network, addr, sslCtx)
+}
+
+// DialContext is [DialConfig.Dial] bounded by ctx, for both the TCP connect
+// and the handshake.
+func (d *DialConfig) DialContext(ctx context.Context, network, addr string, sslCtx *Ctx) (*Conn, error) {
 	if ctx == nil {
 		return nil, &Error{Op: "dial", Err: ErrNilContext}
 	}
@@ -53,8 +83,18 @@ func DialContext(ctx context.Context, network, addr string, sslCtx *Ctx, flags D
 			return nil, err
 		}
 	}
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, network, addr)
+	name, key := host, host
+	if d.ServerName != "" {
+		name, key = d.ServerName, d.ServerName
+	}
+	if net.ParseIP(name) != nil {
+		key = addr
+	}
+	dialer := d.Dialer
+	if dialer == nil {
+		dialer = &net.Dialer{}
+	}
+	raw, err := dialer.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, &Error{Op: "dial", Err: err}
 	}
@@ -63,7 +103,13 @@ func DialContext(ctx context.Context, network, addr string, sslCtx *Ctx, flags D
 		raw.Close()
 		return nil, err
 	}
-	if err = conn.setPeerName(host, flags); err == nil {
+	if d.Session != nil {
+		err = conn.SetSession(d.Session)
+	}
+	if err == nil {
+		err = conn.setPeerName(name, key, d.Flags)
+	}
+	if err == nil {
 		err = conn.HandshakeContext(ctx)
 	}
 	if err != nil {
@@ -73,37 +119,36 @@ func DialContext(ctx context.Context, network, addr string, sslCtx *Ctx, flags D
 	return conn, nil
 }
 
-// setPeerName arranges SNI and host verification before the handshake.
-func (c *Conn) setPeerName(host string, flags DialFlags) error {
+// setPeerName arranges SNI, host verification and the cached session
+// before the handshake.
+func (c *Conn) setPeerName(host, cacheKey string, flags DialFlags) error {
 	isIP := net.ParseIP(host) != nil
 	sni := flags&DisableSNI == 0 && !isIP && host != ""
 	verify := flags&InsecureSkipHostVerification == 0
-	if !sni && !verify {
-		return nil
-	}
 	chost := C.CString(host)
 	defer C.free(unsafe.Pointer(chost))
-	var r C.go_ossl_result
-	c.sslMu.Lock()
-	defer c.sslMu.Unlock()
-	switch {
-	case verify && isIP:
-		C.go_ossl_set_ip(c.ssl, chost, &r)
-		if r.ret == 1 && sni {
-			C.go_ossl_set_host(c.ssl, chost, 1, &r)
+	return c.sslCall("set host", func(ssl *C.SSL, r *C.go_ossl_result) {
+		r.ret = 1
+		switch {
+		case verify && isIP:
+			C.go_ossl_set_ip(ssl, chost, r)
+			if r.ret == 1 && sni {
+				C.go_ossl_set_host(ssl, chost, 1, r)
+			}
+		case verify:
+			C.go_ossl_set_host(ssl, chost, boolInt(sni), r)
+		case sni:
+			C.go_ossl_set_sni(ssl, chost, r)
 		}
-	case verify:
-		C.go_ossl_set_host(c.ssl, chost, boolInt(sni), &r)
-	default:
-		C.go_ossl_set_sni(c.ssl, chost, &r)
-	}
-	if r.ret != 1 {
-		return callError("set host", &r)
-	}
-	if verify {
-		C.SSL_set_verify(c.ssl, C.SSL_VERIFY_PEER, nil)
-	}
-	return nil
+		if r.ret != 1 {
+			return
+		}
+		if verify {
+			C.go_ossl_require_verify(ssl)
+			c.hooks.peerName = host
+		}
+		c.useCachedSession(cacheKey, r)
+	})
 }
 
 func boolInt(b bool) C.int {

@@ -75,11 +75,22 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		return c.handshakeErr
 	}
 	r := &c.handshakeStep.res
-	if r.ret != 1 {
-		e := sslError("handshake", r)
+	cbErr := c.takeCallbackErr()
+	if r.ret != 1 || cbErr != nil {
+		// A callback's error fails the handshake even when OpenSSL
+		// finished it (a key log write, say).
+		e := &Error{Op: "handshake"}
+		if r.ret != 1 {
+			e = sslError("handshake", r)
+		}
 		c.sslMu.Lock()
 		if c.ssl != nil {
 			e.Verify = VerifyResult(C.SSL_get_verify_result(c.ssl))
+		}
+		if cbErr != nil {
+			e.Err = cbErr
+		} else if e.Err == nil {
+			e.Err = c.mismatchError(e.Verify)
 		}
 		c.sslMu.Unlock()
 		c.handshakeErr = e

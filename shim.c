@@ -124,6 +124,206 @@ void go_ossl_set_ip(SSL *ssl, const char *ip, go_ossl_result *r) {
 	finish_ret(r, X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip));
 }
 
+// ---- Sessions, host names, SNI, verification callbacks, key log ----
+
+#include "_cgo_export.h"
+
+// conn_index is the SSL ex-data slot holding the Conn's cgo.Handle,
+// allocated once.
+static int conn_index = -1;
+static CRYPTO_ONCE conn_index_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void conn_index_init(void) {
+	conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+int go_ossl_set_conn_handle(SSL *ssl, uintptr_t handle) {
+	if (!CRYPTO_THREAD_run_once(&conn_index_once, conn_index_init) || conn_index < 0) {
+		return 0;
+	}
+	return SSL_set_ex_data(ssl, conn_index, (void *)handle);
+}
+
+// conn_handle is the Conn's handle, 0 when ssl has none.
+static uintptr_t conn_handle(const SSL *ssl) {
+	if (ssl == NULL || conn_index < 0) {
+		return 0;
+	}
+	return (uintptr_t)SSL_get_ex_data(ssl, conn_index);
+}
+
+static SSL *store_ssl(X509_STORE_CTX *store) {
+	return X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+}
+
+static int verify_trampoline(int ok, X509_STORE_CTX *store) {
+	uintptr_t h = conn_handle(store_ssl(store));
+	return h == 0 ? ok : goOsslVerify(h, ok, store);
+}
+
+void go_ossl_ctx_set_verify(SSL_CTX *ctx, int mode, int with_callback) {
+	SSL_CTX_set_verify(ctx, mode, with_callback ? verify_trampoline : NULL);
+}
+
+// cert_verify_trampoline runs OpenSSL's verification, then the Go hook.
+// A rejection must fail the handshake even when the mode is
+// SSL_VERIFY_NONE, under which a client ignores this result: the mode is
+// read after this returns, so the rejection raises it to SSL_VERIFY_PEER.
+static int cert_verify_trampoline(X509_STORE_CTX *store, void *arg) {
+	int ok = X509_verify_cert(store);
+	SSL *ssl = store_ssl(store);
+	uintptr_t h = conn_handle(ssl);
+	if (h == 0) {
+		return ok;
+	}
+	if (goOsslCertVerify(h, ok, store)) {
+		return ok;
+	}
+	X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+	if (SSL_get_verify_mode(ssl) == SSL_VERIFY_NONE) {
+		SSL_set_verify(ssl, SSL_VERIFY_PEER, SSL_get_verify_callback(ssl));
+	}
+	return 0;
+}
+
+void go_ossl_ctx_set_cert_verify_hook(SSL_CTX *ctx, int on) {
+	SSL_CTX_set_cert_verify_callback(ctx, on ? cert_verify_trampoline : NULL, NULL);
+}
+
+static int servername_trampoline(SSL *ssl, int *alert, void *arg) {
+	uintptr_t h = conn_handle(ssl);
+	return h == 0 ? SSL_TLSEXT_ERR_NOACK : goOsslServername(h, ssl, alert);
+}
+
+void go_ossl_ctx_set_servername_hook(SSL_CTX *ctx, int on) {
+	// The macro casts to void (*)(void) only when the argument is a plain
+	// function name.
+	if (on) {
+		SSL_CTX_set_tlsext_servername_callback(ctx, servername_trampoline);
+	} else {
+		SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_SERVERNAME_CB, NULL);
+	}
+}
+
+static void keylog_trampoline(const SSL *ssl, const char *line) {
+	uintptr_t h = conn_handle(ssl);
+	if (h != 0) {
+		goOsslKeyLog(h, (char *)line);
+	}
+}
+
+void go_ossl_ctx_set_keylog_hook(SSL_CTX *ctx, int on) {
+	SSL_CTX_set_keylog_callback(ctx, on ? keylog_trampoline : NULL);
+}
+
+// new_session_trampoline hands a client's new session to Go, which copies
+// it as DER: 0 tells OpenSSL no reference was kept.
+static int new_session_trampoline(SSL *ssl, SSL_SESSION *sess) {
+	uintptr_t h = conn_handle(ssl);
+	if (h != 0 && !SSL_is_server(ssl)) {
+		goOsslNewSession(h, sess);
+	}
+	return 0;
+}
+
+void go_ossl_ctx_set_new_session_hook(SSL_CTX *ctx, int on) {
+	SSL_CTX_sess_set_new_cb(ctx, on ? new_session_trampoline : NULL);
+}
+
+void go_ossl_switch_ctx(SSL *ssl, SSL_CTX *ctx) {
+	SSL_set_SSL_CTX(ssl, ctx);
+	SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
+	SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ctx));
+}
+
+void go_ossl_require_verify(SSL *ssl) {
+	SSL_set_verify(ssl, SSL_get_verify_mode(ssl) | SSL_VERIFY_PEER, SSL_get_verify_callback(ssl));
+}
+
+long go_ossl_ctx_set_session_cache_mode(SSL_CTX *ctx, long mode) {
+	return SSL_CTX_set_session_cache_mode(ctx, mode);
+}
+
+long go_ossl_ctx_get_session_cache_mode(SSL_CTX *ctx) {
+	return SSL_CTX_get_session_cache_mode(ctx);
+}
+
+long go_ossl_ctx_sess_set_cache_size(SSL_CTX *ctx, long size) {
+	return SSL_CTX_sess_set_cache_size(ctx, size);
+}
+
+long go_ossl_ctx_sess_get_cache_size(SSL_CTX *ctx) {
+	return SSL_CTX_sess_get_cache_size(ctx);
+}
+
+void go_ossl_ctx_set_session_id(SSL_CTX *ctx, const unsigned char *id, unsigned int len, go_ossl_result *r) {
+	begin(r);
+	finish_ret(r, SSL_CTX_set_session_id_context(ctx, id, len));
+}
+
+int go_ossl_get_session(SSL *ssl, SSL_SESSION **out, int *resumable) {
+	SSL_SESSION *sess = SSL_get1_session(ssl);
+	*out = sess;
+	*resumable = 0;
+	if (sess == NULL) {
+		return 0;
+	}
+	*resumable = SSL_SESSION_is_resumable(sess);
+	int n = i2d_SSL_SESSION(sess, NULL);
+	return n > 0 ? n : 0;
+}
+
+int go_ossl_session_der(SSL_SESSION *sess, unsigned char *buf, int len) {
+	unsigned char *p = buf;
+	if (i2d_SSL_SESSION(sess, NULL) != len) {
+		return 0;
+	}
+	return i2d_SSL_SESSION(sess, &p);
+}
+
+void go_ossl_set_session(SSL *ssl, const unsigned char *der, long len, go_ossl_result *r) {
+	begin(r);
+	const unsigned char *p = der;
+	SSL_SESSION *sess = d2i_SSL_SESSION(NULL, &p, len);
+	int ok = sess != NULL && p == der + len;
+	if (ok) {
+		ok = SSL_set_session(ssl, sess);
+	} else if (sess != NULL) {
+		ERR_raise_data(ERR_LIB_SSL, SSL_R_BAD_LENGTH, "trailing bytes after the session");
+	}
+	SSL_SESSION_free(sess);
+	finish_ret(r, ok);
+}
+
+X509 *go_ossl_peer_leaf(SSL *ssl) {
+	X509 *leaf = SSL_get1_peer_certificate(ssl);
+	if (leaf != NULL) {
+		return leaf;
+	}
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+	if (chain == NULL || sk_X509_num(chain) == 0 || SSL_is_server(ssl)) {
+		return NULL;
+	}
+	leaf = sk_X509_value(chain, 0);
+	X509_up_ref(leaf);
+	return leaf;
+}
+
+int go_ossl_check_host(X509 *cert, const char *host, int is_ip) {
+	if (is_ip) {
+		return X509_check_ip_asc(cert, host, 0);
+	}
+	return X509_check_host(cert, host, strlen(host), 0, NULL);
+}
+
+void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r) {
+	begin(r);
+	// The store takes its own reference.
+	finish_ret(r, X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), cert));
+}
+
+// ---- end of the section ----
+
 SSL_CTX *go_ossl_ctx_new(go_ossl_result *r) {
 	begin(r);
 	SSL_CTX *ctx = SSL_CTX_new(TLS_method());

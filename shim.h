@@ -46,6 +46,60 @@ void go_ossl_set_host(SSL *ssl, const char *host, int sni, go_ossl_result *r);
 void go_ossl_set_sni(SSL *ssl, const char *host, go_ossl_result *r);
 void go_ossl_set_ip(SSL *ssl, const char *ip, go_ossl_result *r);
 
+// ---- Sessions, host names, SNI, verification callbacks, key log ----
+
+#include <stdint.h>
+
+// Go callbacks: each trampoline below finds the Conn through a cgo.Handle
+// kept in the SSL's ex data (never a Go pointer) and calls an exported Go
+// function (callback.go). SSL operations during which a trampoline may run
+// must not be marked nocallback (cgo.go).
+
+// go_ossl_set_conn_handle stores the Conn's handle in ssl's ex data, where
+// the trampolines find it. It returns 1 on success.
+int go_ossl_set_conn_handle(SSL *ssl, uintptr_t handle);
+
+// Installers: on != 0 installs the trampoline on ctx, 0 removes it.
+// go_ossl_ctx_set_verify is SSL_CTX_set_verify with the verify trampoline
+// or none.
+void go_ossl_ctx_set_verify(SSL_CTX *ctx, int mode, int with_callback);
+void go_ossl_ctx_set_cert_verify_hook(SSL_CTX *ctx, int on);
+void go_ossl_ctx_set_servername_hook(SSL_CTX *ctx, int on);
+void go_ossl_ctx_set_keylog_hook(SSL_CTX *ctx, int on);
+void go_ossl_ctx_set_new_session_hook(SSL_CTX *ctx, int on);
+
+// go_ossl_switch_ctx moves ssl to ctx during the servername callback
+// (SSL_set_SSL_CTX), and takes ctx's verify mode, callback and depth, which
+// SSL_set_SSL_CTX leaves as the first SSL_CTX set them.
+void go_ossl_switch_ctx(SSL *ssl, SSL_CTX *ctx);
+// go_ossl_require_verify makes ssl verify the peer (SSL_VERIFY_PEER added
+// to its mode), keeping its verify callback.
+void go_ossl_require_verify(SSL *ssl);
+
+// Server session settings (macros in ssl.h). Each returns the old value.
+long go_ossl_ctx_set_session_cache_mode(SSL_CTX *ctx, long mode);
+long go_ossl_ctx_get_session_cache_mode(SSL_CTX *ctx);
+long go_ossl_ctx_sess_set_cache_size(SSL_CTX *ctx, long size);
+long go_ossl_ctx_sess_get_cache_size(SSL_CTX *ctx);
+void go_ossl_ctx_set_session_id(SSL_CTX *ctx, const unsigned char *id, unsigned int len, go_ossl_result *r);
+
+// Client sessions, as DER. go_ossl_get_session returns the session's
+// encoded length (0 when ssl has no session) and whether it can be resumed;
+// go_ossl_session_der encodes it into buf of that length.
+int go_ossl_get_session(SSL *ssl, SSL_SESSION **out, int *resumable);
+int go_ossl_session_der(SSL_SESSION *sess, unsigned char *buf, int len);
+void go_ossl_set_session(SSL *ssl, const unsigned char *der, long len, go_ossl_result *r);
+
+// Host names after the handshake: 1 match, 0 mismatch, < 0 error. The
+// leaf is the peer's certificate, or the first of its chain when a failed
+// verification left no peer certificate; the caller frees it.
+X509 *go_ossl_peer_leaf(SSL *ssl);
+int go_ossl_check_host(X509 *cert, const char *host, int is_ip);
+
+// Trust from memory.
+void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
+// ---- end of the section ----
+
 // SSL_CTX set-up: the macros of ssl.h are not callable from cgo.
 SSL_CTX *go_ossl_ctx_new(go_ossl_result *r);
 void go_ossl_ctx_set_proto_versions(SSL_CTX *ctx, int min, int max, go_ossl_result *r);

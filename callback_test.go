@@ -1,0 +1,86 @@
+package openssl_test
+
+import (
+	"crypto/x509"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/closenotify/openssl"
+)
+
+// TestCallbacksConcurrent: handshakes on shared Ctxs run every kind of
+// callback at once while other goroutines replace and remove them; the
+// race detector watches, and every connection must succeed.
+func TestCallbacksConcurrent(t *testing.T) {
+	const dialers, dialsEach = 6, 3
+	server := ctxOf(t, pki, 0)
+	var serverKeys syncBuffer
+	server.SetKeyLogWriter(&serverKeys)
+	server.SetServerNameCallback(func(string) (*openssl.Ctx, error) { return nil, nil })
+	addr, results := startOurServer(t, server)
+
+	client := ctxOf(t, clientPKI, 0)
+	client.SetClientSessionCache(2)
+	var verified atomic.Int64
+	verify := func(ok bool, _ *openssl.CertificateStoreCtx) bool {
+		verified.Add(1)
+		return ok
+	}
+	client.SetVerify(openssl.VerifyPeer, verify)
+	client.SetVerifyPeerCertificate(func([]*x509.Certificate) error { return nil })
+
+	stop := make(chan struct{})
+	var churn sync.WaitGroup
+	churn.Add(1)
+	go func() {
+		defer churn.Done()
+		var keys syncBuffer
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if i%2 == 0 {
+				client.SetKeyLogWriter(&keys)
+				client.SetVerifyCallback(nil)
+			} else {
+				client.SetKeyLogWriter(nil)
+				client.SetVerifyCallback(verify)
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, dialers*dialsEach)
+	for range dialers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range dialsEach {
+				d := openssl.DialConfig{ServerName: "localhost"}
+				c, err := d.Dial("tcp", addr, client)
+				if err == nil {
+					err = c.Close()
+				}
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	churn.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	for range dialers * dialsEach {
+		// The server reads the request our clients never send: each
+		// connection ends with our close_notify instead.
+		<-results
+	}
+	require.NotEmpty(t, serverKeys.lines())
+}

@@ -1,0 +1,193 @@
+package openssl
+
+/*
+#include <openssl/x509.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"crypto/x509"
+	"errors"
+	"runtime"
+	"unsafe"
+)
+
+// VerifyOptions is spacemonkeygo/openssl's name for [VerifyMode].
+type VerifyOptions = VerifyMode
+
+// VerifyCallback is called by OpenSSL's verification for each certificate
+// of the peer's chain, root first, leaf (depth 0) last. ok is OpenSSL's
+// verdict on the certificate; the callback's result replaces it, so
+// returning true accepts a certificate OpenSSL rejected. store describes the
+// certificate and is valid only during the call. A callback that panics
+// fails the handshake with an error saying so. Under [VerifyNone] a client
+// goes on whatever the result, as OpenSSL does (a panic still fails the
+// handshake).
+type VerifyCallback func(ok bool, store *CertificateStoreCtx) bool
+
+// SetVerify sets the verify mode and callback; a nil callback leaves
+// OpenSSL's verdict alone (corresponds to SSL_CTX_set_verify).
+func (c *Ctx) SetVerify(mode VerifyMode, cb VerifyCallback) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer runtime.KeepAlive(c)
+	c.verifyMode = mode
+	if cb == nil {
+		c.hooks.verify.Store(nil)
+	} else {
+		c.hooks.verify.Store(&cb)
+	}
+	C.go_ossl_ctx_set_verify(c.sslCtx, C.int(mode), boolInt(cb != nil))
+}
+
+// SetVerifyCallback sets the verify callback, keeping the verify mode; nil
+// removes it (corresponds to SSL_CTX_set_verify).
+func (c *Ctx) SetVerifyCallback(cb VerifyCallback) {
+	c.SetVerify(c.VerifyMode(), cb)
+}
+
+// SetVerifyDepth limits the chain to depth certificates between the leaf
+// and the trust anchor (corresponds to SSL_CTX_set_verify_depth).
+func (c *Ctx) SetVerifyDepth(depth int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer runtime.KeepAlive(c)
+	C.SSL_CTX_set_verify_depth(c.sslCtx, C.int(depth))
+}
+
+// GetVerifyDepth returns the depth SetVerifyDepth set, or -1 when it was
+// not called (OpenSSL's limit is then 100) (corresponds to
+// SSL_CTX_get_verify_depth).
+func (c *Ctx) GetVerifyDepth() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	defer runtime.KeepAlive(c)
+	return int(C.SSL_CTX_get_verify_depth(c.sslCtx))
+}
+
+// SetVerifyPeerCertificate sets a hook that receives the peer's chain,
+// leaf first, after OpenSSL's verification, as crypto/tls's
+// Config.VerifyPeerCertificate does:
+//   - it runs when OpenSSL accepted the chain, and on a client whose
+//     verification is off ([VerifyNone] without [Dial] or
+//     [Conn.SetServerName]) whatever OpenSSL's verdict;
+//   - an error from it fails the handshake: the handshake's *Error wraps
+//     it (errors.Is, errors.As) and the peer gets a bad_certificate alert;
+//   - a panic fails the handshake the same way.
+//
+// nil removes it (corresponds to SSL_CTX_set_cert_verify_callback).
+func (c *Ctx) SetVerifyPeerCertificate(hook func(chain []*x509.Certificate) error) {
+	setHook(c, &c.hooks.peerChain, ptrOrNil(hook, hook == nil), func(sslCtx *C.SSL_CTX, on C.int) {
+		C.go_ossl_ctx_set_cert_verify_hook(sslCtx, on)
+	})
+}
+
+// CertificateStoreCtx is OpenSSL's state during the verification of one
+// certificate, given to a [VerifyCallback]. It is valid only during the
+// callback; afterwards its methods return zero values.
+type CertificateStoreCtx struct {
+	store *C.X509_STORE_CTX // nil after the callback
+}
+
+func (s *CertificateStoreCtx) invalidate() { s.store = nil }
+
+// GetCurrentCert returns the certificate being verified, or nil
+// (corresponds to X509_STORE_CTX_get_current_cert).
+func (s *CertificateStoreCtx) GetCurrentCert() *Certificate {
+	if s.store == nil {
+		return nil
+	}
+	x := C.X509_STORE_CTX_get_current_cert(s.store)
+	if x == nil || C.X509_up_ref(x) != 1 {
+		return nil
+	}
+	cert := &Certificate{x: x}
+	runtime.AddCleanup(cert, func(x *C.X509) { C.X509_free(x) }, x)
+	return cert
+}
+
+// VerifyResult returns OpenSSL's verdict on the current certificate
+// (corresponds to X509_STORE_CTX_get_error).
+func (s *CertificateStoreCtx) VerifyResult() VerifyResult {
+	if s.store == nil {
+		return VerifyOK
+	}
+	return VerifyResult(C.X509_STORE_CTX_get_error(s.store))
+}
+
+// Err returns OpenSSL's verdict as an *Error naming OpenSSL's reason, nil
+// when the certificate verified.
+func (s *CertificateStoreCtx) Err() error {
+	if v := s.VerifyResult(); v != VerifyOK {
+		return &Error{Op: "verify", Err: errors.New("openssl: " + v.String())}
+	}
+	return nil
+}
+
+// Depth returns the depth of the current certificate in the chain, 0 for
+// the leaf (corresponds to X509_STORE_CTX_get_error_depth).
+func (s *CertificateStoreCtx) Depth() int {
+	if s.store == nil {
+		return 0
+	}
+	return int(C.X509_STORE_CTX_get_error_depth(s.store))
+}
+
+// storeChain returns the chain a verification built, or the peer's
+// certificates as sent when it built none, parsed by crypto/x509.
+func storeChain(store *C.X509_STORE_CTX) ([]*x509.Certificate, error) {
+	sk := C.X509_STORE_CTX_get0_chain(store)
+	var chain []*x509.Certificate
+	if sk == nil || C.OPENSSL_sk_num((*C.OPENSSL_STACK)(unsafe.Pointer(sk))) == 0 {
+		leaf := C.X509_STORE_CTX_get0_cert(store)
+		if leaf == nil {
+			return nil, errors.New("openssl: the peer sent no certificate")
+		}
+		cert, err := parseX509(leaf)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, cert)
+		sk = C.X509_STORE_CTX_get0_untrusted(store)
+	}
+	st := (*C.OPENSSL_STACK)(unsafe.Pointer(sk))
+	for i := C.int(0); sk != nil && i < C.OPENSSL_sk_num(st); i++ {
+		x := (*C.X509)(C.OPENSSL_sk_value(st, i))
+		cert, err := parseX509(x)
+		if err != nil {
+			return nil, err
+		}
+		if len(chain) > 0 && chain[0].Equal(cert) {
+			continue
+		}
+		chain = append(chain, cert)
+	}
+	return chain, nil
+}
+
+// CertificateStore is the set of certificates a Ctx trusts.
+type CertificateStore struct {
+	sslCtx *Ctx // constant; the store lives inside its SSL_CTX
+}
+
+// GetCertificateStore returns the store of the CAs the Ctx trusts, which
+// [LoadVerifyLocations] and [CertificateStore.AddCertificate] fill
+// (corresponds to SSL_CTX_get_cert_store).
+func (c *Ctx) GetCertificateStore() *CertificateStore {
+	return &CertificateStore{sslCtx: c}
+}
+
+// AddCertificate trusts cert, as LoadVerifyLocations trusts the
+// certificates of a file. Connections made afterwards see it
+// (corresponds to X509_STORE_add_cert).
+func (s *CertificateStore) AddCertificate(cert *Certificate) error {
+	if cert == nil {
+		return &Error{Op: "add certificate", Err: errors.New("openssl: nil certificate")}
+	}
+	err := s.sslCtx.lockedCall("add certificate", func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
+		C.go_ossl_ctx_add_trusted(sslCtx, cert.x, r)
+	})
+	runtime.KeepAlive(cert)
+	return err
+}
