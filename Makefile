@@ -10,11 +10,16 @@ SHELL := /bin/bash
 # Debian packages needed to build against OpenSSL 3 and run the tests.
 DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc gnutls-bin python3 curl
 
-.PHONY: deps test vet fmt-check demo bench matrix-readme test-asan fuzz
+.PHONY: deps test vet fmt-check demo bench matrix-readme test-asan fuzz test-grpccreds
+
+# GRPCCREDS is the gRPC credentials' own module (so that this module does
+# not depend on grpc): deps, vet and test cover it with a cd.
+GRPCCREDS := grpccreds
 
 # deps installs the missing packages of DEBIAN_PACKAGES (apt-get update, then
 # apt-get install -y) when run as root, fails naming them otherwise, and does
-# nothing but a dpkg query when all are installed. Then go mod download.
+# nothing but a dpkg query when all are installed. Then go mod download, for
+# this module and GRPCCREDS.
 deps:
 	@missing=""; \
 	for p in $(DEBIAN_PACKAGES); do \
@@ -28,13 +33,19 @@ deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 	$(GO) mod download
+	cd $(GRPCCREDS) && $(GO) mod download
 
 # test fails if gofmt would change a file or go vet reports anything.
 test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 14m ./...
 	# The race detector allocates, so the zero-allocation test runs without it.
 	$(GO) test -count=1 -run 'AllocateNothing' .
+	$(MAKE) --no-print-directory test-grpccreds
 	$(MAKE) --no-print-directory test-asan
+
+# test-grpccreds runs the gRPC credentials' tests, a module of its own.
+test-grpccreds: deps
+	cd $(GRPCCREDS) && $(GO) test -race -count=1 -timeout 5m ./...
 
 # test-asan runs the package's and the integration suites under gcc's
 # AddressSanitizer (libasan8, which Debian's gcc brings): it checks the C shim
@@ -57,6 +68,7 @@ fuzz: deps
 
 vet: deps
 	$(GO) vet ./...
+	cd $(GRPCCREDS) && $(GO) vet ./...
 
 fmt-check:
 	@files=$$(gofmt -l .); \
@@ -85,4 +97,4 @@ bench: deps
 # matrix-readme runs the shutdown matrix and writes what each peer did into
 # README.md's table.
 matrix-readme: deps
-	$(GO) test -count=1 -run '^TestMatrix(Relay)?$$' ./integration -args -matrix.readme=$(CURDIR)/README.md
+	$(GO) test -count=1 -run '^TestMatrix$$' ./integration -args -matrix.readme=$(CURDIR)/README.md

@@ -401,6 +401,20 @@ func TestConnectionState(t *testing.T) {
 			require.Len(t, st.PeerCertificates, 2, "leaf and CA as the server sent them")
 			require.True(t, st.PeerCertificates[1].Equal(pki.CA))
 		}
+
+		// The IANA number, and the crypto/tls form, match what crypto/tls saw.
+		require.Equal(t, pst.CipherSuite, st.CipherSuiteID)
+		ts := st.TLSConnectionState()
+		require.Equal(t, tls.ConnectionState{
+			Version:                    pst.Version,
+			HandshakeComplete:          true,
+			CipherSuite:                pst.CipherSuite,
+			NegotiatedProtocol:         pst.NegotiatedProtocol,
+			NegotiatedProtocolIsMutual: true,
+			ServerName:                 pst.ServerName,
+			PeerCertificates:           st.PeerCertificates,
+		}, ts)
+		require.Equal(t, ts, ours.TLSConnectionState())
 	})
 }
 

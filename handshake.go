@@ -25,6 +25,9 @@ type ConnectionState struct {
 	// CipherSuite is OpenSSL's name of the cipher suite, such as
 	// "TLS_AES_128_GCM_SHA256" or "ECDHE-ECDSA-AES128-GCM-SHA256".
 	CipherSuite string
+	// CipherSuiteID is the cipher suite's IANA number, as crypto/tls's
+	// CipherSuite and its TLS_* constants give it.
+	CipherSuiteID uint16
 	// NegotiatedProtocol is the ALPN protocol, or "".
 	NegotiatedProtocol string
 	// ServerName is the SNI name the client sent, or "".
@@ -110,7 +113,9 @@ func (c *Conn) readState() ConnectionState {
 		return s
 	}
 	s.Version = uint16(C.SSL_version(c.ssl))
-	s.CipherSuite = cString(C.SSL_CIPHER_get_name(C.SSL_get_current_cipher(c.ssl)))
+	cipher := C.SSL_get_current_cipher(c.ssl)
+	s.CipherSuite = cString(C.SSL_CIPHER_get_name(cipher))
+	s.CipherSuiteID = uint16(C.SSL_CIPHER_get_protocol_id(cipher))
 	var proto *C.uchar
 	var protoLen C.uint
 	C.SSL_get0_alpn_selected(c.ssl, &proto, &protoLen)

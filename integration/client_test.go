@@ -2,7 +2,6 @@ package integration_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -14,12 +13,6 @@ import (
 	"github.com/closenotify/openssl/internal/peer"
 )
 
-// maxSteps bounds the ShutdownOnce calls that Retry may make in one test.
-const maxSteps = 1000
-
-// errTooManySteps stops a Retry that went on past maxSteps.
-var errTooManySteps = errors.New("too many ShutdownOnce calls")
-
 // TestClientShutdownAnswered: we are the client of openssl s_server, which
 // answers our close_notify with its own by itself (crypto/tls does not).
 // ShutdownOnce, retried, goes 0, then -1/WANT_READ zero or more times,
@@ -28,25 +21,14 @@ func TestClientShutdownAnswered(t *testing.T) {
 	for _, v := range versions {
 		for _, how := range []string{"ShutdownOnce+Retry", "Shutdown"} {
 			t.Run(v.name+"/"+how, func(t *testing.T) {
-				srv := sServer(t, v)
-				c := dial(t, srv, clientCtx(t, v))
+				c, srv := sServer(t, v, nil)
 
 				const msg = "hello from our client\n"
 				_, err := c.Write([]byte(msg))
 				require.NoError(t, err)
 				require.NoError(t, srv.WaitFor(msg, wait))
 
-				ctx, cancel := context.WithTimeout(context.Background(), wait)
-				defer cancel()
-				switch how {
-				case "ShutdownOnce+Retry":
-					steps := shutdownSteps(t, ctx, c)
-					requireAnsweredShape(t, steps)
-				case "Shutdown":
-					require.NoError(t, c.Shutdown(ctx))
-				}
-				st := c.ShutdownState()
-				require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
+				requireAnsweredShutdown(t, c, how)
 				require.Zero(t, c.DiscardedBytes())
 
 				require.NoError(t, srv.WaitFor(peer.ServerCloseNotifyReceived, wait))
@@ -57,41 +39,24 @@ func TestClientShutdownAnswered(t *testing.T) {
 	}
 }
 
-// shutdownSteps calls ShutdownOnce, then retries it with Retry until it
-// returns anything but WANT_READ or WANT_WRITE, and returns every result.
-func shutdownSteps(t testing.TB, ctx context.Context, c *openssl.Conn) []step {
+// requireAnsweredShutdown shuts c down within wait, as how says
+// ("ShutdownOnce+Retry" or "Shutdown"), and asserts a shutdown the peer
+// answers: step by step, the sequence 0, any number of -1/WANT_READ, then
+// 1; either way, both ShutdownState flags.
+func requireAnsweredShutdown(t *testing.T, c *openssl.Conn, how string) {
 	t.Helper()
-	r, err := c.ShutdownOnce()
-	steps := []step{{r, err}}
-	rerr := c.Retry(ctx, func() error {
-		if len(steps) > maxSteps {
-			return errTooManySteps
-		}
-		r, err := c.ShutdownOnce()
-		steps = append(steps, step{r, err})
-		return err
-	})
-	require.NoError(t, rerr, "Retry; steps %v", steps)
-	return steps
-}
-
-// requireAnsweredShape asserts the sequence of a shutdown the peer
-// answered: ShutdownSent, any number of ShutdownFailed with ErrWantRead,
-// and ShutdownComplete.
-func requireAnsweredShape(t testing.TB, steps []step) {
-	t.Helper()
-	require.GreaterOrEqual(t, len(steps), 2, "steps %v", steps)
-	require.Equal(t, step{openssl.ShutdownSent, nil}, steps[0], "first step; steps %v", steps)
-	last := steps[len(steps)-1]
-	require.Equal(t, step{openssl.ShutdownComplete, nil}, last, "last step; steps %v", steps)
-	for i, s := range steps[1 : len(steps)-1] {
-		require.Equal(t, openssl.ShutdownFailed, s.r, "step %d; steps %v", i+1, steps)
-		require.ErrorIs(t, s.err, openssl.ErrWantRead, "step %d; steps %v", i+1, steps)
-		var e *openssl.Error
-		require.ErrorAs(t, s.err, &e)
-		require.Equal(t, openssl.ErrorWantRead, e.Code, "step %d", i+1)
+	ctx := boundedCtx(t, wait)
+	switch how {
+	case "ShutdownOnce+Retry":
+		seq, err := shutdownSequence(ctx, c)
+		require.NoError(t, err, "sequence %v", seq)
+		requireShape(t, seq, "0", "-1/WANT_READ", "1")
+		t.Logf("ShutdownOnce steps: %v", seq)
+	case "Shutdown":
+		require.NoError(t, c.Shutdown(ctx))
 	}
-	t.Logf("ShutdownOnce steps: %v", steps)
+	st := c.ShutdownState()
+	require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
 }
 
 // TestClientTruncation: s_server's Q command closes TCP without
@@ -106,12 +71,11 @@ func TestClientTruncation(t *testing.T) {
 				name = v.name + "/IgnoreUnexpectedEOF"
 			}
 			t.Run(name, func(t *testing.T) {
-				srv := sServer(t, v)
-				ctx := clientCtx(t, v)
+				sslCtx := clientCtx(t, v)
 				if ignore {
-					ctx.SetOptions(openssl.IgnoreUnexpectedEOF)
+					sslCtx.SetOptions(openssl.IgnoreUnexpectedEOF)
 				}
-				c := dial(t, srv, ctx)
+				c, srv := sServer(t, v, sslCtx)
 
 				// Once s_server printed our data, its handshake is over and
 				// what we read next is its TCP close.
@@ -151,12 +115,11 @@ func TestClientTruncation(t *testing.T) {
 //     returns nil.
 func TestClientKeyUpdate(t *testing.T) {
 	v := versions[1]
-	require.Equal(t, "-tls1_3", v.flag)
+	require.Equal(t, "TLS1.3", v.name)
 	for _, cmd := range []string{peer.ServerCmdKeyUpdateRequest, peer.ServerCmdKeyUpdate} {
 		name := strings.TrimSpace(cmd)
 		t.Run(v.name+"/"+name+"/while reading", func(t *testing.T) {
-			srv := sServer(t, v)
-			c := dial(t, srv, clientCtx(t, v))
+			c, srv := sServer(t, v, nil)
 			const up1 = "before the key update\n"
 			_, err := c.Write([]byte(up1))
 			require.NoError(t, err)
@@ -211,8 +174,7 @@ func TestClientKeyUpdate(t *testing.T) {
 
 		for _, how := range []string{"ShutdownOnce+Retry", "Shutdown"} {
 			t.Run(v.name+"/"+name+"/after our close_notify/"+how, func(t *testing.T) {
-				srv := sServer(t, v)
-				c := dial(t, srv, clientCtx(t, v))
+				c, srv := sServer(t, v, nil)
 				const up = "before the key update\n"
 				_, err := c.Write([]byte(up))
 				require.NoError(t, err)
@@ -224,16 +186,7 @@ func TestClientKeyUpdate(t *testing.T) {
 				require.NoError(t, srv.Send(cmd))
 				require.NoError(t, srv.WaitForAfter(mark, peer.ServerKeyUpdated, wait))
 
-				ctx, cancel := context.WithTimeout(context.Background(), wait)
-				defer cancel()
-				switch how {
-				case "ShutdownOnce+Retry":
-					requireAnsweredShape(t, shutdownSteps(t, ctx, c))
-				case "Shutdown":
-					require.NoError(t, c.Shutdown(ctx))
-				}
-				st := c.ShutdownState()
-				require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
+				requireAnsweredShutdown(t, c, how)
 				require.NoError(t, srv.WaitForAfter(mark, peer.ServerCloseNotifyReceived, wait))
 				require.Zero(t, exitCode(t, srv))
 				// Having sent close_notify, we never answered K.
@@ -251,8 +204,7 @@ func TestClientKeyUpdate(t *testing.T) {
 func TestClientHalfClose(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
-			srv := sServer(t, v, "-rev")
-			c := dial(t, srv, clientCtx(t, v))
+			c, srv := sServer(t, v, nil, "-rev")
 			require.NoError(t, srv.WaitFor(peer.RevConnectionEstablished, wait))
 
 			_, err := c.Write([]byte("hello\n"))
@@ -280,8 +232,7 @@ func TestClientHalfClose(t *testing.T) {
 func TestClientPeerClosesFirst(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
-			srv := sServer(t, v, "-rev")
-			c := dial(t, srv, clientCtx(t, v))
+			c, srv := sServer(t, v, nil, "-rev")
 			require.NoError(t, srv.WaitFor(peer.RevConnectionEstablished, wait))
 
 			_, err := c.Write([]byte("CLOSE\n"))

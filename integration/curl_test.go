@@ -45,11 +45,11 @@ func TestCurlAgainstOurHTTPS(t *testing.T) {
 		}[v.name]
 		for _, tc := range cases {
 			t.Run(v.name+"/"+tc.name, func(t *testing.T) {
-				ctx := serverCtx(t, v)
-				ctx.SetClosePolicy(tc.policy)
+				sslCtx := serverCtx(t, v)
+				sslCtx.SetClosePolicy(tc.policy)
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				require.NoError(t, err)
-				rec := &recordingListener{Listener: openssl.NewListener(ln, ctx)}
+				rec := &recordingListener{Listener: openssl.NewListener(ln, sslCtx)}
 				const body = "hello from closenotify/openssl\n"
 				srv := &http.Server{
 					Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -13,105 +12,62 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
-// version is a TLS version both for our Ctx and for the openssl command
-// line.
+// version is a TLS version: its name in test names, and its crypto/tls
+// constant.
 type version struct {
 	name string
-	v    uint16 // for SetMinProtoVersion and SetMaxProtoVersion
-	flag string // for s_server and s_client
+	v    uint16
 }
 
 var versions = []version{
-	{"TLS1.2", tls.VersionTLS12, "-tls1_2"},
-	{"TLS1.3", tls.VersionTLS13, "-tls1_3"},
+	{"TLS1.2", tls.VersionTLS12},
+	{"TLS1.3", tls.VersionTLS13},
 }
 
-// pin limits ctx to v.
-func pin(t testing.TB, ctx *openssl.Ctx, v version) {
-	t.Helper()
-	require.NoError(t, ctx.SetMaxProtoVersion(v.v))
-	require.NoError(t, ctx.SetMinProtoVersion(v.v))
-}
-
-// clientCtx returns a Ctx for version v that trusts pki's CA and verifies
-// the server's certificate.
+// clientCtx returns a new Ctx for version v that trusts pki's CA and
+// verifies the server's certificate.
 func clientCtx(t testing.TB, v version) *openssl.Ctx {
 	t.Helper()
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := tlstest.NewCtx(pki, tlstest.WeClient, v.v)
 	require.NoError(t, err)
-	pin(t, ctx, v)
-	require.NoError(t, ctx.LoadVerifyLocations(pki.CAFile, ""))
-	ctx.SetVerifyMode(openssl.VerifyPeer)
-	return ctx
+	return sslCtx
 }
 
-// serverCtx returns a Ctx for version v that serves pki's leaf.
+// serverCtx returns a new Ctx for version v that serves pki's leaf.
 func serverCtx(t testing.TB, v version) *openssl.Ctx {
 	t.Helper()
-	ctx, err := openssl.NewCtx()
+	sslCtx, err := tlstest.NewCtx(pki, tlstest.WeServer, v.v)
 	require.NoError(t, err)
-	pin(t, ctx, v)
-	cert, err := openssl.LoadCertificateFromPEM(pki.CertPEM)
-	require.NoError(t, err)
-	key, err := openssl.LoadPrivateKeyFromPEM(pki.KeyPEM)
-	require.NoError(t, err)
-	require.NoError(t, ctx.UseCertificate(cert))
-	require.NoError(t, ctx.UsePrivateKey(key))
-	return ctx
+	return sslCtx
 }
 
-// sServer starts openssl s_server for version v on a port the kernel
-// picks (port 0: s_server reports it, so there is no race for a free
-// port). It is killed at cleanup.
-func sServer(t testing.TB, v version, extra ...string) *peer.Process {
+// sServer starts openssl s_server for version v, with the extra
+// arguments after the version's, and connects our client to it, made with
+// sslCtx (nil: clientCtx's), handshake completed (tlstest.Connect). The
+// Conn is closed and s_server killed at cleanup.
+func sServer(t testing.TB, v version, sslCtx *openssl.Ctx, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
-	return peer.OpenSSLServerT(t, 0, pki.CertFile, pki.KeyFile, append([]string{v.flag}, extra...)...)
+	p := tlstest.Connect(t, tlstest.Spec{
+		Case: tlstest.Case{Version: v.v, Role: tlstest.WeClient},
+		Peer: tlstest.OpenSSLTool, PKI: pki, Ctx: sslCtx, PeerArgs: extra,
+	})
+	return p.Ours, p.Proc
 }
 
-// dial connects our client, made with ctx, to srv and completes the
-// handshake. The Conn is closed at cleanup.
-func dial(t testing.TB, srv *peer.Process, ctx *openssl.Ctx) *openssl.Conn {
-	t.Helper()
-	tcp, err := net.DialTimeout("tcp", srv.Addr(), wait)
-	require.NoError(t, err)
-	c, err := openssl.Client(tcp, ctx)
-	if err != nil {
-		tcp.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	hctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	require.NoError(t, c.HandshakeContext(hctx), "handshake with %s", srv.Name())
-	return c
-}
-
-// sClient listens on a port the kernel picks on 127.0.0.1, starts
-// openssl s_client for version v against it, and returns our server Conn
-// with the handshake completed, and the s_client process. Both are closed
-// or killed at cleanup.
+// sClient starts openssl s_client for version v, with the extra arguments
+// after the version's, against our server, and returns our Conn with the
+// handshake completed and s_client's verification reported
+// (tlstest.Connect). The Conn is closed and s_client killed at cleanup.
 func sClient(t testing.TB, v version, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer ln.Close()
-	cl := peer.OpenSSLClientT(t, ln.Addr().String(), pki.CAFile, append([]string{v.flag}, extra...)...)
-	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
-	tcp, err := ln.Accept()
-	require.NoError(t, err, "accepting %s", cl.Name())
-	c, err := openssl.Server(tcp, serverCtx(t, v))
-	if err != nil {
-		tcp.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	hctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	require.NoError(t, c.HandshakeContext(hctx), "handshake with %s", cl.Name())
-	require.NoError(t, cl.WaitFor(peer.ClientVerifyOK, wait))
-	return c, cl
+	p := tlstest.Connect(t, tlstest.Spec{
+		Case: tlstest.Case{Version: v.v, Role: tlstest.WeServer},
+		Peer: tlstest.OpenSSLTool, PKI: pki, PeerArgs: extra,
+	})
+	return p.Ours, p.Proc
 }
 
 // readN reads exactly n bytes from c within wait.
@@ -154,17 +110,4 @@ func exitCode(t testing.TB, p *peer.Process) int {
 	code, err := p.Wait(wait)
 	require.NoError(t, err, "%s did not exit by itself", p.Name())
 	return code
-}
-
-// step is the result of one ShutdownOnce call.
-type step struct {
-	r   openssl.ShutdownResult
-	err error
-}
-
-func (s step) String() string {
-	if s.err != nil {
-		return s.r.String() + "/" + s.err.Error()
-	}
-	return s.r.String()
 }

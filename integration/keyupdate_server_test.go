@@ -17,7 +17,7 @@ import (
 // our close_notify, answers and exits cleanly.
 func TestServerKeyUpdateAfterOurCloseNotify(t *testing.T) {
 	v := versions[1]
-	require.Equal(t, "-tls1_3", v.flag)
+	require.Equal(t, "TLS1.3", v.name)
 	for _, cmd := range []string{peer.ClientCmdKeyUpdateRequest, peer.ClientCmdKeyUpdate} {
 		t.Run(strings.TrimSpace(cmd), func(t *testing.T) {
 			c, cl := sClient(t, v)

@@ -3,9 +3,7 @@ package integration_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,17 +11,16 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // The GnuTLS peers of the matrix: gnutls-serv when we are the client,
 // gnutls-cli when we are the server.
 
-func init() {
-	matrixPeers = append(matrixPeers,
-		&peerImpl{name: "gnutls-serv", roles: []role{weClient}, connect: connectGnuTLSServer},
-		&peerImpl{name: "gnutls-cli", roles: []role{weServer}, connect: connectGnuTLSClient},
-	)
-}
+var (
+	peerGnuTLSServ = &peerImpl{name: "gnutls-serv", roles: []role{weClient}, connect: connectGnuTLSServer}
+	peerGnuTLSCli  = &peerImpl{name: "gnutls-cli", roles: []role{weServer}, connect: connectGnuTLSClient}
+)
 
 // gnutlsCloseNotifyReceived is the GnuTLS debug line (level 5, gnutls-serv
 // -d 5) logged when a close_notify alert arrives. gnutls-serv prints
@@ -35,13 +32,6 @@ const gnutlsCloseNotifyReceived = "Alert[1|0] - Close notify - was received"
 // then "Error: " and this, when echoing to a peer that has reset the
 // connection (we closed with its echo unread).
 const gnutlsPushError = "Error in the push function."
-
-func gnutlsPriority(v version) []string {
-	if v.v == versions[0].v {
-		return []string{"--priority", peer.GnuTLSPriorityTLS12}
-	}
-	return []string{"--priority", peer.GnuTLSPriorityTLS13}
-}
 
 // waitForAny waits at most timeout until p's output after mark contains
 // one of subs, and returns its index, or -1 with the error if the output
@@ -62,8 +52,6 @@ func waitForAny(p *peer.Process, mark int, timeout time.Duration, subs ...string
 	}
 }
 
-func resumeProcess(p *peer.Process) error { return syscall.Kill(-p.Pid(), syscall.SIGCONT) }
-
 // gnutlsServSide is gnutls-serv --echo, the only mode in which it sends
 // application data: it sends back every record it receives. So received
 // reads the echo on our Conn (which also keeps the echo out of the
@@ -75,13 +63,10 @@ type gnutlsServSide struct {
 	echoed string // the echo read back so far; only the scenario's goroutine calls received
 }
 
-func connectGnuTLSServer(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
-	require.Equal(t, weClient, ours, "gnutls-serv is a server")
-	srv := peer.GnuTLSServerT(t, 0, pki.CertFile, pki.KeyFile, append(gnutlsPriority(v), "-d", "5")...)
-	tcp, err := net.DialTimeout("tcp", srv.Addr(), wait)
-	require.NoError(t, err)
-	c := ourConn(t, tcp, ours, v, policy, nil, srv)
-	return c, &gnutlsServSide{p: srv, c: c}
+func connectGnuTLSServer(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
+	require.Equal(t, weClient, c.ours, "gnutls-serv is a server")
+	p := openPair(t, c, tlstest.GnuTLS, via, tlstest.Spec{PeerArgs: []string{"-d", "5"}})
+	return p.Ours, &gnutlsServSide{p: p.Proc, c: p.Ours}
 }
 
 // send writes data from our side; gnutls-serv echoes it, so the peer sends
@@ -167,21 +152,14 @@ type gnutlsCliSide struct {
 	mark int // output offset where the received data starts
 }
 
-func connectGnuTLSClient(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
-	require.Equal(t, weServer, ours, "gnutls-cli is a client")
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer ln.Close()
-	cl := peer.GnuTLSClientT(t, ln.Addr().String(), pki.CAFile, gnutlsPriority(v)...)
-	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
-	tcp, err := ln.Accept()
-	require.NoError(t, err, "accepting gnutls-cli")
-	c := ourConn(t, tcp, ours, v, policy, nil, cl)
+func connectGnuTLSClient(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
+	require.Equal(t, weServer, c.ours, "gnutls-cli is a client")
+	p := openPair(t, c, tlstest.GnuTLS, via, tlstest.Spec{})
 	// gnutls-cli prints an empty line after GnuTLSClientSimpleMode.
 	const simpleMode = peer.GnuTLSClientSimpleMode + "\n"
-	require.NoError(t, cl.WaitFor(simpleMode, wait))
-	out := cl.Output()
-	return c, &gnutlsCliSide{p: cl, mark: strings.Index(out, simpleMode) + len(simpleMode)}
+	require.NoError(t, p.Proc.WaitFor(simpleMode, wait))
+	out := p.Proc.Output()
+	return p.Ours, &gnutlsCliSide{p: p.Proc, mark: strings.Index(out, simpleMode) + len(simpleMode)}
 }
 
 func (s *gnutlsCliSide) send(data string) error { return s.p.Send(data) }

@@ -18,56 +18,123 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
-// matrixPeers are the columns of the matrix.
-var matrixPeers = []*peerImpl{
-	{name: "Go crypto/tls", roles: []role{weClient, weServer}, connect: connectGo, keepsReadingAfterCloseNotify: true},
-	{name: "openssl s_server", roles: []role{weClient}, connect: connectOpenSSL},
-	{name: "openssl s_client", roles: []role{weServer}, connect: connectOpenSSL},
+// peerEnd is how the peer's reading ended, as the peer itself reported it.
+type peerEnd string
+
+const (
+	endCloseNotify peerEnd = "close_notify"   // it saw our close_notify
+	endTruncated   peerEnd = "truncation"     // it saw TCP EOF without close_notify and said so
+	endEOF         peerEnd = "EOF"            // it saw an end it does not tell apart from close_notify
+	endReset       peerEnd = "reset"          // it saw RST
+	endOpen        peerEnd = "still open"     // its reading had not ended
+	endUnknown     peerEnd = "not observable" // the peer does not say
+)
+
+// errUnsupported is returned by a peerSide that cannot do what was asked.
+var errUnsupported = errors.New("not supported by this peer")
+
+// peerSide is the far end of one cell: a TLS implementation playing the
+// role opposite ours, already past its handshake.
+type peerSide interface {
+	// send makes the peer send data (a line ending in "\n") to us.
+	send(data string) error
+	// received waits until the peer has received exactly want from us,
+	// counting from the start of the connection.
+	received(want string) error
+	// answer makes the peer answer our close_notify with its own, as a
+	// well-behaved application does, and says how it did (peers that answer
+	// by themselves do nothing here).
+	answer() (how string, err error)
+	// closeNotify makes the peer send its close_notify first; it may or may
+	// not close TCP after it (halfCloseScenario says which).
+	closeNotify() error
+	// closeTCP makes the peer close TCP without close_notify (FIN).
+	closeTCP() error
+	// reset makes the peer reset TCP (RST).
+	reset() error
+	// pause makes the peer stop reading and answering; resume undoes it.
+	pause() error
+	resume() error
+	// end waits until the peer's reading ended and says how.
+	end() peerEnd
 }
 
-// ourConn wraps tcp in our Conn for role r, version v and policy, completes
-// the handshake concurrently with the peer's (peerHandshake, may be nil),
-// and closes it at cleanup. proc is the peer's process (nil for an
-// in-process peer). For the cells of scenario 11 (midHandshake), it first
-// checks the shutdown calls before and during our handshake.
-func ourConn(t *testing.T, tcp net.Conn, r role, v version, policy openssl.ClosePolicy, peerHandshake func() error, proc *peer.Process) *openssl.Conn {
+// The peers of the matrix, the columns of the README's table. GnuTLS and
+// Python ssl have files of their own.
+var (
+	peerGo      = &peerImpl{name: "Go crypto/tls", roles: []role{weClient, weServer}, connect: connectGo}
+	peerSServer = &peerImpl{name: "openssl s_server", roles: []role{weClient}, connect: connectOpenSSL}
+	peerSClient = &peerImpl{name: "openssl s_client", roles: []role{weServer}, connect: connectOpenSSL}
+)
+
+// peerSocketDeadline bounds the crypto/tls peer's socket: longer than any
+// cell takes.
+const peerSocketDeadline = 6 * wait
+
+// openPair makes cell c's pair with a peer of kind k (tlstest.NewPair:
+// closed at cleanup), the client dialing the server through via, and
+// completes both handshakes. spec may set what is particular to the cell;
+// its Case, Peer, Policy and Via come from c, k and via.
+func openPair(t *testing.T, c cell, k tlstest.PeerKind, via route, spec tlstest.Spec) *tlstest.Pair {
 	t.Helper()
-	var c *openssl.Conn
-	var err error
-	if r == weClient {
-		c, err = openssl.Client(tcp, clientCtx(t, v))
-	} else {
-		c, err = openssl.Server(tcp, serverCtx(t, v))
+	spec.Case = tlstest.Case{Version: c.v.v, Role: tlstest.WeClient}
+	if c.ours == weServer {
+		spec.Role = tlstest.WeServer
 	}
-	if err != nil {
-		tcp.Close()
-		t.Fatal(err)
+	spec.Peer, spec.PKI, spec.Policy, spec.Via = k, pki, &c.policy, via
+	if k == tlstest.CryptoTLS && spec.Deadline.IsZero() {
+		spec.Deadline = time.Now().Add(peerSocketDeadline)
 	}
-	c.SetClosePolicy(policy)
-	t.Cleanup(func() { c.Close() })
+	p := tlstest.NewPair(t, spec)
+	handshake(t, p, c)
+	return p
+}
+
+// handshake completes our handshake concurrently with a crypto/tls peer's
+// (a process peer's runs by itself). For the cells of scenario 11
+// (c.midHandshake), it first checks the shutdown calls before and during
+// our handshake.
+func handshake(t *testing.T, p *tlstest.Pair, c cell) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var ours chan error
-	if _, ok := midHandshake.Load(t); ok {
-		ours = shutdownMidHandshake(t, c, ctx, proc)
+	if c.midHandshake {
+		ours = shutdownMidHandshake(t, p.Ours, ctx, p.Proc)
 	}
 	peerDone := make(chan error, 1)
 	go func() {
-		if peerHandshake == nil {
+		if p.Peer == nil {
 			peerDone <- nil
 			return
 		}
-		peerDone <- peerHandshake()
+		peerDone <- p.Peer.Handshake() // bounded by the socket's deadline
 	}()
 	if ours == nil {
-		require.NoError(t, c.HandshakeContext(ctx))
+		require.NoError(t, p.Ours.HandshakeContext(ctx))
 	} else {
 		require.NoError(t, <-ours)
 	}
 	require.NoError(t, <-peerDone, "peer handshake")
-	return c
+}
+
+func connectGo(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
+	p := openPair(t, c, tlstest.CryptoTLS, via, tlstest.Spec{})
+	return p.Ours, newGoSide(t, p)
+}
+
+// newGoSide starts the crypto/tls peer of p reading; it stops at cleanup.
+func newGoSide(t *testing.T, p *tlstest.Pair) *goSide {
+	g := &goSide{tc: p.Peer, raw: p.PeerTCP(), changed: make(chan struct{}), ended: make(chan struct{})}
+	go g.readLoop()
+	t.Cleanup(func() {
+		g.tc.Close()
+		<-g.ended
+	})
+	return g
 }
 
 // goSide is a crypto/tls peer in this process. A goroutine reads all the
@@ -82,33 +149,6 @@ type goSide struct {
 	changed chan struct{} // protected by mu; closed and replaced when got grows
 	ended   chan struct{} // closed when the reader stopped
 	endErr  error         // set before ended is closed
-}
-
-// tcpEnds returns both ends of a TCP connection on 127.0.0.1: ours, and the
-// peer's, the dialing end being the client's.
-func tcpEnds(t *testing.T, ours role) (ourTCP, peerTCP *net.TCPConn) {
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan *net.TCPConn, 1)
-	go func() {
-		ln.SetDeadline(time.Now().Add(wait))
-		c, _ := ln.AcceptTCP()
-		accepted <- c
-	}()
-	dialed, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
-	require.NoError(t, err)
-	acc := <-accepted
-	require.NotNil(t, acc)
-	if ours == weServer {
-		return acc, dialed
-	}
-	return dialed, acc
-}
-
-func connectGo(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
-	ourTCP, peerTCP := tcpEnds(t, ours)
-	return goPeerOn(t, ourTCP, peerTCP, peerTCP, ours, v, policy)
 }
 
 func (g *goSide) readLoop() {
@@ -190,7 +230,8 @@ func (g *goSide) reset() error {
 }
 
 // pause and resume: a crypto/tls peer never answers unless told to.
-func (g *goSide) pause() error  { return nil }
+func (g *goSide) pause() error { return nil }
+
 func (g *goSide) resume() error { return nil }
 
 func (g *goSide) end() peerEnd {
@@ -213,28 +254,18 @@ func (g *goSide) end() peerEnd {
 // processSide is openssl s_server or s_client (or another command-line
 // peer driven the same way).
 type processSide struct {
-	t      *testing.T
 	p      *peer.Process
 	server bool // the process is the server
 }
 
-func connectOpenSSL(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
-	if ours == weClient {
-		srv := sServer(t, v)
-		tcp, err := net.DialTimeout("tcp", srv.Addr(), wait)
-		require.NoError(t, err)
-		return ourConn(t, tcp, ours, v, policy, nil, srv), &processSide{t: t, p: srv, server: true}
+// connectOpenSSL starts s_server (we are the client) or s_client (we are
+// the server) for cell c.
+func connectOpenSSL(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
+	p := openPair(t, c, tlstest.OpenSSLTool, via, tlstest.Spec{})
+	if c.ours == weServer {
+		require.NoError(t, p.Proc.WaitFor(peer.ClientVerifyOK, wait))
 	}
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer ln.Close()
-	cl := peer.OpenSSLClientT(t, ln.Addr().String(), pki.CAFile, v.flag)
-	require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
-	tcp, err := ln.Accept()
-	require.NoError(t, err)
-	c := ourConn(t, tcp, ours, v, policy, nil, cl)
-	require.NoError(t, cl.WaitFor(peer.ClientVerifyOK, wait))
-	return c, &processSide{t: t, p: cl}
+	return p.Ours, &processSide{p: p.Proc, server: c.ours == weClient}
 }
 
 func (s *processSide) send(data string) error { return s.p.Send(data) }
@@ -265,8 +296,9 @@ func (s *processSide) closeTCP() error {
 
 func (s *processSide) reset() error { return errUnsupported }
 
-func (s *processSide) pause() error  { return pauseProcess(s.p) }
-func (s *processSide) resume() error { return syscall.Kill(-s.p.Pid(), syscall.SIGCONT) }
+func (s *processSide) pause() error { return pauseProcess(s.p) }
+
+func (s *processSide) resume() error { return resumeProcess(s.p) }
 
 // end waits for the process to exit (s_server -naccept 1 and s_client exit
 // when their connection ends) and reads how from its output.
@@ -332,3 +364,6 @@ func pauseProcess(p *peer.Process) error {
 		return fmt.Errorf("%s did not stop within %v", p.Name(), wait)
 	}
 }
+
+// resumeProcess undoes pauseProcess.
+func resumeProcess(p *peer.Process) error { return syscall.Kill(-p.Pid(), syscall.SIGCONT) }

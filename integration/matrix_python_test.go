@@ -3,7 +3,6 @@ package integration_test
 import (
 	"encoding/hex"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -13,19 +12,14 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // The Python ssl peer of the matrix, in both roles. Python's ssl module
 // never answers a close_notify by itself: recv returns b"" and the
 // application calls unwrap(), which sends its close_notify.
 
-func init() {
-	matrixPeers = append(matrixPeers, &peerImpl{
-		name:    "Python ssl",
-		roles:   []role{weClient, weServer},
-		connect: connectPython,
-	})
-}
+var peerPython = &peerImpl{name: "Python ssl", roles: []role{weClient, weServer}, connect: connectPython}
 
 // pythonTimeout is the Python peer's socket timeout: a recv or unwrap
 // that waits longer replies TimeoutError, well before our own waits
@@ -46,31 +40,15 @@ type pythonSide struct {
 	broken  error      // protected by mu; the replies are out of step
 }
 
-func connectPython(t *testing.T, ours role, v version, policy openssl.ClosePolicy) (*openssl.Conn, peerSide) {
-	opts := peer.PythonOptions{Version: v.v, Timeout: pythonTimeout}
-	var p *peer.Process
-	var c *openssl.Conn
-	if ours == weClient {
-		p = peer.PythonServerT(t, 0, pki.CertFile, pki.KeyFile, opts)
-		tcp, err := net.DialTimeout("tcp", p.Addr(), wait)
-		require.NoError(t, err)
-		c = ourConn(t, tcp, ours, v, policy, nil, p)
-	} else {
-		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		require.NoError(t, err)
-		defer ln.Close()
-		p = peer.PythonClientT(t, ln.Addr().String(), pki.CAFile, opts)
-		require.NoError(t, ln.SetDeadline(time.Now().Add(wait)))
-		tcp, err := ln.Accept()
-		require.NoError(t, err, "accepting the Python client")
-		c = ourConn(t, tcp, ours, v, policy, nil, p)
-	}
-	connected := peer.PythonConnected + "TLSv" + strings.TrimPrefix(v.name, "TLS") + "\n"
+func connectPython(t *testing.T, c cell, via route) (*openssl.Conn, peerSide) {
+	pair := openPair(t, c, tlstest.Python, via, tlstest.Spec{Python: peer.PythonOptions{Timeout: pythonTimeout}})
+	p := pair.Proc
+	connected := peer.PythonConnected + "TLSv" + strings.TrimPrefix(c.v.name, "TLS") + "\n"
 	require.NoError(t, p.WaitFor(connected, wait))
 	pyVersion, err := peer.PythonVersion(p, wait)
 	require.NoError(t, err)
 	out := p.Output()
-	return c, &pythonSide{
+	return pair.Ours, &pythonSide{
 		p:          p,
 		truncation: peer.PythonTruncationClass(pyVersion),
 		mark:       strings.Index(out, connected) + len(connected),

@@ -20,8 +20,7 @@ const serverCmdRenegotiate = "r\n"
 func TestRenegotiationRequestDuringRead(t *testing.T) {
 	v := versions[0]
 	require.Equal(t, "TLS1.2", v.name)
-	srv := sServer(t, v)
-	c := dial(t, srv, clientCtx(t, v))
+	c, srv := sServer(t, v, nil)
 
 	require.NoError(t, srv.Send(serverCmdRenegotiate))
 	require.NoError(t, srv.WaitFor(peer.ServerKeyUpdated, wait))
@@ -46,8 +45,7 @@ func TestRenegotiationRequestDuringRead(t *testing.T) {
 // close_notify and answers, nothing is discarded, no renegotiation starts.
 func TestRenegotiationRequestAfterOurCloseNotify(t *testing.T) {
 	v := versions[0]
-	srv := sServer(t, v)
-	c := dial(t, srv, clientCtx(t, v))
+	c, srv := sServer(t, v, nil)
 	const hello = "hello\n"
 	_, err := c.Write([]byte(hello))
 	require.NoError(t, err)

@@ -2,12 +2,10 @@ package integration_test
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
@@ -32,8 +30,7 @@ func TestPeerNeverAnswers(t *testing.T) {
 				var c *openssl.Conn
 				var p *peer.Process
 				if role == "client" {
-					p = sServer(t, v)
-					c = dial(t, p, clientCtx(t, v))
+					c, p = sServer(t, v, nil)
 					const msg = "hello from our client\n"
 					_, err := c.Write([]byte(msg))
 					require.NoError(t, err)
@@ -42,7 +39,7 @@ func TestPeerNeverAnswers(t *testing.T) {
 					c, p = sClient(t, v)
 					exchange(t, c, p)
 				}
-				stop(t, p)
+				require.NoError(t, pauseProcess(p))
 
 				ctx, cancel := context.WithTimeout(context.Background(), timeout)
 				defer cancel()
@@ -55,7 +52,7 @@ func TestPeerNeverAnswers(t *testing.T) {
 				st := c.ShutdownState()
 				require.True(t, st.Sent() && !st.Received(), "ShutdownState %v", st)
 
-				require.NoError(t, syscall.Kill(-p.Pid(), syscall.SIGCONT))
+				require.NoError(t, resumeProcess(p))
 				ctx2, cancel2 := context.WithTimeout(context.Background(), wait)
 				defer cancel2()
 				require.NoError(t, c.Shutdown(ctx2))
@@ -70,24 +67,5 @@ func TestPeerNeverAnswers(t *testing.T) {
 				require.NoError(t, c.Close())
 			})
 		}
-	}
-}
-
-// stop sends SIGSTOP to p's process group and returns once p has stopped:
-// waitid with WSTOPPED and WNOWAIT blocks until then and leaves the state
-// to be reported again. The Kill at cleanup ends a stopped process too.
-func stop(t testing.TB, p *peer.Process) {
-	t.Helper()
-	require.NoError(t, syscall.Kill(-p.Pid(), syscall.SIGSTOP))
-	stopped := make(chan error, 1)
-	go func() {
-		var info unix.Siginfo
-		stopped <- unix.Waitid(unix.P_PID, p.Pid(), &info, unix.WSTOPPED|unix.WNOWAIT, nil)
-	}()
-	select {
-	case err := <-stopped:
-		require.NoError(t, err)
-	case <-time.After(wait):
-		t.Fatalf("%s did not stop within %v", p.Name(), wait)
 	}
 }

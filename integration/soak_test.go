@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 const (
@@ -242,14 +243,8 @@ func newSoakCtxs(t *testing.T) soakCtxs {
 	for _, v := range versions {
 		s.ourClient[v.v] = clientCtx(t, v)
 		s.ourServer[v.v] = serverCtx(t, v)
-		s.theirClient[v.v] = &tls.Config{
-			RootCAs: pki.Pool, ServerName: "localhost",
-			MinVersion: v.v, MaxVersion: v.v,
-		}
-		s.theirServer[v.v] = &tls.Config{
-			Certificates: []tls.Certificate{pki.TLSCert},
-			MinVersion:   v.v, MaxVersion: v.v,
-		}
+		s.theirClient[v.v] = tlstest.PeerConfig(pki, v.v, tlstest.WeServer)
+		s.theirServer[v.v] = tlstest.PeerConfig(pki, v.v, tlstest.WeClient)
 	}
 	return s
 }

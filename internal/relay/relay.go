@@ -1,16 +1,16 @@
-// Package relay is a fault-injecting TCP relay for tests. It sits between two
-// TLS peers on 127.0.0.1, follows the TLS record framing of each direction
-// (the 5-byte header: content type, version, length) and produces what a
-// well-behaved peer never does: a FIN in the middle of a record, a reset at a
-// chosen moment, records split into one-byte writes, delays, a swallowed
-// close_notify, a receiver that stops reading.
+// Package relay is a fault-injecting TCP relay for the shutdown matrix. It
+// sits between two TLS peers on 127.0.0.1, follows the TLS record framing of
+// each direction (the 5-byte header: content type, version, length) and
+// produces what a well-behaved peer never does: a FIN in the middle of a
+// record, a reset at a chosen moment, a receiver that stops reading.
 //
 // A Relay accepts one connection on Addr (the "client") and then dials its
 // target (the "server"). Each Direction is handled on its own: the relay reads
 // the sender, and writes to the receiver what it read as soon as it has the
 // whole 5-byte header of the record the bytes belong to, except where a Fault
 // says otherwise. A Fault fires at one byte position of its direction, chosen
-// by a Trigger and an Offset and counted from the moment the fault is armed.
+// by a record count and an Offset and counted from the moment the fault is
+// armed.
 //
 // Without faults the relay is transparent: a FIN from one peer is passed on
 // as a FIN (shutdown(SHUT_WR)) once everything before it was forwarded, and a
@@ -29,16 +29,6 @@ import (
 	"net"
 	"sync"
 	"time"
-)
-
-// TLS content types, for AtType. TLS 1.3 sends everything after ServerHello,
-// alerts and handshake messages included, as ApplicationData records (its
-// middlebox-compatibility ChangeCipherSpec aside).
-const (
-	TypeChangeCipherSpec uint8 = 20
-	TypeAlert            uint8 = 21
-	TypeHandshake        uint8 = 22
-	TypeApplicationData  uint8 = 23
 )
 
 // Direction is one direction of the relayed connection.
@@ -81,18 +71,6 @@ const (
 	// read fails with ECONNRESET once it has read what was forwarded. The
 	// relay stops; Stats shows RST as Receiver of both directions.
 	CutRST
-	// Swallow drops the bytes from the fault's position to the end of the
-	// record the position is in, or of the record that starts there (at a
-	// record boundary: that whole record). The relay then goes on forwarding.
-	// A dropped record is not counted in Records.
-	Swallow
-	// SplitBytes makes every later write to the receiver carry a single byte,
-	// until the direction ends (the relay's sockets have TCP_NODELAY, so each
-	// byte leaves in its own segment).
-	SplitBytes
-	// Delay waits Fault.Delay, reading and forwarding nothing in that
-	// direction meanwhile, then goes on. Close cuts the wait short.
-	Delay
 	// Stall stops the direction at the fault's position: nothing more is
 	// forwarded, and the sender is no longer read, so TCP backpressure builds
 	// up to the sender's Write. The relay holds at most one read (32 KiB)
@@ -107,77 +85,10 @@ func (a Action) String() string {
 		return "CutFIN"
 	case CutRST:
 		return "CutRST"
-	case Swallow:
-		return "Swallow"
-	case SplitBytes:
-		return "SplitBytes"
-	case Delay:
-		return "Delay"
 	case Stall:
 		return "Stall"
 	}
 	return fmt.Sprintf("Action(%d)", int(a))
-}
-
-type triggerKind int
-
-const (
-	afterBytes triggerKind = iota
-	afterRecords
-	atType
-	atLastRecord
-)
-
-// Trigger chooses the position in a direction where a Fault fires, counted
-// from the point where the fault was armed (the start of the direction for a
-// fault without Arm). Build one with AfterBytes, AfterRecords, AtType or
-// AtLastRecord; the zero Trigger is AfterBytes(0).
-type Trigger struct {
-	kind triggerKind
-	n    int64 // afterBytes, afterRecords
-	typ  uint8 // atType
-}
-
-// AfterBytes is the position n bytes after the arming point. The fault fires
-// as soon as the relay has consumed those bytes, without waiting for more;
-// AfterBytes(0) is the arming point itself.
-func AfterBytes(n int64) Trigger { return Trigger{kind: afterBytes, n: n} }
-
-// AfterRecords is the record boundary just after the n-th complete record
-// that started at or after the arming point. The fault fires as soon as the
-// relay has consumed that record, without waiting for more bytes;
-// AfterRecords(0) is the arming point itself.
-func AfterRecords(n int) Trigger { return Trigger{kind: afterRecords, n: int64(n)} }
-
-// AtType is the start of the first record of content type t that starts at
-// or after the arming point. The relay decides once it has that record's
-// header, before forwarding any byte of it.
-func AtType(t uint8) Trigger { return Trigger{kind: atType, typ: t} }
-
-// AtLastRecord is the start of the sender's last complete record before its
-// FIN (for a polite TLS peer: its close_notify, also in TLS 1.3 where the
-// alert is an encrypted application_data record). To know which record is
-// the last, the relay holds each record back, from the moment the fault is
-// armed, until the first byte of the next one or the FIN arrives. Arm such a
-// fault (Fault.Arm) only once the sender has nothing left to send that waits
-// for an answer, and never before the handshake ended, or the two peers wait
-// for each other until a deadline. A sender that ends with a reset, or in the
-// middle of a record, has no last record: the fault does not fire.
-func AtLastRecord() Trigger { return Trigger{kind: atLastRecord} }
-
-// String returns the trigger as the call that builds it, such as "AtType(21)".
-func (t Trigger) String() string {
-	switch t.kind {
-	case afterBytes:
-		return fmt.Sprintf("AfterBytes(%d)", t.n)
-	case afterRecords:
-		return fmt.Sprintf("AfterRecords(%d)", t.n)
-	case atType:
-		return fmt.Sprintf("AtType(%d)", t.typ)
-	case atLastRecord:
-		return "AtLastRecord()"
-	}
-	return fmt.Sprintf("Trigger(%d)", int(t.kind))
 }
 
 // Fault is one misbehaviour, in one direction, at one position. Each fault
@@ -185,23 +96,23 @@ func (t Trigger) String() string {
 type Fault struct {
 	// Dir is the direction the fault acts on.
 	Dir Direction
-	// At chooses the position; the zero Trigger is AfterBytes(0).
-	At Trigger
-	// Offset moves the position Offset bytes further into the stream: with
-	// AtType, AtLastRecord or AfterRecords, a position inside a record (5 is
-	// just after its header). It must not be negative.
+	// AfterRecords chooses the position: the record boundary just after the
+	// AfterRecords-th complete record that started at or after the arming
+	// point. The fault fires as soon as the relay has consumed that record,
+	// without waiting for more bytes; 0 is the arming point itself.
+	AfterRecords int
+	// Offset moves the position Offset bytes further into the stream: a
+	// position inside the next record (5 is just after its header). It must
+	// not be negative.
 	Offset int64
 	// Action is what happens at the position.
 	Action Action
-	// Delay is how long a Delay action waits: positive for Delay, zero for
-	// the other actions.
-	Delay time.Duration
 	// Arm, when not nil, keeps the fault inactive until Arm is closed.
 	// The fault's position is then counted from the point the direction had
 	// reached when the relay saw Arm closed: close Arm while nothing is in
 	// flight in that direction (after a round trip, for instance) to make
 	// that point exact. The relay notices Arm also while it waits for input,
-	// so AfterBytes(0) and AfterRecords(0) fire at once.
+	// so a fault at the arming point fires at once.
 	Arm <-chan struct{}
 }
 
@@ -211,16 +122,10 @@ func (f Fault) validate() error {
 		return fmt.Errorf("unknown direction %v", f.Dir)
 	case f.Action < CutFIN || f.Action > Stall:
 		return fmt.Errorf("unknown action %v", f.Action)
-	case f.At.kind < afterBytes || f.At.kind > atLastRecord:
-		return fmt.Errorf("unknown trigger %v", f.At)
-	case f.At.n < 0:
-		return fmt.Errorf("negative count in %v", f.At)
+	case f.AfterRecords < 0:
+		return fmt.Errorf("negative record count %d", f.AfterRecords)
 	case f.Offset < 0:
 		return fmt.Errorf("negative offset %d", f.Offset)
-	case f.Action == Delay && f.Delay <= 0:
-		return fmt.Errorf("delay %v is not positive", f.Delay)
-	case f.Action != Delay && f.Delay != 0:
-		return fmt.Errorf("delay %v given for %v", f.Delay, f.Action)
 	}
 	return nil
 }
@@ -272,13 +177,11 @@ type Firing struct {
 type DirStats struct {
 	// Read is how many bytes the relay read from the sender.
 	Read int64
-	// Forwarded is how many bytes the relay wrote to the receiver, in Writes
-	// write calls.
+	// Forwarded is how many bytes the relay wrote to the receiver.
 	Forwarded int64
-	Writes    int64
-	// Dropped is how many bytes read the relay threw away: by Swallow and
-	// after CutFIN. Read minus Forwarded minus Dropped bytes are still held
-	// by the relay (Stall, AtLastRecord, or the connection ended).
+	// Dropped is how many bytes read the relay threw away after CutFIN.
+	// Read minus Forwarded minus Dropped bytes are still held by the relay
+	// (Stall, or the connection ended).
 	Dropped int64
 	// Records is how many complete records the relay forwarded whole.
 	Records int
@@ -344,9 +247,9 @@ type Relay struct {
 // New checks faults, listens on 127.0.0.1:0 and returns the relay. In the
 // background it accepts one connection (and then stops listening), dials
 // target ("host:port") and relays between the two, applying faults. A fault
-// that makes no sense (unknown direction, action or trigger, a negative count
-// or offset, a Delay without a positive duration) is an error, and so is a
-// failure to listen; nothing is left running then.
+// that makes no sense (unknown direction or action, a negative count or
+// offset) is an error, and so is a failure to listen; nothing is left
+// running then.
 func New(target string, faults ...Fault) (*Relay, error) {
 	if target == "" {
 		return nil, errors.New("relay: empty target address")
@@ -441,16 +344,8 @@ func (r *Relay) Resume(d Direction) bool {
 	return true
 }
 
-// Done returns a channel that is closed once the relay has stopped handling
-// direction d for good: the sender's stream ended (FIN or RST) and was passed
-// on, the connections were reset, or Close was called. After a CutFIN, the
-// direction ends when the sender's stream does.
-func (r *Relay) Done(d Direction) <-chan struct{} {
-	return r.pumps[d].done
-}
-
 // Close stops the relay: it stops listening, cancels a dial in progress,
-// cuts short every Delay and Stall, closes both connections (an ordinary
+// ends every Stall, closes both connections (an ordinary
 // close: the kernel sends FIN, or RST where unread input remains), and waits
 // until every goroutine of the relay has returned. It always returns nil;
 // later calls do nothing more.
@@ -464,9 +359,6 @@ func (r *Relay) Close() error {
 		c.Close()
 	}
 	r.wg.Wait()
-	for _, p := range r.pumps {
-		p.finish()
-	}
 	return nil
 }
 

@@ -76,12 +76,28 @@ type Spec struct {
 	Deadline time.Time
 	// Record makes a crypto/tls peer read through a [Recorder] ([Pair.Rec]).
 	Record bool
+	// WrapPeer, when set, wraps a crypto/tls peer's socket before the
+	// Recorder and crypto/tls: the matrix's peers that stop reading or
+	// cork their writes.
+	WrapPeer func(Sock) net.Conn
 	// PeerArgs are extra command-line arguments of a process peer (after
 	// the version's, for openssl and GnuTLS).
 	PeerArgs []string
 	// Python are the Python peer's options; its Version defaults to
 	// Spec's.
 	Python peer.PythonOptions
+	// Via, when set, gives the address the client dials to reach the
+	// server listening at serverAddr (TCP only): a relay's in front of it,
+	// for instance. Nil dials the server itself.
+	Via func(serverAddr string) (string, error)
+}
+
+// route returns the address the client dials to reach serverAddr.
+func (s Spec) route(serverAddr string) (string, error) {
+	if s.Via == nil {
+		return serverAddr, nil
+	}
+	return s.Via(serverAddr)
 }
 
 // Pair is our Conn and its peer. Tests may use every field; [Pair.Close]
@@ -91,8 +107,8 @@ type Pair struct {
 	Ours    *openssl.Conn
 	OurSock Sock // under Ours
 	// Peer and PeerSock are set with a crypto/tls peer: the peer, and its
-	// socket (under Rec), which tests close to make the peer vanish without
-	// close_notify.
+	// socket (under WrapPeer and Rec), which tests close to make the peer
+	// vanish without close_notify.
 	Peer     *tls.Conn
 	PeerSock Sock
 	Rec      *Recorder // with Spec.Record
@@ -156,7 +172,7 @@ func Open(spec Spec) (p *Pair, err error) {
 
 func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 	spec := p.Spec
-	dialed, accepted, err := SocketPair(spec.Transport, spec.MSS)
+	dialed, accepted, err := socketPair(spec.Transport, spec.MSS, spec.Via)
 	if err != nil {
 		return err
 	}
@@ -177,6 +193,9 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 		return err
 	}
 	var conn net.Conn = p.PeerSock
+	if spec.WrapPeer != nil {
+		conn = spec.WrapPeer(p.PeerSock)
+	}
 	if spec.Record {
 		p.Rec = NewRecorder(conn)
 		conn = p.Rec
@@ -197,7 +216,7 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 // server, or accept a client on a listener of our own.
 func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 	spec := p.Spec
-	if spec.Transport != TCP || spec.PeerRcvBuf != 0 || spec.Record || spec.Config != nil {
+	if spec.Transport != TCP || spec.PeerRcvBuf != 0 || spec.Record || spec.Config != nil || spec.WrapPeer != nil {
 		return fmt.Errorf("tlstest: a %v peer needs TCP, and has no socket, Recorder or crypto/tls Config of ours", spec.Peer)
 	}
 	if p.dir, err = os.MkdirTemp("", "tlstest-peer-"); err != nil {
@@ -225,7 +244,11 @@ func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 		if err != nil {
 			return err
 		}
-		c, err := Dial(p.Proc.Addr(), spec.MSS)
+		addr, err := spec.route(p.Proc.Addr())
+		if err != nil {
+			return err
+		}
+		c, err := Dial(addr, spec.MSS)
 		if err != nil {
 			return err
 		}
@@ -237,7 +260,10 @@ func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 		return err
 	}
 	defer ln.Close()
-	addr := ln.Addr().String()
+	addr, err := spec.route(ln.Addr().String())
+	if err != nil {
+		return err
+	}
 	switch spec.Peer {
 	case OpenSSLTool:
 		p.Proc, err = peer.OpenSSLClient(ctx, addr, p.Files.CA, args...)

@@ -48,9 +48,15 @@ func (tr Transport) String() string {
 // positive; for Unix, the two ends of a socket pair (mss must be 0).
 // The caller closes both.
 func SocketPair(tr Transport, mss int) (dialed, accepted Sock, err error) {
+	return socketPair(tr, mss, nil)
+}
+
+// socketPair is SocketPair, the client dialing the address route returns
+// for the listener's (TCP only; nil dials the listener).
+func socketPair(tr Transport, mss int, route func(string) (string, error)) (dialed, accepted Sock, err error) {
 	if tr == Unix {
-		if mss != 0 {
-			return nil, nil, errors.New("tlstest: TCP_MAXSEG on a Unix socket pair")
+		if mss != 0 || route != nil {
+			return nil, nil, errors.New("tlstest: TCP_MAXSEG or a route on a Unix socket pair")
 		}
 		return unixPair()
 	}
@@ -59,6 +65,12 @@ func SocketPair(tr Transport, mss int) (dialed, accepted Sock, err error) {
 		return nil, nil, err
 	}
 	defer ln.Close()
+	addr := ln.Addr().String()
+	if route != nil {
+		if addr, err = route(addr); err != nil {
+			return nil, nil, err
+		}
+	}
 	type result struct {
 		c   *net.TCPConn
 		err error
@@ -68,7 +80,7 @@ func SocketPair(tr Transport, mss int) (dialed, accepted Sock, err error) {
 		c, err := ln.AcceptTCP()
 		acc <- result{c, err}
 	}()
-	c, err := Dial(ln.Addr().String(), mss)
+	c, err := Dial(addr, mss)
 	if err != nil {
 		ln.Close() // ends the Accept
 		if a := <-acc; a.c != nil {
@@ -146,6 +158,22 @@ func mssControl(mss int) func(network, address string, c syscall.RawConn) error 
 	}
 	return func(_, _ string, c syscall.RawConn) error { return SetMSS(c, mss) }
 }
+
+// Sizes for a pipe that a crypto/tls peer fills by not reading (the
+// matrix's scenario 9, the demo's full-buffer case): set as Spec.OurSndBuf,
+// PeerRcvBuf and MSS before the handshake.
+const (
+	// SmallBuffer is small enough that the peer's window, once shut, stays
+	// shut: the kernel doubles it and applies its minimum. Larger buffers
+	// reopen a little at the next zero-window probe (Linux collapses the
+	// queued segments), which lets a small write through.
+	SmallBuffer = 4096
+	// EthernetMSS is Ethernet's segment size, instead of loopback's 64 KiB:
+	// small buffers then hold several segments, as on a real network, and
+	// once the peer reads again the sender resumes in about 150 ms rather
+	// than 800 ms (it waits for its zero-window probe timer either way).
+	EthernetMSS = 1460
+)
 
 // SetMSS sets TCP_MAXSEG, the largest segment the socket sends, to mss. It
 // takes effect when set before connect or listen (accepted sockets inherit

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"syscall"
 	"time"
 
@@ -52,29 +51,24 @@ type readResult struct {
 // and the processor goroutine (run) parses records, fires faults and writes
 // to the receiver. Only the processor touches the fields below src and dst.
 type pump struct {
-	r        *Relay
-	d        Direction
-	faults   []*faultState // this direction's, in New's order; set by New, then the processor's
-	wake     chan struct{} // cap 1: an Arm of this direction was closed
-	resume   chan struct{} // cap 1: Resume's token
-	done     chan struct{} // closed by finish
-	doneOnce sync.Once
+	r      *Relay
+	d      Direction
+	faults []*faultState // this direction's, in New's order; set by New, then the processor's
+	wake   chan struct{} // cap 1: an Arm of this direction was closed
+	resume chan struct{} // cap 1: Resume's token
 
 	src, dst *net.TCPConn // set by start, then constant
 
-	pending    []byte // read, not yet consumed
-	pos        int64  // bytes consumed: forwarded or dropped
-	ended      bool   // the reader reported rerr; no more input
-	rerr       error
-	inRec      bool  // a record's header is parsed and pos < recEnd
-	recStart   int64 // the current (or last) record's first byte
-	recEnd     int64 // and the position after its last byte
-	recIdx     int   // how many record headers were parsed
-	recDropped bool  // part of the current record was dropped
-	discard    bool  // after CutFIN: drop everything
-	split      bool  // SplitBytes fired
-	swallow    bool  // drop until the end of the current (or next) record
-	stalled    bool
+	pending  []byte // read, not yet consumed
+	pos      int64  // bytes consumed: forwarded or dropped
+	ended    bool   // the reader reported rerr; no more input
+	rerr     error
+	inRec    bool  // a record's header is parsed and pos < recEnd
+	recStart int64 // the current (or last) record's first byte
+	recEnd   int64 // and the position after its last byte
+	recIdx   int   // how many record headers were parsed
+	discard  bool  // after CutFIN: drop everything
+	stalled  bool
 }
 
 func newPump(r *Relay, d Direction) *pump {
@@ -83,12 +77,8 @@ func newPump(r *Relay, d Direction) *pump {
 		d:      d,
 		wake:   make(chan struct{}, 1),
 		resume: make(chan struct{}, 1),
-		done:   make(chan struct{}),
 	}
 }
-
-// finish closes done once.
-func (p *pump) finish() { p.doneOnce.Do(func() { close(p.done) }) }
 
 // start runs the reader and the processor; the caller added both to r.wg.
 func (p *pump) start(src, dst *net.TCPConn) {
@@ -125,7 +115,6 @@ func (p *pump) read(reqs <-chan []byte, res chan<- readResult) {
 // waits for input, an Arm, a Resume or the relay's end.
 func (p *pump) run(reqs chan<- []byte, res <-chan readResult) {
 	defer p.r.wg.Done()
-	defer p.finish()
 	defer p.r.update(p.d, func(s *DirStats) { s.Stalled = false })
 	quit := p.r.ctx.Done()
 	buf := make([]byte, readSize)
@@ -199,53 +188,22 @@ func (p *pump) checkArms() {
 		}
 		f.armed = true
 		f.firstRec = p.recIdx
-		switch {
-		case f.At.kind == afterBytes:
-			f.resolve(p.pos + f.At.n)
-		case f.At.kind == afterRecords && f.At.n == 0:
+		if f.AfterRecords == 0 {
 			f.resolve(p.pos)
 		}
 	}
 }
 
-// holding reports whether an armed AtLastRecord fault is waiting for its
-// record, so that records must be held back until the next one begins.
-func (p *pump) holding() bool {
-	for _, f := range p.faults {
-		if f.armed && !f.resolved && f.At.kind == atLastRecord {
-			return true
-		}
-	}
-	return false
-}
-
 // startRecord takes the header at the start of pending: the record has size
-// bytes in all, and last says whether it is the last complete record before
-// the sender's FIN (only known while holding). It resolves the faults that
-// this record triggers.
-func (p *pump) startRecord(typ uint8, size int64, last bool) {
+// bytes in all. It resolves the faults whose position is this record's end.
+func (p *pump) startRecord(size int64) {
 	idx := p.recIdx
 	p.recIdx++
 	p.inRec = true
 	p.recStart, p.recEnd = p.pos, p.pos+size
-	p.recDropped = p.swallow
 	for _, f := range p.faults {
-		if !f.armed || f.resolved || idx < f.firstRec {
-			continue
-		}
-		switch f.At.kind {
-		case afterRecords:
-			if int64(idx-f.firstRec)+1 == f.At.n {
-				f.resolve(p.recEnd)
-			}
-		case atType:
-			if typ == f.At.typ {
-				f.resolve(p.recStart)
-			}
-		case atLastRecord:
-			if last {
-				f.resolve(p.recStart)
-			}
+		if f.armed && !f.resolved && idx-f.firstRec+1 == f.AfterRecords {
+			f.resolve(p.recEnd)
 		}
 	}
 }
@@ -264,8 +222,8 @@ func (p *pump) nextFire() (int64, bool) {
 }
 
 // fireDue fires, in New's order, the faults whose position has been reached.
-// It returns after a Stall (run waits, then calls again), and stop when the
-// pump must end.
+// It returns after a CutFIN or a Stall (run goes on or waits, then calls
+// again), and stop when the pump must end.
 func (p *pump) fireDue() step {
 	for _, f := range p.faults {
 		if !f.resolved || f.fired || f.firePos > p.pos {
@@ -291,21 +249,6 @@ func (p *pump) fireDue() step {
 			p.drain()
 			p.r.abort()
 			return stop
-		case Swallow:
-			p.swallow = true
-			if p.inRec {
-				p.recDropped = true
-			}
-		case SplitBytes:
-			p.split = true
-		case Delay:
-			t := time.NewTimer(f.Delay)
-			select {
-			case <-t.C:
-			case <-p.r.ctx.Done():
-				t.Stop()
-				return stop
-			}
 		case Stall:
 			p.stalled = true
 			return progress
@@ -315,8 +258,8 @@ func (p *pump) fireDue() step {
 }
 
 // step consumes what it can of pending: drops it after CutFIN, parses a
-// record header at a record boundary, or forwards (or swallows) bytes of the
-// current record up to its end or the next fault's position.
+// record header at a record boundary, or forwards bytes of the current
+// record up to its end or the next fault's position.
 func (p *pump) step() step {
 	if p.discard {
 		if len(p.pending) == 0 {
@@ -335,13 +278,7 @@ func (p *pump) step() step {
 			// A partial header at the end of the stream: pass it on as it is.
 			return p.consume(int64(len(p.pending)))
 		}
-		size := headerLen + int64(binary.BigEndian.Uint16(p.pending[3:headerLen]))
-		have := int64(len(p.pending))
-		if p.holding() && !p.ended && have <= size {
-			return needInput
-		}
-		last := p.ended && p.rerr == io.EOF && have == size
-		p.startRecord(p.pending[0], size, last)
+		p.startRecord(headerLen + int64(binary.BigEndian.Uint16(p.pending[3:headerLen])))
 		return progress
 	}
 	n := min(int64(len(p.pending)), p.recEnd-p.pos)
@@ -354,22 +291,16 @@ func (p *pump) step() step {
 	return p.consume(n)
 }
 
-// consume forwards, or drops while swallowing, the next n bytes of pending,
-// and closes the current record when they end it.
+// consume forwards the next n bytes of pending, and closes the current
+// record when they end it.
 func (p *pump) consume(n int64) step {
-	if p.swallow {
-		p.drop(n)
-	} else {
-		completes := p.inRec && !p.recDropped && p.pos+n == p.recEnd
-		if err := p.write(p.pending[:n], completes); err != nil {
-			return stop
-		}
-		p.pending = p.pending[n:]
-		p.pos += n
+	if err := p.write(p.pending[:n], p.inRec && p.pos+n == p.recEnd); err != nil {
+		return stop
 	}
+	p.pending = p.pending[n:]
+	p.pos += n
 	if p.inRec && p.pos == p.recEnd {
 		p.inRec = false
-		p.swallow = false
 	}
 	return progress
 }
@@ -381,25 +312,11 @@ func (p *pump) drop(n int64) {
 	p.r.update(p.d, func(s *DirStats) { s.Dropped += n })
 }
 
-// write writes b to the receiver, in one call or one call per byte after
-// SplitBytes; completes says whether b ends a record forwarded whole.
-// The stats are updated before each call and corrected when it fails.
+// write writes b to the receiver; completes says whether b ends a record.
+// The stats are updated before the call and corrected when it fails.
 func (p *pump) write(b []byte, completes bool) error {
-	if !p.split {
-		return p.writeCall(b, completes)
-	}
-	for i := range b {
-		if err := p.writeCall(b[i:i+1], completes && i == len(b)-1); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (p *pump) writeCall(b []byte, completes bool) error {
 	p.r.update(p.d, func(s *DirStats) {
 		s.Forwarded += int64(len(b))
-		s.Writes++
 		if completes {
 			s.Records++
 		}
