@@ -35,6 +35,17 @@ func TestNewCtxFromFiles(t *testing.T) {
 	require.True(t, sent[0].Equal(pki.Leaf))
 	require.True(t, sent[1].Equal(pki.CA))
 
+	// A combined file, key and certificate in one, serves too: only its
+	// CERTIFICATE blocks make the chain.
+	combined := filepath.Join(dir, "combined.pem")
+	require.NoError(t, os.WriteFile(combined, append(append([]byte{}, pki.KeyPEM...), pki.CertPEM...), 0o600))
+	sslCtx, err = openssl.NewCtxFromFiles(combined, combined)
+	require.NoError(t, err)
+	p, ourErr, peerErr = handshakeGo(t, tlstest.WeServer, sslCtx, nil)
+	require.NoError(t, ourErr)
+	require.NoError(t, peerErr)
+	require.Len(t, p.Peer.ConnectionState().PeerCertificates, 1)
+
 	other, err := testcert.New()
 	require.NoError(t, err)
 	otherDir := t.TempDir()
@@ -46,7 +57,7 @@ func TestNewCtxFromFiles(t *testing.T) {
 	}{
 		{"no cert file", filepath.Join(dir, "missing.pem"), files.Key, "load certificate", "no such file"},
 		{"no key file", files.Cert, filepath.Join(dir, "missing.pem"), "load private key", "no such file"},
-		{"no PEM in the cert file", garbage, files.Key, "load certificate", "no PEM block"},
+		{"no PEM in the cert file", garbage, files.Key, "load certificate", "no PEM CERTIFICATE block"},
 		{"key file holds a certificate", files.Cert, files.Cert, "load private key", "unsupported"},
 		{"key of another certificate", files.Cert, other.KeyFile, "use private key", "key values mismatch"},
 	} {

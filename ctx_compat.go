@@ -11,6 +11,7 @@ package openssl
 import "C"
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/pem"
 	"errors"
@@ -20,10 +21,11 @@ import (
 )
 
 // NewCtxFromFiles returns a [NewCtx] Ctx serving the certificate chain in
-// certFile (PEM: the leaf, then any intermediates sent after it) with the
-// private key in keyFile, which must match the leaf. A file that cannot be
-// read, one without a certificate or key, or a key that does not match is an
-// *Error.
+// certFile (PEM: the leaf, then any intermediates sent after it; blocks
+// other than CERTIFICATE are skipped) with the private key in keyFile,
+// which must match the leaf. A file that cannot be read, one without a
+// certificate or key, or a key that does not match is an *Error, wrapped
+// with the file's name.
 func NewCtxFromFiles(certFile, keyFile string) (*Ctx, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
@@ -33,34 +35,36 @@ func NewCtxFromFiles(certFile, keyFile string) (*Ctx, error) {
 	if err != nil {
 		return nil, &Error{Op: "load private key", Err: err}
 	}
-	certs := SplitPEM(certPEM)
-	if len(certs) == 0 {
-		return nil, &Error{Op: "load certificate", Err: fmt.Errorf("openssl: no PEM block in %s", certFile)}
+	var chain [][]byte
+	for _, block := range SplitPEM(certPEM) {
+		if bytes.HasPrefix(block, []byte("-----BEGIN CERTIFICATE-----")) {
+			chain = append(chain, block)
+		}
+	}
+	if len(chain) == 0 {
+		return nil, &Error{Op: "load certificate", Err: fmt.Errorf("openssl: no PEM CERTIFICATE block in %s", certFile)}
 	}
 	sslCtx, err := NewCtx()
 	if err != nil {
 		return nil, err
 	}
-	for i, block := range certs {
+	for i, block := range chain {
 		cert, err := LoadCertificateFromPEM(block)
-		if err != nil {
-			return nil, err
-		}
-		if i == 0 {
+		if err == nil && i == 0 {
 			err = sslCtx.UseCertificate(cert)
-		} else {
+		} else if err == nil {
 			err = sslCtx.AddChainCertificate(cert)
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", certFile, err)
 		}
 	}
 	key, err := LoadPrivateKeyFromPEM(keyPEM)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = sslCtx.UsePrivateKey(key)
 	}
-	if err := sslCtx.UsePrivateKey(key); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyFile, err)
 	}
 	return sslCtx, nil
 }
