@@ -217,7 +217,7 @@ func OpenSSLServer(ctx context.Context, port int, certFile, keyFile string, extr
 		timeout = time.Until(d)
 	}
 	if quiet {
-		err = waitListening(p, port, timeout)
+		err = WaitListening(p, port, timeout)
 		p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	} else {
 		p.addr, err = waitAccept(p, port, timeout)

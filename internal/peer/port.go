@@ -23,15 +23,15 @@ func FreePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// listenPollInterval is how often waitListening rereads /proc/net/tcp.
+// listenPollInterval is how often WaitListening rereads /proc/net/tcp.
 const listenPollInterval = 5 * time.Millisecond
 
-// waitListening waits until some socket listens on TCP port on any IPv4
+// WaitListening waits until some socket listens on TCP port on any IPv4
 // address, or until the process p exits or timeout passes, which are errors.
 // It is for programs that print nothing when ready (openssl s_server
 // -quiet). The kernel offers no event for another process's listen, so it
 // rereads /proc/net/tcp every listenPollInterval, at most timeout long.
-func waitListening(p *Process, port int, timeout time.Duration) error {
+func WaitListening(p *Process, port int, timeout time.Duration) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(listenPollInterval)
