@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/testcert"
 	"github.com/closenotify/openssl/internal/tlstest"
 )
 
@@ -33,28 +35,32 @@ func examplePKI() (files tlstest.Files, remove func()) {
 	return files, func() { os.RemoveAll(dir) }
 }
 
-// goServer accepts one connection with crypto/tls on 127.0.0.1, runs handle
-// on it and closes it; wait returns once that is done. Every step is
-// bounded by tlstest.Timeout.
-func goServer(handle func(c *tls.Conn)) (addr string, wait func()) {
+// goServer accepts n connections with crypto/tls on 127.0.0.1, one after
+// the other, runs handle on each and closes it; wait returns once that is
+// done. Every step is bounded by tlstest.Timeout.
+func goServer(n int, handle func(c *tls.Conn)) (addr string, wait func()) {
 	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		log.Fatal(err)
 	}
 	deadline := time.Now().Add(tlstest.Timeout)
 	l.SetDeadline(deadline)
+	// One Config for all: its session ticket keys resume the sessions.
+	cfg := &tls.Config{Certificates: []tls.Certificate{tlstest.DefaultPKI().TLSCert}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer l.Close()
-		raw, err := l.Accept()
-		if err != nil {
-			return
+		for range n {
+			raw, err := l.Accept()
+			if err != nil {
+				return
+			}
+			raw.SetDeadline(deadline)
+			c := tls.Server(raw, cfg)
+			handle(c)
+			c.Close()
 		}
-		raw.SetDeadline(deadline)
-		c := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{tlstest.DefaultPKI().TLSCert}})
-		defer c.Close()
-		handle(c)
 	}()
 	return l.Addr().String(), func() { <-done }
 }
@@ -76,7 +82,7 @@ func trustingCtx(caFile string) *openssl.Ctx {
 func ExampleDial() {
 	files, remove := examplePKI()
 	defer remove()
-	addr, wait := goServer(func(c *tls.Conn) { io.Copy(c, c) })
+	addr, wait := goServer(1, func(c *tls.Conn) { io.Copy(c, c) })
 	defer wait()
 
 	sslCtx, err := openssl.NewCtx()
@@ -146,7 +152,7 @@ func ExampleListen() {
 func ExampleConn_ShutdownOnce() {
 	files, remove := examplePKI()
 	defer remove()
-	addr, wait := goServer(func(c *tls.Conn) { io.Copy(io.Discard, c) })
+	addr, wait := goServer(1, func(c *tls.Conn) { io.Copy(io.Discard, c) })
 	defer wait()
 	conn, err := openssl.Dial("tcp", addr, trustingCtx(files.CA), 0)
 	if err != nil {
@@ -174,7 +180,7 @@ func ExampleConn_ShutdownOnce() {
 func ExampleConn_Shutdown() {
 	files, remove := examplePKI()
 	defer remove()
-	addr, wait := goServer(func(c *tls.Conn) {
+	addr, wait := goServer(1, func(c *tls.Conn) {
 		io.Copy(io.Discard, c)   // until our close_notify
 		io.WriteString(c, "bye") // crypto/tls may still write
 	})
@@ -197,7 +203,7 @@ func ExampleConn_Shutdown() {
 func ExampleConn_CloseWrite() {
 	files, remove := examplePKI()
 	defer remove()
-	addr, wait := goServer(func(c *tls.Conn) {
+	addr, wait := goServer(1, func(c *tls.Conn) {
 		question, _ := io.ReadAll(c) // until our close_notify
 		c.Write(bytes.ToUpper(question))
 	})
@@ -222,7 +228,7 @@ func ExampleConn_CloseWrite() {
 func ExampleClosePolicy() {
 	files, remove := examplePKI()
 	defer remove()
-	addr, wait := goServer(func(c *tls.Conn) { io.Copy(io.Discard, c) })
+	addr, wait := goServer(1, func(c *tls.Conn) { io.Copy(io.Discard, c) })
 	defer wait()
 	sslCtx := trustingCtx(files.CA)
 	sslCtx.SetClosePolicy(openssl.ClosePolicy{WaitForPeer: true, Timeout: 2 * time.Second})
@@ -292,4 +298,99 @@ func ExampleCtx_SetVerifyMode() {
 	// Output:
 	// client: client.example
 	// refused: true
+}
+
+// A client session cache resumes sessions across Dials to the same server.
+// With TLS 1.3 the server's tickets arrive with the first Read.
+func ExampleCtx_SetClientSessionCache() {
+	files, remove := examplePKI()
+	defer remove()
+	addr, wait := goServer(2, func(c *tls.Conn) { io.Copy(c, c) })
+	defer wait()
+	sslCtx := trustingCtx(files.CA)
+	sslCtx.SetClientSessionCache(8)
+
+	for range 2 {
+		conn, err := openssl.Dial("tcp", addr, sslCtx, 0)
+		if err != nil {
+			log.Fatal(err)
+		}
+		io.WriteString(conn, "ping")
+		io.ReadFull(conn, make([]byte, 4)) // and the tickets before it
+		fmt.Println("resumed:", conn.SessionReused())
+		conn.Close()
+	}
+	// Output:
+	// resumed: false
+	// resumed: true
+}
+
+// A server chooses its certificate by the name the client asks for (SNI).
+func ExampleCtx_SetServerNameCallback() {
+	files, remove := examplePKI()
+	defer remove()
+	sslCtx, err := openssl.NewCtxFromFiles(files.Cert, files.Key) // "localhost"
+	if err != nil {
+		log.Fatal(err)
+	}
+	other, err := testcert.New("other.example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	otherCtx, err := openssl.NewCtx()
+	if err != nil {
+		log.Fatal(err)
+	}
+	cert, _ := openssl.LoadCertificateFromPEM(other.CertPEM)
+	key, _ := openssl.LoadPrivateKeyFromPEM(other.KeyPEM)
+	if err := otherCtx.UseCertificate(cert); err != nil {
+		log.Fatal(err)
+	}
+	if err := otherCtx.UsePrivateKey(key); err != nil {
+		log.Fatal(err)
+	}
+	sslCtx.SetServerNameCallback(func(serverName string) (*openssl.Ctx, error) {
+		switch serverName {
+		case "localhost":
+			return nil, nil // this Ctx
+		case "other.example":
+			return otherCtx, nil
+		}
+		return nil, errors.New("unknown server name")
+	})
+	l, err := openssl.Listen("tcp", "127.0.0.1:0", sslCtx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	names := []string{"localhost", "other.example", "unknown.example"}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		for range names {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.(*openssl.Conn).Handshake()
+			conn.Close()
+		}
+	}()
+
+	roots := tlstest.DefaultPKI().Pool.Clone()
+	roots.AddCert(other.CA)
+	for _, name := range names {
+		c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: roots, ServerName: name})
+		if err != nil {
+			fmt.Println(name+":", "refused")
+			continue
+		}
+		fmt.Println(name+":", c.ConnectionState().PeerCertificates[0].Subject.CommonName)
+		c.Close()
+	}
+	<-served
+	// Output:
+	// localhost: localhost
+	// other.example: other.example
+	// unknown.example: refused
 }
