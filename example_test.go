@@ -103,23 +103,28 @@ func ExampleDial() {
 	// Output: TLS 1.3 localhost
 }
 
-// Listen and Server make this package's server; here a crypto/tls client
-// talks to it.
-func ExampleListen() {
+// Server makes a TLS server on an accepted connection (Listen does it for
+// every connection of a listener); here a crypto/tls client talks to it.
+func ExampleServer() {
 	files, remove := examplePKI()
 	defer remove()
 	sslCtx, err := openssl.NewCtxFromFiles(files.Cert, files.Key)
 	if err != nil {
 		log.Fatal(err)
 	}
-	l, err := openssl.Listen("tcp", "127.0.0.1:0", sslCtx)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer l.Close()
 	served := make(chan error, 1)
 	go func() {
-		conn, err := l.Accept()
+		raw, err := l.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		conn, err := openssl.Server(raw, sslCtx) // the handshake runs on first use
 		if err != nil {
 			served <- err
 			return
