@@ -148,24 +148,29 @@ long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear);
 EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_ossl_result *r);
 // go_ossl_pkey_encode encodes the parts of key in selection (EVP_PKEY_KEYPAIR,
 // EVP_PKEY_PUBLIC_KEY) as format ("PEM", "DER") in structure ("type-specific",
-// "PrivateKeyInfo", "SubjectPublicKeyInfo") into *out, allocated by OpenSSL.
+// "PrivateKeyInfo", "SubjectPublicKeyInfo") into *out, allocated by OpenSSL:
+// one helper, because the encoder context lives and dies within the call.
 void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const char *structure,
                          unsigned char **out, size_t *out_len, go_ossl_result *r);
-// go_ossl_pkey_from_der is go_ossl_pkey_from_pem for unencrypted DER.
+// go_ossl_pkey_from_der is go_ossl_pkey_from_pem for unencrypted DER: d2i
+// advances a pointer, which must be C memory.
 EVP_PKEY *go_ossl_pkey_from_der(const void *der, long len, int public_key, go_ossl_result *r);
 
-// go_ossl_x509_pubkey returns a reference to cert's public key.
+// go_ossl_x509_pubkey returns a reference to cert's public key, with the
+// error queue of a key OpenSSL cannot decode.
 EVP_PKEY *go_ossl_x509_pubkey(X509 *cert, go_ossl_result *r);
 // go_ossl_x509_check runs X509_check_host (what 0), X509_check_email (1) or
-// X509_check_ip (2, chk in binary) and returns its result: 1 match, 0 no
-// match, negative on an internal error.
+// X509_check_ip (2, chk in binary) and returns its result in r->ret (1
+// match, 0 no match, -2 malformed input, -1 internal error) with the queue.
 void go_ossl_x509_check(X509 *cert, int what, const char *chk, size_t len, unsigned int flags, go_ossl_result *r);
 // go_ossl_x509_serial_hex returns cert's serial number in upper-case hex,
-// to be released with go_ossl_free, or NULL.
+// to be released with go_ossl_free, or NULL: the BIGNUM in between never
+// reaches Go.
 char *go_ossl_x509_serial_hex(X509 *cert);
 // go_ossl_name_entry converts the first entry of name with nid to UTF-8 in
 // *out, to be released with go_ossl_free, and returns its length: -1 when
-// name has no such entry, -2 when it cannot be converted.
+// name has no such entry, -2 when it cannot be converted. Three calls in
+// one, on pointers into name that Go need not hold.
 int go_ossl_name_entry(const X509_NAME *name, int nid, unsigned char **out);
 
 #endif
