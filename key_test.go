@@ -1,6 +1,7 @@
 package openssl_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -265,4 +266,53 @@ func TestKeyTypeOfGoKeys(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, tc.want, key.KeyType())
 	}
+}
+
+// FuzzLoadKey: the other key loaders, as FuzzLoadPrivateKeyFromPEM: any
+// input gives a key or an *openssl.Error, never a panic, a crash or a
+// password prompt; a loaded key encodes and loads back as the same key.
+func FuzzLoadKey(f *testing.F) {
+	block, _ := pem.Decode(pki.KeyPEM)
+	pubDER := mustMarshalPKIX(f, pki.Leaf.PublicKey)
+	f.Add(pki.KeyPEM)
+	f.Add(block.Bytes)
+	f.Add(pubDER)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))
+	// No encrypted seed: the mutator soon raises its PBKDF2 iteration
+	// count, which the file sets, and each input then runs for minutes.
+	loaders := []struct {
+		name string
+		load func([]byte) (openssl.PublicKey, error)
+	}{
+		{"LoadPrivateKeyFromPEMWithPassword", func(b []byte) (openssl.PublicKey, error) {
+			return openssl.LoadPrivateKeyFromPEMWithPassword(b, "fuzz")
+		}},
+		{"LoadPrivateKeyFromDER", func(b []byte) (openssl.PublicKey, error) { return openssl.LoadPrivateKeyFromDER(b) }},
+		{"LoadPublicKeyFromPEM", openssl.LoadPublicKeyFromPEM},
+		{"LoadPublicKeyFromDER", openssl.LoadPublicKeyFromDER},
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, l := range loaders {
+			key, err := l.load(data)
+			if err != nil {
+				requireTyped(t, l.name, err)
+				if key != nil {
+					t.Fatalf("%s returned a key and an error: %v", l.name, err)
+				}
+				continue
+			}
+			der, err := key.MarshalPKIXPublicKeyDER()
+			if err != nil {
+				requireTyped(t, l.name+" then MarshalPKIXPublicKeyDER", err)
+				continue
+			}
+			again, err := openssl.LoadPublicKeyFromDER(der)
+			if err != nil {
+				t.Fatalf("%s: the key's own encoding does not load: %v", l.name, err)
+			}
+			if der2, err := again.MarshalPKIXPublicKeyDER(); err != nil || !bytes.Equal(der, der2) {
+				t.Fatalf("%s: the key changed on a round trip: %v", l.name, err)
+			}
+		}
+	})
 }
