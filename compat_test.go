@@ -317,4 +317,15 @@ func TestVerifyResultUntrusted(t *testing.T) {
 	require.NoError(t, peerErr)
 	require.Equal(t, openssl.SelfSignedCertInChain, p.Ours.VerifyResult())
 	require.Equal(t, "self-signed certificate in certificate chain", p.Ours.VerifyResult().String())
+
+	// With VerifyPeer the handshake fails, and VerifyResult still says why
+	// until Close.
+	sslCtx, err = openssl.NewCtx()
+	require.NoError(t, err)
+	sslCtx.SetVerifyMode(openssl.VerifyPeer)
+	p, ourErr, _ = handshakeGo(t, tlstest.WeClient, sslCtx, nil)
+	require.ErrorContains(t, ourErr, "certificate verify failed")
+	require.Equal(t, openssl.SelfSignedCertInChain, p.Ours.VerifyResult())
+	p.Ours.Close()
+	require.Equal(t, openssl.Ok, p.Ours.VerifyResult())
 }
