@@ -55,14 +55,18 @@ type connHooks struct {
 	sessionSet bool
 }
 
-// setHook stores v (nil removes the hook) and installs or removes its
-// trampoline on the SSL_CTX, with c.mu held.
-func setHook[T any](c *Ctx, hook *atomic.Pointer[T], v *T, install func(sslCtx *C.SSL_CTX, on C.int)) {
+// setHook stores v (nil removes the hook) and, for a hook, installs its
+// trampoline on the SSL_CTX, with c.mu held. A trampoline stays installed
+// once it is (see shim.h): with a nil hook it does what OpenSSL does
+// without a callback.
+func setHook[T any](c *Ctx, hook *atomic.Pointer[T], v *T, install func(sslCtx *C.SSL_CTX)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer runtime.KeepAlive(c)
 	hook.Store(v)
-	install(c.sslCtx, boolInt(v != nil))
+	if v != nil {
+		install(c.sslCtx)
+	}
 }
 
 // ptrOrNil returns &v, or nil when isNil (a nil function or writer).

@@ -3,7 +3,6 @@ package openssl_test
 import (
 	"crypto/x509"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -12,8 +11,10 @@ import (
 )
 
 // TestCallbacksConcurrent: handshakes on shared Ctxs run every kind of
-// callback at once while other goroutines replace and remove them; the
-// race detector watches, and every connection must succeed.
+// callback at once while another goroutine replaces and removes them; the
+// race detector watches, and every connection must succeed. (Removing a
+// callback from the SSL_CTX itself, which OpenSSL reads twice, made this
+// crash calling NULL.)
 func TestCallbacksConcurrent(t *testing.T) {
 	const dialers, dialsEach = 6, 3
 	server := ctxOf(t, pki, 0)
@@ -24,13 +25,11 @@ func TestCallbacksConcurrent(t *testing.T) {
 
 	client := ctxOf(t, clientPKI, 0)
 	client.SetClientSessionCache(2)
-	var verified atomic.Int64
-	verify := func(ok bool, _ *openssl.CertificateStoreCtx) bool {
-		verified.Add(1)
-		return ok
-	}
+	verify := func(ok bool, _ *openssl.CertificateStoreCtx) bool { return ok }
 	client.SetVerify(openssl.VerifyPeer, verify)
-	client.SetVerifyPeerCertificate(func([]*x509.Certificate) error { return nil })
+	peerChain := func([]*x509.Certificate) error { return nil }
+	client.SetVerifyPeerCertificate(peerChain)
+	choose := func(string) (*openssl.Ctx, error) { return nil, nil }
 
 	stop := make(chan struct{})
 	var churn sync.WaitGroup
@@ -47,9 +46,17 @@ func TestCallbacksConcurrent(t *testing.T) {
 			if i%2 == 0 {
 				client.SetKeyLogWriter(&keys)
 				client.SetVerifyCallback(nil)
+				client.SetVerifyPeerCertificate(nil)
+				client.SetClientSessionCache(0)
+				server.SetServerNameCallback(nil)
+				server.SetKeyLogWriter(nil)
 			} else {
 				client.SetKeyLogWriter(nil)
 				client.SetVerifyCallback(verify)
+				client.SetVerifyPeerCertificate(peerChain)
+				client.SetClientSessionCache(2)
+				server.SetServerNameCallback(choose)
+				server.SetKeyLogWriter(&serverKeys)
 			}
 		}
 	}()
@@ -82,5 +89,4 @@ func TestCallbacksConcurrent(t *testing.T) {
 		// connection ends with our close_notify instead.
 		<-results
 	}
-	require.NotEmpty(t, serverKeys.lines())
 }

@@ -83,7 +83,9 @@ type halfConn struct {
 // Client returns a TLS client on conn, which must expose its file descriptor
 // ([syscall.Conn]: *net.TCPConn, *net.UnixConn with SOCK_STREAM). The
 // handshake runs on the first Read, Write or Handshake. sslCtx's verify mode
-// applies; [Dial] adds host name verification and SNI. The Conn owns conn:
+// applies, and under [VerifyNone] any certificate is accepted: call
+// [Conn.SetServerName] before the handshake for SNI and host name
+// verification, as [Dial] does. The Conn owns conn:
 // Close closes it. Any other kind of conn, or a nil argument, is an *Error.
 func Client(conn net.Conn, sslCtx *Ctx) (*Conn, error) {
 	return newConn(conn, sslCtx, false)

@@ -49,7 +49,7 @@ func DialContext(ctx context.Context, network, addr string, sslCtx *Ctx, flags D
 type DialConfig struct {
 	// ServerName is the name sent as SNI and verified against the
 	// server's certificate; "" means the host of addr. It is also the key
-	// of the client session cache.
+	// of the client session cache (for an IP address, addr is).
 	ServerName string
 	// Flags are Dial's flags.
 	Flags DialFlags

@@ -131,7 +131,7 @@ func TestDialConfig(t *testing.T) {
 	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
 		goAddr, results := startGoServer(t, &tls.Config{Certificates: []tls.Certificate{pki.TLSCert}, MinVersion: version, MaxVersion: version})
 		_, cert, key := pemFiles(t, pki)
-		sServer := peer.OpenSSLServerT(t, 0, cert, key, "-www", versionFlag(version))
+		sServer := tlstest.Started(t)(peer.OpenSSLServer(t.Context(), cert, key, "-www", versionFlag(version)))
 
 		d := openssl.DialConfig{ServerName: "localhost"}
 		c, err := d.Dial("tcp", goAddr, tlstest.ClientCtx(t))

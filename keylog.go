@@ -34,7 +34,7 @@ func (k *keyLogger) write(line string) error {
 // which it happened. nil stops the logging (corresponds to
 // SSL_CTX_set_keylog_callback).
 func (c *Ctx) SetKeyLogWriter(w io.Writer) {
-	setHook(c, &c.hooks.keyLog, ptrOrNil(keyLogger{w: w}, w == nil), func(sslCtx *C.SSL_CTX, on C.int) {
-		C.go_ossl_ctx_set_keylog_hook(sslCtx, on)
+	setHook(c, &c.hooks.keyLog, ptrOrNil(keyLogger{w: w}, w == nil), func(sslCtx *C.SSL_CTX) {
+		C.go_ossl_ctx_set_keylog_hook(sslCtx)
 	})
 }

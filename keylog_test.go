@@ -77,7 +77,7 @@ func TestKeyLog(t *testing.T) {
 		var ours syncBuffer
 		_, cert, key := pemFiles(t, pki)
 		logFile := filepath.Join(t.TempDir(), "keys.log")
-		s := peer.OpenSSLServerT(t, 0, cert, key, "-www", versionFlag(version), "-keylogfile", logFile)
+		s := tlstest.Started(t)(peer.OpenSSLServer(t.Context(), cert, key, "-www", versionFlag(version), "-keylogfile", logFile))
 		sslCtx := tlstest.ClientCtx(t)
 		sslCtx.SetKeyLogWriter(&ours)
 		c, err := openssl.Dial("tcp", s.Addr(), sslCtx, 0)

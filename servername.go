@@ -74,8 +74,8 @@ type TLSExtServernameCallback func(ssl *SSL) SSLTLSExtErr
 // it. It replaces a function set by [Ctx.SetServerNameCallback]
 // (corresponds to SSL_CTX_set_tlsext_servername_callback).
 func (c *Ctx) SetTLSExtServernameCallback(cb TLSExtServernameCallback) {
-	setHook(c, &c.hooks.servername, ptrOrNil(cb, cb == nil), func(sslCtx *C.SSL_CTX, on C.int) {
-		C.go_ossl_ctx_set_servername_hook(sslCtx, on)
+	setHook(c, &c.hooks.servername, ptrOrNil(cb, cb == nil), func(sslCtx *C.SSL_CTX) {
+		C.go_ossl_ctx_set_servername_hook(sslCtx)
 	})
 }
 

@@ -131,7 +131,7 @@ func TestTLSExtServernameCallback(t *testing.T) {
 		require.True(t, leaf.Equal(b.bundle.Leaf))
 		nextServed(t, results)
 
-		s := peer.OpenSSLClientT(t, addr, caFile, "-servername", b.name, "-verify_hostname", b.name, versionFlag(version))
+		s := tlstest.Started(t)(peer.OpenSSLClient(t.Context(), addr, caFile, "-servername", b.name, "-verify_hostname", b.name, versionFlag(version)))
 		require.NoError(t, s.WaitFor(peer.ClientVerifyOK, tlstest.Timeout))
 		require.NoError(t, s.Send(request))
 		require.NoError(t, s.WaitFor(b.name, tlstest.Timeout))

@@ -246,14 +246,13 @@ func (c *Ctx) SetClientSessionCache(capacity int) {
 	mode := SessionCacheModes(C.go_ossl_ctx_get_session_cache_mode(c.sslCtx))
 	if capacity <= 0 {
 		c.hooks.sessions.Store(nil)
-		C.go_ossl_ctx_set_new_session_hook(c.sslCtx, 0)
 		C.go_ossl_ctx_set_session_cache_mode(c.sslCtx, C.long(mode&^SessionCacheClient))
 		return
 	}
 	c.hooks.sessions.Store(newSessionCache(capacity))
 	// OpenSSL's own client store is never looked up; the Go cache is.
 	C.go_ossl_ctx_set_session_cache_mode(c.sslCtx, C.long(mode|SessionCacheClient|SessionCacheNoInternalStore))
-	C.go_ossl_ctx_set_new_session_hook(c.sslCtx, 1)
+	C.go_ossl_ctx_set_new_session_hook(c.sslCtx) // for good: see shim.h
 }
 
 // useCachedSession sets the session key and offers the cached session, if

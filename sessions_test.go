@@ -55,7 +55,7 @@ var resumeServers = []resumeServer{
 		if mutualTLS {
 			args = append(args, "-Verify", "1", "-CAfile", ca)
 		}
-		return peer.OpenSSLServerT(t, 0, cert, key, args...).Addr(), nil
+		return tlstest.Started(t)(peer.OpenSSLServer(t.Context(), cert, key, args...)).Addr(), nil
 	}},
 }
 
@@ -148,7 +148,7 @@ func TestResumptionOfOurServer(t *testing.T) {
 		ca, cert, key := pemFiles(t, clientPKI)
 		sessFile := filepath.Join(t.TempDir(), "session.pem")
 		for i, sessArg := range []string{"-sess_out", "-sess_in"} {
-			c := peer.OpenSSLClientT(t, addr, ca, "-cert", cert, "-key", key, versionFlag(version), sessArg, sessFile)
+			c := tlstest.Started(t)(peer.OpenSSLClient(t.Context(), addr, ca, "-cert", cert, "-key", key, versionFlag(version), sessArg, sessFile))
 			require.NoError(t, c.Send(request))
 			code, err := c.Wait(tlstest.Timeout)
 			require.NoError(t, err)
@@ -227,18 +227,35 @@ func TestResumptionExpired(t *testing.T) {
 
 // TestGetSessionBeforeTicket: on TLS 1.3 the tickets arrive with the first
 // Read; a session taken before is not resumable, and GetSession says so
-// instead of returning bytes that would not resume.
+// instead of returning bytes that would not resume. A connection closed
+// before its tickets arrived leaves the client session cache empty: the
+// next Dial makes a full handshake, without error.
 func TestGetSessionBeforeTicket(t *testing.T) {
 	addr, _ := startOurServer(t, ctxOf(t, pki, tls.VersionTLS13))
-	c, err := openssl.Dial("tcp", addr, clientCtxFor(t, tls.VersionTLS13), 0)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = c.GetSession()
+	cached := clientCtxFor(t, tls.VersionTLS13)
+	cached.SetClientSessionCache(4)
+	dial := func(wantResumed bool) *openssl.Conn {
+		c, err := openssl.Dial("tcp", addr, cached, 0)
+		require.NoError(t, err)
+		require.Equal(t, wantResumed, c.ConnectionState().DidResume)
+		return c
+	}
+
+	closedEarly := dial(false)
+	_, err := closedEarly.GetSession()
 	require.ErrorIs(t, err, openssl.ErrSessionNotResumable)
-	get(t, c)
-	session, err := c.GetSession()
+	closedEarly.Close()
+
+	reads := dial(false) // nothing was cached
+	_, err = reads.GetSession()
+	require.ErrorIs(t, err, openssl.ErrSessionNotResumable)
+	get(t, reads)
+	session, err := reads.GetSession()
 	require.NoError(t, err)
 	require.NotEmpty(t, session)
+	reads.Close()
+
+	dial(true).Close()
 }
 
 // TestServerSessionSettings: the server's session switches do what they

@@ -186,8 +186,8 @@ static int cert_verify_trampoline(X509_STORE_CTX *store, void *arg) {
 	return 0;
 }
 
-void go_ossl_ctx_set_cert_verify_hook(SSL_CTX *ctx, int on) {
-	SSL_CTX_set_cert_verify_callback(ctx, on ? cert_verify_trampoline : NULL, NULL);
+void go_ossl_ctx_set_cert_verify_hook(SSL_CTX *ctx) {
+	SSL_CTX_set_cert_verify_callback(ctx, cert_verify_trampoline, NULL);
 }
 
 static int servername_trampoline(SSL *ssl, int *alert, void *arg) {
@@ -195,14 +195,8 @@ static int servername_trampoline(SSL *ssl, int *alert, void *arg) {
 	return h == 0 ? SSL_TLSEXT_ERR_NOACK : goOsslServername(h, ssl, alert);
 }
 
-void go_ossl_ctx_set_servername_hook(SSL_CTX *ctx, int on) {
-	// The macro casts to void (*)(void) only when the argument is a plain
-	// function name.
-	if (on) {
-		SSL_CTX_set_tlsext_servername_callback(ctx, servername_trampoline);
-	} else {
-		SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_SERVERNAME_CB, NULL);
-	}
+void go_ossl_ctx_set_servername_hook(SSL_CTX *ctx) {
+	SSL_CTX_set_tlsext_servername_callback(ctx, servername_trampoline);
 }
 
 static void keylog_trampoline(const SSL *ssl, const char *line) {
@@ -212,8 +206,8 @@ static void keylog_trampoline(const SSL *ssl, const char *line) {
 	}
 }
 
-void go_ossl_ctx_set_keylog_hook(SSL_CTX *ctx, int on) {
-	SSL_CTX_set_keylog_callback(ctx, on ? keylog_trampoline : NULL);
+void go_ossl_ctx_set_keylog_hook(SSL_CTX *ctx) {
+	SSL_CTX_set_keylog_callback(ctx, keylog_trampoline);
 }
 
 // new_session_trampoline hands a client's new session to Go, which copies
@@ -226,8 +220,8 @@ static int new_session_trampoline(SSL *ssl, SSL_SESSION *sess) {
 	return 0;
 }
 
-void go_ossl_ctx_set_new_session_hook(SSL_CTX *ctx, int on) {
-	SSL_CTX_sess_set_new_cb(ctx, on ? new_session_trampoline : NULL);
+void go_ossl_ctx_set_new_session_hook(SSL_CTX *ctx) {
+	SSL_CTX_sess_set_new_cb(ctx, new_session_trampoline);
 }
 
 void go_ossl_switch_ctx(SSL *ssl, SSL_CTX *ctx) {

@@ -59,14 +59,19 @@ void go_ossl_set_ip(SSL *ssl, const char *ip, go_ossl_result *r);
 // the trampolines find it. It returns 1 on success.
 int go_ossl_set_conn_handle(SSL *ssl, uintptr_t handle);
 
-// Installers: on != 0 installs the trampoline on ctx, 0 removes it.
 // go_ossl_ctx_set_verify is SSL_CTX_set_verify with the verify trampoline
-// or none.
+// or none: SSL_new copies both into each SSL, so a change never reaches a
+// handshake in progress.
 void go_ossl_ctx_set_verify(SSL_CTX *ctx, int mode, int with_callback);
-void go_ossl_ctx_set_cert_verify_hook(SSL_CTX *ctx, int on);
-void go_ossl_ctx_set_servername_hook(SSL_CTX *ctx, int on);
-void go_ossl_ctx_set_keylog_hook(SSL_CTX *ctx, int on);
-void go_ossl_ctx_set_new_session_hook(SSL_CTX *ctx, int on);
+// The other installers put a trampoline on ctx for good. OpenSSL reads
+// these callback pointers from the SSL_CTX during the handshake, testing
+// one for NULL and then calling it: clearing it while a handshake runs
+// could make OpenSSL call NULL. A removed hook is a nil Go hook instead,
+// for which the trampoline does what OpenSSL does without a callback.
+void go_ossl_ctx_set_cert_verify_hook(SSL_CTX *ctx);
+void go_ossl_ctx_set_servername_hook(SSL_CTX *ctx);
+void go_ossl_ctx_set_keylog_hook(SSL_CTX *ctx);
+void go_ossl_ctx_set_new_session_hook(SSL_CTX *ctx);
 
 // go_ossl_switch_ctx moves ssl to ctx during the servername callback
 // (SSL_set_SSL_CTX), and takes ctx's verify mode, callback and depth, which

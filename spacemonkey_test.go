@@ -6,12 +6,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -114,7 +112,7 @@ func TestSpacemonkeyProgram(t *testing.T) {
 	for _, version := range tlstest.Versions {
 		t.Run("client/s_server/"+tls.VersionName(version), func(t *testing.T) {
 			arg := map[uint16]string{tls.VersionTLS12: "-tls1_2", tls.VersionTLS13: "-tls1_3"}[version]
-			srv := peer.OpenSSLServerT(t, 0, files.Cert, files.Key, "-rev", "-naccept", "2", arg)
+			srv := tlstest.Started(t)(peer.OpenSSLServer(t.Context(), files.Cert, files.Key, "-rev", "-naccept", "2", arg))
 			requireRun(t, wantClient, bin, "-mode", "client", "-addr", srv.Addr(), "-ca", files.CA, "-host", "localhost")
 		})
 		t.Run("client/crypto-tls/"+tls.VersionName(version), func(t *testing.T) {
@@ -128,11 +126,9 @@ func TestSpacemonkeyProgram(t *testing.T) {
 		require.NoError(t, err)
 		otherFiles, err := tlstest.WriteFiles(other, t.TempDir())
 		require.NoError(t, err)
-		p := peer.StartT(t, bin, "-mode", "sni", "-addr", "127.0.0.1:0", "-cert", files.Cert, "-key", files.Key,
-			"-cert2", otherFiles.Cert, "-key2", otherFiles.Key, "-name2", "other.example")
-		require.NoError(t, p.WaitFor("\n", tlstest.Timeout))
-		addr, ok := strings.CutPrefix(strings.TrimSpace(p.Output()), "listening ")
-		require.True(t, ok, p.Output())
+		addr := tlstest.Started(t)(peer.StartServer(t.Context(), bin, "-mode", "sni", "-addr", "127.0.0.1:0",
+			"-cert", files.Cert, "-key", files.Key, "-cert2", otherFiles.Cert, "-key2", otherFiles.Key,
+			"-name2", "other.example")).Addr()
 
 		roots := pki.Pool.Clone()
 		roots.AddCert(other.CA)
@@ -160,11 +156,8 @@ func TestSpacemonkeyProgram(t *testing.T) {
 	})
 
 	t.Run("https/crypto-tls", func(t *testing.T) {
-		port, err := peer.FreePort()
-		require.NoError(t, err)
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		p := peer.StartT(t, bin, "-mode", "https", "-addr", addr, "-cert", files.Cert, "-key", files.Key)
-		require.NoError(t, peer.WaitListening(p, port, tlstest.Timeout))
+		addr := tlstest.Started(t)(peer.StartServer(t.Context(), bin, "-mode", "https", "-addr", "127.0.0.1:0",
+			"-cert", files.Cert, "-key", files.Key)).Addr()
 
 		transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}}
 		defer transport.CloseIdleConnections()
@@ -183,7 +176,7 @@ func TestSpacemonkeyProgram(t *testing.T) {
 // output.
 func requireRun(t *testing.T, want, bin string, args ...string) {
 	t.Helper()
-	p := peer.StartT(t, bin, args...)
+	p := tlstest.Started(t)(peer.Start(t.Context(), bin, args...))
 	code, err := p.Wait(tlstest.Timeout)
 	require.NoError(t, err)
 	require.Equal(t, 0, code, p.Output())

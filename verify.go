@@ -47,6 +47,15 @@ func (c *Ctx) SetVerifyCallback(cb VerifyCallback) {
 	c.SetVerify(c.VerifyMode(), cb)
 }
 
+// GetVerifyCallback returns the callback SetVerify or SetVerifyCallback
+// set, or nil.
+func (c *Ctx) GetVerifyCallback() VerifyCallback {
+	if cb := c.hooks.verify.Load(); cb != nil {
+		return *cb
+	}
+	return nil
+}
+
 // SetVerifyDepth limits the chain to depth certificates between the leaf
 // and the trust anchor (corresponds to SSL_CTX_set_verify_depth).
 func (c *Ctx) SetVerifyDepth(depth int) {
@@ -78,8 +87,8 @@ func (c *Ctx) GetVerifyDepth() int {
 //
 // nil removes it (corresponds to SSL_CTX_set_cert_verify_callback).
 func (c *Ctx) SetVerifyPeerCertificate(hook func(chain []*x509.Certificate) error) {
-	setHook(c, &c.hooks.peerChain, ptrOrNil(hook, hook == nil), func(sslCtx *C.SSL_CTX, on C.int) {
-		C.go_ossl_ctx_set_cert_verify_hook(sslCtx, on)
+	setHook(c, &c.hooks.peerChain, ptrOrNil(hook, hook == nil), func(sslCtx *C.SSL_CTX) {
+		C.go_ossl_ctx_set_cert_verify_hook(sslCtx)
 	})
 }
 

@@ -57,7 +57,9 @@ func TestVerifyCallbackClient(t *testing.T) {
 		t.Run("crypto-tls", func(t *testing.T) {
 			sslCtx := tlstest.ClientCtx(t)
 			cb, calls := recordingCallback(nil)
+			require.Nil(t, sslCtx.GetVerifyCallback())
 			sslCtx.SetVerifyCallback(cb)
+			require.NotNil(t, sslCtx.GetVerifyCallback())
 			require.Equal(t, openssl.VerifyPeer, sslCtx.VerifyMode(), "SetVerifyCallback keeps the mode")
 			tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: version, Role: tlstest.WeClient}, Ctx: sslCtx})
 			require.Equal(t, []verifyCall{
@@ -67,7 +69,7 @@ func TestVerifyCallbackClient(t *testing.T) {
 		})
 		t.Run("s_server", func(t *testing.T) {
 			_, cert, key := pemFiles(t, pki)
-			s := peer.OpenSSLServerT(t, 0, cert, key, "-www", versionFlag(version))
+			s := tlstest.Started(t)(peer.OpenSSLServer(t.Context(), cert, key, "-www", versionFlag(version)))
 			sslCtx := ctxOf(t, clientPKI, version)
 			cb, calls := recordingCallback(nil)
 			sslCtx.SetVerify(openssl.VerifyPeer, cb)
@@ -139,7 +141,7 @@ func TestVerifyCallbackServer(t *testing.T) {
 			sslCtx, calls := newServerCtx()
 			addr, results := startOurServer(t, sslCtx)
 			ca, cert, key := pemFiles(t, clientPKI)
-			c := peer.OpenSSLClientT(t, addr, ca, "-cert", cert, "-key", key, versionFlag(version), "-ign_eof")
+			c := tlstest.Started(t)(peer.OpenSSLClient(t.Context(), addr, ca, "-cert", cert, "-key", key, versionFlag(version), "-ign_eof"))
 			require.NoError(t, c.WaitFor(peer.ClientVerifyOK, tlstest.Timeout))
 			require.NoError(t, c.Send(request))
 			require.NotZero(t, nextServed(t, results).peerCerts)

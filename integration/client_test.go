@@ -22,41 +22,12 @@ func TestClientShutdownAnswered(t *testing.T) {
 		for _, how := range []string{"ShutdownOnce+Retry", "Shutdown"} {
 			t.Run(v.name+"/"+how, func(t *testing.T) {
 				c, srv := sServer(t, v, nil)
-
-				const msg = "hello from our client\n"
-				_, err := c.Write([]byte(msg))
-				require.NoError(t, err)
-				require.NoError(t, srv.WaitFor(msg, wait))
-
-				requireAnsweredShutdown(t, c, how)
-				require.Zero(t, c.DiscardedBytes())
-
-				require.NoError(t, srv.WaitFor(peer.ServerCloseNotifyReceived, wait))
-				require.Zero(t, exitCode(t, srv))
+				say(t, c, srv, "hello from our client\n")
+				requireAnsweredBy(t, c, how, srv, 0, peer.ServerCloseNotifyReceived)
 				require.NoError(t, c.Close())
 			})
 		}
 	}
-}
-
-// requireAnsweredShutdown shuts c down within wait, as how says
-// ("ShutdownOnce+Retry" or "Shutdown"), and asserts a shutdown the peer
-// answers: step by step, the sequence 0, any number of -1/WANT_READ, then
-// 1; either way, both ShutdownState flags.
-func requireAnsweredShutdown(t *testing.T, c *openssl.Conn, how string) {
-	t.Helper()
-	ctx := boundedCtx(t, wait)
-	switch how {
-	case "ShutdownOnce+Retry":
-		seq, err := shutdownSequence(ctx, c)
-		require.NoError(t, err, "sequence %v", seq)
-		requireShape(t, seq, "0", "-1/WANT_READ", "1")
-		t.Logf("ShutdownOnce steps: %v", seq)
-	case "Shutdown":
-		require.NoError(t, c.Shutdown(ctx))
-	}
-	st := c.ShutdownState()
-	require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
 }
 
 // TestClientTruncation: s_server's Q command closes TCP without
@@ -79,10 +50,7 @@ func TestClientTruncation(t *testing.T) {
 
 				// Once s_server printed our data, its handshake is over and
 				// what we read next is its TCP close.
-				const msg = "before the truncation\n"
-				_, err := c.Write([]byte(msg))
-				require.NoError(t, err)
-				require.NoError(t, srv.WaitFor(msg, wait))
+				say(t, c, srv, "before the truncation\n")
 				require.NoError(t, srv.Send(peer.ServerCmdQuit))
 
 				got, err := readErr(t, c)
@@ -120,10 +88,7 @@ func TestClientKeyUpdate(t *testing.T) {
 		name := strings.TrimSpace(cmd)
 		t.Run(v.name+"/"+name+"/while reading", func(t *testing.T) {
 			c, srv := sServer(t, v, nil)
-			const up1 = "before the key update\n"
-			_, err := c.Write([]byte(up1))
-			require.NoError(t, err)
-			require.NoError(t, srv.WaitFor(up1, wait))
+			say(t, c, srv, "before the key update\n")
 
 			const down = "after the key update\n"
 			type result struct {
@@ -155,7 +120,7 @@ func TestClientKeyUpdate(t *testing.T) {
 			// write (crypto/tls sends it while reading): s_server reads it,
 			// a record without data, just before the data.
 			const up2 = "written with our new keys\n"
-			_, err = c.Write([]byte(up2))
+			_, err := c.Write([]byte(up2))
 			require.NoError(t, err)
 			require.NoError(t, srv.WaitForAfter(mark, up2, wait))
 			out := srv.Output()[mark:]
@@ -165,20 +130,13 @@ func TestClientKeyUpdate(t *testing.T) {
 				require.Contains(t, out, peer.ServerKeyUpdated+up2)
 			}
 
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			require.NoError(t, c.Shutdown(ctx))
-			require.NoError(t, srv.WaitForAfter(mark, peer.ServerCloseNotifyReceived, wait))
-			require.Zero(t, exitCode(t, srv))
+			requireAnsweredBy(t, c, "Shutdown", srv, mark, peer.ServerCloseNotifyReceived)
 		})
 
 		for _, how := range []string{"ShutdownOnce+Retry", "Shutdown"} {
 			t.Run(v.name+"/"+name+"/after our close_notify/"+how, func(t *testing.T) {
 				c, srv := sServer(t, v, nil)
-				const up = "before the key update\n"
-				_, err := c.Write([]byte(up))
-				require.NoError(t, err)
-				require.NoError(t, srv.WaitFor(up, wait))
+				say(t, c, srv, "before the key update\n")
 
 				// We do not read: the KeyUpdate waits in our socket until
 				// the shutdown reads it, after our close_notify went out.
@@ -186,14 +144,21 @@ func TestClientKeyUpdate(t *testing.T) {
 				require.NoError(t, srv.Send(cmd))
 				require.NoError(t, srv.WaitForAfter(mark, peer.ServerKeyUpdated, wait))
 
-				requireAnsweredShutdown(t, c, how)
-				require.NoError(t, srv.WaitForAfter(mark, peer.ServerCloseNotifyReceived, wait))
-				require.Zero(t, exitCode(t, srv))
+				requireAnsweredBy(t, c, how, srv, mark, peer.ServerCloseNotifyReceived)
 				// Having sent close_notify, we never answered K.
 				require.NotContains(t, srv.Output()[mark:], peer.ServerReadBlock)
 			})
 		}
 	}
+}
+
+// revServer is sServer with -rev, which answers each line with the line
+// reversed, once it reports the connection established.
+func revServer(t *testing.T, v version) (*openssl.Conn, *peer.Process) {
+	t.Helper()
+	c, srv := sServer(t, v, nil, "-rev")
+	require.NoError(t, srv.WaitFor(peer.RevConnectionEstablished, wait))
+	return c, srv
 }
 
 // TestClientHalfClose: s_server -rev answers each line with the line
@@ -204,8 +169,7 @@ func TestClientKeyUpdate(t *testing.T) {
 func TestClientHalfClose(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
-			c, srv := sServer(t, v, nil, "-rev")
-			require.NoError(t, srv.WaitFor(peer.RevConnectionEstablished, wait))
+			c, srv := revServer(t, v)
 
 			_, err := c.Write([]byte("hello\n"))
 			require.NoError(t, err)
@@ -232,8 +196,7 @@ func TestClientHalfClose(t *testing.T) {
 func TestClientPeerClosesFirst(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
-			c, srv := sServer(t, v, nil, "-rev")
-			require.NoError(t, srv.WaitFor(peer.RevConnectionEstablished, wait))
+			c, srv := revServer(t, v)
 
 			_, err := c.Write([]byte("CLOSE\n"))
 			require.NoError(t, err)

@@ -68,7 +68,7 @@ func TestCurlAgainstOurHTTPS(t *testing.T) {
 				})
 
 				url := "https://localhost:" + portOf(t, ln.Addr()) + "/"
-				res := peer.CurlT(t, pki.CAFile, url, append([]string{"--http1.1"}, curlVersion...)...)
+				res := peer.CurlT(t, files.CA, url, append([]string{"--http1.1"}, curlVersion...)...)
 				require.Equal(t, 0, res.ExitCode, "curl stderr:\n%s", res.Stderr)
 				require.Equal(t, body, res.Stdout)
 

@@ -60,14 +60,62 @@ func sServer(t testing.TB, v version, sslCtx *openssl.Ctx, extra ...string) (*op
 // sClient starts openssl s_client for version v, with the extra arguments
 // after the version's, against our server, and returns our Conn with the
 // handshake completed and s_client's verification reported
-// (tlstest.Connect). The Conn is closed and s_client killed at cleanup.
+// (tlstest.Connect). Then a line goes each way: s_client sends one (typed
+// on its standard input) and we read exactly it; we send one and s_client
+// prints it. After that neither side has unread input (TLS 1.3 session
+// tickets included), so a close cannot turn into a reset. The Conn is
+// closed and s_client killed at cleanup.
 func sClient(t testing.TB, v version, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
 	p := tlstest.Connect(t, tlstest.Spec{
 		Case: tlstest.Case{Version: v.v, Role: tlstest.WeServer},
 		Peer: tlstest.OpenSSLTool, PKI: pki, PeerArgs: extra,
 	})
+	const up = "hello from s_client\n"
+	require.NoError(t, p.Proc.Send(up))
+	require.Equal(t, up, readN(t, p.Ours, len(up)))
+	say(t, p.Ours, p.Proc, "hello from our server\n")
 	return p.Ours, p.Proc
+}
+
+// say writes line on c and waits until the peer p has printed it. Once
+// s_server has, its handshake is over.
+func say(t testing.TB, c *openssl.Conn, p *peer.Process, line string) {
+	t.Helper()
+	_, err := c.Write([]byte(line))
+	require.NoError(t, err)
+	require.NoError(t, p.WaitFor(line, wait))
+}
+
+// requireAnsweredShutdown shuts c down within wait, as how says
+// ("ShutdownOnce+Retry" or "Shutdown"), and asserts a shutdown the peer
+// answers: step by step, the sequence 0, any number of -1/WANT_READ, then
+// 1; either way, both ShutdownState flags.
+func requireAnsweredShutdown(t *testing.T, c *openssl.Conn, how string) {
+	t.Helper()
+	ctx := boundedCtx(t, wait)
+	switch how {
+	case "ShutdownOnce+Retry":
+		seq, err := shutdownSequence(ctx, c)
+		require.NoError(t, err, "sequence %v", seq)
+		requireShape(t, seq, "0", "-1/WANT_READ", "1")
+		t.Logf("ShutdownOnce steps: %v", seq)
+	case "Shutdown":
+		require.NoError(t, c.Shutdown(ctx))
+	}
+	st := c.ShutdownState()
+	require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
+}
+
+// requireAnsweredBy shuts c down as how says (requireAnsweredShutdown),
+// with no application data discarded; then the peer p prints saw after
+// mark, its sign of our close_notify, and exits with code 0.
+func requireAnsweredBy(t *testing.T, c *openssl.Conn, how string, p *peer.Process, mark int, saw string) {
+	t.Helper()
+	requireAnsweredShutdown(t, c, how)
+	require.Zero(t, c.DiscardedBytes())
+	require.NoError(t, p.WaitForAfter(mark, saw, wait))
+	require.Zero(t, exitCode(t, p))
 }
 
 // readN reads exactly n bytes from c within wait.

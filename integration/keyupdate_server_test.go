@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -21,20 +20,11 @@ func TestServerKeyUpdateAfterOurCloseNotify(t *testing.T) {
 	for _, cmd := range []string{peer.ClientCmdKeyUpdateRequest, peer.ClientCmdKeyUpdate} {
 		t.Run(strings.TrimSpace(cmd), func(t *testing.T) {
 			c, cl := sClient(t, v)
-			exchange(t, c, cl)
-
 			mark := cl.Mark()
 			require.NoError(t, cl.Send(cmd))
 			require.NoError(t, cl.WaitForAfter(mark, peer.ClientKeyUpdate, wait))
 
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			require.NoError(t, c.Shutdown(ctx))
-			st := c.ShutdownState()
-			require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
-			require.Zero(t, c.DiscardedBytes())
-			require.NoError(t, cl.WaitForAfter(mark, peer.ClientClosed, wait))
-			require.Equal(t, 0, exitCode(t, cl))
+			requireAnsweredBy(t, c, "Shutdown", cl, mark, peer.ClientClosed)
 		})
 	}
 }

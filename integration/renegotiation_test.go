@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -28,15 +27,8 @@ func TestRenegotiationRequestDuringRead(t *testing.T) {
 	require.NoError(t, srv.Send(line))
 	require.Equal(t, line, readN(t, c, len(line)))
 
-	const ours = "still talking\n"
-	_, err := c.Write([]byte(ours))
-	require.NoError(t, err)
-	require.NoError(t, srv.WaitFor(ours, wait))
-
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	require.NoError(t, c.Shutdown(ctx))
-	require.NoError(t, srv.WaitFor(peer.ServerCloseNotifyReceived, wait))
+	say(t, c, srv, "still talking\n")
+	requireAnsweredBy(t, c, "Shutdown", srv, 0, peer.ServerCloseNotifyReceived)
 }
 
 // TestRenegotiationRequestAfterOurCloseNotify (matrix scenario 14): the
@@ -46,21 +38,10 @@ func TestRenegotiationRequestDuringRead(t *testing.T) {
 func TestRenegotiationRequestAfterOurCloseNotify(t *testing.T) {
 	v := versions[0]
 	c, srv := sServer(t, v, nil)
-	const hello = "hello\n"
-	_, err := c.Write([]byte(hello))
-	require.NoError(t, err)
-	require.NoError(t, srv.WaitFor(hello, wait))
-
+	say(t, c, srv, "hello\n")
 	mark := srv.Mark()
 	require.NoError(t, srv.Send(serverCmdRenegotiate))
 	require.NoError(t, srv.WaitForAfter(mark, peer.ServerKeyUpdated, wait))
 
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	require.NoError(t, c.Shutdown(ctx))
-	st := c.ShutdownState()
-	require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
-	require.Zero(t, c.DiscardedBytes())
-	require.NoError(t, srv.WaitForAfter(mark, peer.ServerCloseNotifyReceived, wait))
-	require.Equal(t, 0, exitCode(t, srv))
+	requireAnsweredBy(t, c, "Shutdown", srv, mark, peer.ServerCloseNotifyReceived)
 }

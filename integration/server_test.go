@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"context"
 	"io"
 	"testing"
 
@@ -11,22 +10,6 @@ import (
 	"github.com/closenotify/openssl/internal/peer"
 )
 
-// exchange sends a line each way between our server c and s_client cl:
-// s_client sends one (typed on its standard input) and we read exactly
-// it; we send one and s_client prints it. After it, neither side has
-// unread input (TLS 1.3 session tickets included), so a close cannot turn
-// into a reset.
-func exchange(t testing.TB, c *openssl.Conn, cl *peer.Process) {
-	t.Helper()
-	const up = "hello from s_client\n"
-	require.NoError(t, cl.Send(up))
-	require.Equal(t, up, readN(t, c, len(up)))
-	const down = "hello from our server\n"
-	_, err := c.Write([]byte(down))
-	require.NoError(t, err)
-	require.NoError(t, cl.WaitFor(down, wait))
-}
-
 // TestServerShutdownAnswered: we are the server of openssl s_client, which
 // answers our close_notify with its own by itself: Shutdown returns nil,
 // and s_client reports the close and exits cleanly.
@@ -34,17 +17,7 @@ func TestServerShutdownAnswered(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
 			c, cl := sClient(t, v)
-			exchange(t, c, cl)
-
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			require.NoError(t, c.Shutdown(ctx))
-			st := c.ShutdownState()
-			require.True(t, st.Sent() && st.Received(), "ShutdownState %v", st)
-			require.Zero(t, c.DiscardedBytes())
-
-			require.NoError(t, cl.WaitFor(peer.ClientClosed, wait))
-			require.Zero(t, exitCode(t, cl))
+			requireAnsweredBy(t, c, "Shutdown", cl, 0, peer.ClientClosed)
 			require.NotContains(t, cl.Output(), peer.UnexpectedEOF)
 			require.NoError(t, c.Close())
 		})
@@ -59,8 +32,6 @@ func TestServerPeerClosesFirst(t *testing.T) {
 		for _, how := range []string{"Q", "end of stdin"} {
 			t.Run(v.name+"/"+how, func(t *testing.T) {
 				c, cl := sClient(t, v)
-				exchange(t, c, cl)
-
 				if how == "Q" {
 					require.NoError(t, cl.Send(peer.ClientCmdQuit))
 				} else {
@@ -90,8 +61,6 @@ func TestServerQuietClose(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
 			c, cl := sClient(t, v)
-			exchange(t, c, cl)
-
 			c.SetClosePolicy(openssl.ClosePolicy{Quiet: true})
 			require.NoError(t, c.Close())
 

@@ -31,13 +31,9 @@ func TestPeerNeverAnswers(t *testing.T) {
 				var p *peer.Process
 				if role == "client" {
 					c, p = sServer(t, v, nil)
-					const msg = "hello from our client\n"
-					_, err := c.Write([]byte(msg))
-					require.NoError(t, err)
-					require.NoError(t, p.WaitFor(msg, wait))
+					say(t, c, p, "hello from our client\n")
 				} else {
 					c, p = sClient(t, v)
-					exchange(t, c, p)
 				}
 				require.NoError(t, pauseProcess(p))
 

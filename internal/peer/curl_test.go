@@ -43,7 +43,7 @@ func newHTTPSServer(t *testing.T, handler http.Handler) *httpsServer {
 	srv := &http.Server{
 		Handler: handler,
 		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{bundle.TLSCert},
+			Certificates: []tls.Certificate{pki.TLSCert},
 			NextProtos:   []string{"http/1.1"},
 		},
 		ReadHeaderTimeout: wait,
@@ -78,15 +78,8 @@ func (l observingListener) Accept() (net.Conn, error) {
 // why the client's end came.
 func (s *httpsServer) expectClosed(t *testing.T, want ending) {
 	t.Helper()
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case got := <-s.closed:
-		if got != want {
-			t.Fatalf("server saw %s, want %s", got, want)
-		}
-	case <-timer.C:
-		t.Fatalf("no connection closed within %v", wait)
+	if got := receive(t, s.closed, "connection closed"); got != want {
+		t.Fatalf("server saw %s, want %s", got, want)
 	}
 }
 
@@ -118,7 +111,7 @@ func TestCurlClosesWithCloseNotify(t *testing.T) {
 			s := newHTTPSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, "hello\n")
 			}))
-			r := peer.CurlT(t, bundle.CAFile, s.url+"/path", append([]string{"--http1.1"}, v.flags...)...)
+			r := peer.CurlT(t, files.CA, s.url+"/path", append([]string{"--http1.1"}, v.flags...)...)
 			if r.ExitCode != 0 || r.Stdout != "hello\n" {
 				t.Fatalf("exit code %d, stdout %q; stderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
 			}
@@ -156,7 +149,7 @@ func TestCurlServerCloses(t *testing.T) {
 			t.Run(tc.name+"/"+v.name, func(t *testing.T) {
 				t.Parallel()
 				s := newHTTPSServer(t, hijack(tc.resp, tc.notify))
-				r := peer.CurlT(t, bundle.CAFile, s.url+"/", append([]string{"--http1.1"}, v.flags...)...)
+				r := peer.CurlT(t, files.CA, s.url+"/", append([]string{"--http1.1"}, v.flags...)...)
 				if r.ExitCode != tc.exit || r.Stdout != "hello\n" {
 					t.Fatalf("exit code %d, stdout %q, want %d, %q; stderr:\n%s", r.ExitCode, r.Stdout, tc.exit, "hello\n", r.Stderr)
 				}
@@ -179,7 +172,7 @@ func TestCurlMaxTime(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	start := time.Now()
-	r := peer.CurlT(t, bundle.CAFile, s.url+"/", "--http1.1", "--max-time", "1")
+	r := peer.CurlT(t, files.CA, s.url+"/", "--http1.1", "--max-time", "1")
 	if r.ExitCode != 28 {
 		t.Fatalf("exit code %d, want 28 (timeout); stderr:\n%s", r.ExitCode, r.Stderr)
 	}

@@ -9,9 +9,8 @@
 // reaps the leader, so a test leaves nothing behind. Every wait is bounded by
 // a timeout given by the caller.
 //
-// Start, OpenSSLServer and OpenSSLClient return errors and can be used from a
-// command; StartT, OpenSSLServerT and OpenSSLClientT are their test variants,
-// which fail the test on error and kill the process at cleanup.
+// The constructors return errors rather than failing a test, so that
+// commands can use them too; internal/tlstest starts them for tests.
 //
 // The observed behaviour of openssl s_server and s_client 3.0 at shutdown is
 // documented on OpenSSLServer and OpenSSLClient, and the strings they print

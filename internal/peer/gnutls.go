@@ -4,12 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -30,9 +26,9 @@ const (
 const (
 	// GnuTLSServerListening starts the line gnutls-serv prints when it
 	// sets up its IPv4 socket: "Echo Server listening on IPv4 0.0.0.0
-	// port N...done". The port is the one given with -p, 0 included:
-	// gnutls-serv does not report the port the kernel chose. It listens
-	// on all addresses (0.0.0.0 and ::), never on 127.0.0.1 alone.
+	// port 0...done": the port given with -p, not the one the kernel
+	// chose. It listens on all addresses (0.0.0.0 and ::), never on
+	// 127.0.0.1 alone.
 	GnuTLSServerListening = "Echo Server listening on IPv4 "
 
 	// GnuTLSServerListenDone ends the GnuTLSServerListening line once the
@@ -94,12 +90,12 @@ const (
 
 // GnuTLSServer runs
 //
-//	gnutls-serv --echo -p PORT --x509certfile certFile --x509keyfile keyFile extra...
+//	gnutls-serv --echo -p 0 --x509certfile certFile --x509keyfile keyFile extra...
 //
-// and returns once it listens; Addr then returns "127.0.0.1:PORT". With
-// port 0 the kernel picks a free port; gnutls-serv prints 0 rather than the
-// port, so GnuTLSServer finds the port of the process's listening IPv4
-// socket in /proc (no race, unlike FreePort). gnutls-serv listens on all
+// and returns once it listens; Addr then returns "127.0.0.1:PORT". The
+// kernel picks the port; gnutls-serv prints 0 rather than the port, so
+// GnuTLSServer finds the port of the process's listening IPv4 socket in
+// /proc. gnutls-serv listens on all
 // addresses, IPv4 and IPv6, and accepts any number of connections until
 // it is killed; pass "--priority", GnuTLSPriorityTLS12 (or 13) in extra to
 // fix the version. It runs under "stdbuf -oL" when stdbuf is installed.
@@ -121,82 +117,28 @@ const (
 //   - GnuTLSServerCmdRehandshake, received as data under TLS 1.2, sends a
 //     HelloRequest (a crypto/tls client that does not renegotiate fails
 //     with "tls: no renegotiation").
-func GnuTLSServer(ctx context.Context, port int, certFile, keyFile string, extra ...string) (*Process, error) {
-	args := []string{"--echo", "-p", strconv.Itoa(port),
+func GnuTLSServer(ctx context.Context, certFile, keyFile string, extra ...string) (*Process, error) {
+	args := []string{"--echo", "-p", "0",
 		"--x509certfile", certFile, "--x509keyfile", keyFile}
 	p, err := startTool(ctx, "gnutls-serv", GnuTLSPackage, append(args, extra...))
 	if err != nil {
 		return nil, err
 	}
-	timeout := StartTimeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
-		timeout = time.Until(d)
-	}
-	if p.addr, err = waitGnuTLSListening(p, port, timeout); err != nil {
-		p.Kill()
-		return nil, err
-	}
-	return p, nil
+	return listening(ctx, p, waitGnuTLSListening)
 }
 
 // waitGnuTLSListening waits for gnutls-serv's IPv4 listening line and
 // returns 127.0.0.1 with the port it listens on.
-func waitGnuTLSListening(p *Process, port int, timeout time.Duration) (string, error) {
+func waitGnuTLSListening(p *Process, timeout time.Duration) (string, error) {
 	start := time.Now()
-	if err := p.WaitFor(GnuTLSServerListening, timeout); err != nil {
+	rest, err := waitLine(p, GnuTLSServerListening, timeout)
+	if err != nil {
 		return "", err
 	}
-	i := strings.Index(p.Output(), GnuTLSServerListening)
-	if err := p.WaitForAfter(i, "\n", timeout-time.Since(start)); err != nil {
-		return "", err
+	if !strings.HasSuffix(rest+"\n", GnuTLSServerListenDone) {
+		return "", fmt.Errorf("peer: gnutls-serv could not listen: %q; output was:\n%s", GnuTLSServerListening+rest, p.Output())
 	}
-	line, _, _ := strings.Cut(p.Output()[i:], "\n")
-	if !strings.HasSuffix(line+"\n", GnuTLSServerListenDone) {
-		return "", fmt.Errorf("peer: gnutls-serv could not listen: %q; output was:\n%s", line, p.Output())
-	}
-	if port == 0 {
-		var err error
-		if port, err = listeningPortOf(p.Pid()); err != nil {
-			return "", err
-		}
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
-}
-
-// listeningPortOf returns the port of the IPv4 TCP socket in state LISTEN
-// that process pid holds, found by matching the socket inodes of its
-// descriptors (/proc/PID/fd) with /proc/net/tcp.
-func listeningPortOf(pid int) (int, error) {
-	fdDir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
-	entries, err := os.ReadDir(fdDir)
-	if err != nil {
-		return 0, fmt.Errorf("peer: %w", err)
-	}
-	inodes := make(map[string]bool)
-	for _, e := range entries {
-		link, err := os.Readlink(filepath.Join(fdDir, e.Name()))
-		if err == nil && strings.HasPrefix(link, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
-		}
-	}
-	data, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		return 0, fmt.Errorf("peer: %w", err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-		f := strings.Fields(line)
-		if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
-			continue
-		}
-		_, hexPort, _ := strings.Cut(f[1], ":")
-		port, err := strconv.ParseUint(hexPort, 16, 16)
-		if err != nil {
-			return 0, fmt.Errorf("peer: /proc/net/tcp: bad address %q", f[1])
-		}
-		return int(port), nil
-	}
-	return 0, fmt.Errorf("peer: process %d has no listening IPv4 socket", pid)
+	return waitListening(p, timeout-time.Since(start))
 }
 
 // GnuTLSClient runs
@@ -236,30 +178,6 @@ func GnuTLSClient(ctx context.Context, addr, caFile string, extra ...string) (*P
 	}
 	args := []string{"--x509cafile", caFile, "-p", port, host}
 	return startTool(ctx, "gnutls-cli", GnuTLSPackage, append(args, extra...))
-}
-
-// GnuTLSServerT is GnuTLSServer for tests, with the cleanup of StartT. It
-// fails t at once if the server does not start listening, naming
-// GnuTLSPackage if gnutls-serv is not installed.
-func GnuTLSServerT(t testing.TB, port int, certFile, keyFile string, extra ...string) *Process {
-	t.Helper()
-	p, err := GnuTLSServer(t.Context(), port, certFile, keyFile, extra...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, p)
-	return p
-}
-
-// GnuTLSClientT is GnuTLSClient for tests, with the cleanup of StartT.
-func GnuTLSClientT(t testing.TB, addr, caFile string, extra ...string) *Process {
-	t.Helper()
-	p, err := GnuTLSClient(t.Context(), addr, caFile, extra...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, p)
-	return p
 }
 
 // startTool starts name with args, under "stdbuf -oL" if stdbuf is

@@ -1,62 +1,54 @@
 package peer_test
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/closenotify/openssl/internal/leakcheck"
+	"github.com/closenotify/openssl/internal/peer"
 	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 const (
 	// wait bounds every step that is expected to happen.
-	wait = 10 * time.Second
+	wait = tlstest.Timeout
 	// quietWindow is how long a test watches for something that must not
 	// happen. It is twice s_server's and s_client's 500 ms lingering close.
 	quietWindow = time.Second
 )
 
-// bundle is the PKI of every test; its files are in a temporary directory.
-var bundle *testcert.Bundle
+var (
+	// pki is the certificates of every test; files are their PEM files,
+	// which the peer programs read (written by TestMain).
+	pki   = tlstest.DefaultPKI()
+	files tlstest.Files
+)
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(tlstest.Main(&files, func() int { return leakcheck.Run(m) }))
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	version, err := exec.CommandContext(ctx, "openssl", "version").CombinedOutput()
-	cancel()
+// untrustedCA returns the CA file of a second PKI, which does not trust
+// pki's certificates.
+func untrustedCA(t *testing.T) string {
+	t.Helper()
+	other, err := testcert.New()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "openssl version: %v: %s\n", err, version)
-		return 1
+		t.Fatal(err)
 	}
-	fmt.Printf("openssl: %s", version)
-	dir, err := os.MkdirTemp("", "peer-test-")
+	f, err := tlstest.WriteFiles(other, t.TempDir())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	bundle, err = testcert.New()
-	if err == nil {
-		err = bundle.WriteFiles(dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return leakcheck.Run(m)
+	return f.CA
 }
 
 // ending says how a crypto/tls peer's reading stopped.
@@ -90,7 +82,6 @@ type goPeer struct {
 	raw  *observedConn
 	data chan string // one value per Read that returned data
 	end  chan ending // the reason reading stopped; "error: ..." for other errors
-	got  string      // data taken from the data channel so far; test goroutine only
 }
 
 func newGoPeer(t *testing.T, raw net.Conn, server bool, cfg *tls.Config) *goPeer {
@@ -103,9 +94,7 @@ func newGoPeer(t *testing.T, raw net.Conn, server bool, cfg *tls.Config) *goPeer
 		p.tls = tls.Client(oc, cfg)
 	}
 	t.Cleanup(func() { raw.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), wait)
-	defer cancel()
-	if err := p.tls.HandshakeContext(ctx); err != nil {
+	if err := p.tls.HandshakeContext(tlstest.Context(t)); err != nil {
 		t.Fatalf("crypto/tls handshake: %v", err)
 	}
 	go p.readLoop()
@@ -134,60 +123,49 @@ func (p *goPeer) readLoop() {
 	}
 }
 
-// dialGo connects a crypto/tls client trusting bundle to addr.
+// dialGo connects a crypto/tls client trusting pki to addr. Its
+// configuration is the one tlstest gives a peer facing a server.
 func dialGo(t *testing.T, addr string, version uint16) *goPeer {
 	t.Helper()
-	d := net.Dialer{Timeout: wait}
-	raw, err := d.DialContext(t.Context(), "tcp", addr)
+	raw, err := tlstest.Dial(addr, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newGoPeer(t, raw, false, &tls.Config{
-		RootCAs:    bundle.Pool,
-		ServerName: "localhost",
-		MinVersion: version,
-		MaxVersion: version,
-	})
+	return newGoPeer(t, raw, false, tlstest.PeerConfig(pki, version, tlstest.WeServer))
 }
 
-// listenGo listens on 127.0.0.1:0 and returns the listener's address and a
-// function that accepts one connection and makes it a crypto/tls server.
+// listenGo listens on 127.0.0.1 and returns the listener's address and a
+// function that accepts one connection, within wait, and makes it a
+// crypto/tls server presenting pki's leaf.
 func listenGo(t *testing.T, version uint16) (addr string, accept func() *goPeer) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := tlstest.Listen(0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	cfg := &tls.Config{
-		Certificates: []tls.Certificate{bundle.TLSCert},
-		MinVersion:   version,
-		MaxVersion:   version,
-	}
 	return ln.Addr().String(), func() *goPeer {
 		t.Helper()
-		type result struct {
-			c   net.Conn
-			err error
+		c, err := ln.Accept() // bounded by the listener's deadline
+		if err != nil {
+			t.Fatal(err)
 		}
-		ch := make(chan result, 1)
-		go func() {
-			c, err := ln.Accept()
-			ch <- result{c, err}
-		}()
-		timer := time.NewTimer(wait)
-		defer timer.Stop()
-		select {
-		case r := <-ch:
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
-			return newGoPeer(t, r.c, true, cfg)
-		case <-timer.C:
-			ln.Close()
-			t.Fatalf("no connection to %s within %v", ln.Addr(), wait)
-			return nil
-		}
+		return newGoPeer(t, c, true, tlstest.PeerConfig(pki, version, tlstest.WeClient))
+	}
+}
+
+// receive waits at most wait for a value on ch and returns it; it fails t
+// if none comes.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("no %s within %v", what, wait)
+		panic("unreachable")
 	}
 }
 
@@ -248,15 +226,8 @@ func (p *goPeer) expectDataPrefix(t *testing.T, prefix string) string {
 // fails the test.
 func (p *goPeer) expectEnd(t *testing.T, want ending) {
 	t.Helper()
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case e := <-p.end:
-		if e != want {
-			t.Fatalf("stream ended with %s, want %s", e, want)
-		}
-	case <-timer.C:
-		t.Fatalf("stream did not end in %v, want %s", wait, want)
+	if e := receive(t, p.end, "end of the stream"); e != want {
+		t.Fatalf("stream ended with %s, want %s", e, want)
 	}
 	if len(p.data) > 0 {
 		t.Fatalf("unexpected data before the end: %q", <-p.data)
@@ -291,6 +262,15 @@ func (p *goPeer) closeTCP(t *testing.T) {
 	}
 }
 
+// reset closes the TCP connection with SO_LINGER 0: the peer gets RST.
+func (p *goPeer) reset(t *testing.T) {
+	t.Helper()
+	if err := p.raw.Conn.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	p.closeTCP(t)
+}
+
 func (p *goPeer) write(t *testing.T, s string) {
 	t.Helper()
 	p.tls.SetWriteDeadline(time.Now().Add(wait))
@@ -307,19 +287,23 @@ func (p *goPeer) closeWrite(t *testing.T) {
 	}
 }
 
-// versions are the TLS versions the shutdown tests run with.
-var versions = []struct {
-	name    string
-	version uint16
-}{
-	{"TLS1.2", tls.VersionTLS12},
-	{"TLS1.3", tls.VersionTLS13},
+// send types s on p's standard input.
+func send(t *testing.T, p *peer.Process, s string) {
+	t.Helper()
+	if err := p.Send(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func closeStdin(t *testing.T, p *peer.Process) {
+	t.Helper()
+	if err := p.CloseStdin(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // expectExit waits for p to exit and checks the exit code.
-func expectExit(t *testing.T, p interface {
-	Wait(time.Duration) (int, error)
-}, want int) {
+func expectExit(t *testing.T, p *peer.Process, want int) {
 	t.Helper()
 	code, err := p.Wait(wait)
 	if err != nil || code != want {

@@ -6,12 +6,12 @@ import (
 	"net"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
 
-// StartTimeout bounds how long OpenSSLServer waits for the server to listen.
+// StartTimeout bounds how long the server constructors (OpenSSLServer,
+// GnuTLSServer, PythonServer) wait for the server to listen.
 const StartTimeout = 10 * time.Second
 
 // LingerTime is how long s_server and s_client 3.0 keep a connection's
@@ -27,8 +27,7 @@ const LingerTime = 500 * time.Millisecond
 // output of a Process mixes standard output and standard error, so these
 // docs do not say which stream carries what.
 const (
-	// ServerAccept starts the line s_server prints when it listens. With
-	// an explicit port the line is just "ACCEPT"; with port 0 it is
+	// ServerAccept starts the line s_server prints when it listens:
 	// "ACCEPT 127.0.0.1:PORT", naming the port the kernel chose.
 	ServerAccept = "ACCEPT"
 
@@ -145,19 +144,18 @@ const (
 
 // OpenSSLServer runs
 //
-//	openssl s_server -accept 127.0.0.1:PORT -cert certFile -key keyFile -naccept 1 extra...
+//	openssl s_server -accept 127.0.0.1:0 -cert certFile -key keyFile -naccept 1 extra...
 //
-// and returns once it listens; Addr then returns "127.0.0.1:PORT". With port
-// 0 the kernel picks a free port, which s_server reports and Addr returns;
-// this has no race, unlike FreePort. Options in extra override the ones
-// before them (-naccept 2 accepts two connections). The program runs under
-// "stdbuf -oL" when stdbuf is installed, so that every line reaches the
-// output when it is printed: s_server flushes only some of its messages.
+// and returns once it listens; Addr then returns "127.0.0.1:PORT", the port
+// the kernel picked. Options in extra override the ones before them
+// (-naccept 2 accepts two connections). The program runs under "stdbuf -oL"
+// when stdbuf is installed, so that every line reaches the output when it
+// is printed: s_server flushes only some of its messages.
 //
 // OpenSSLServer waits for the ServerAccept line, at most StartTimeout and
-// never past ctx. With -quiet in extra s_server prints nothing, so port must
-// not be 0 and OpenSSLServer watches /proc/net/tcp for the listening socket
-// instead. On error the process is killed and the error quotes its output.
+// never past ctx. With -quiet in extra s_server prints nothing, so
+// OpenSSLServer looks for the process's listening socket in /proc instead.
+// On error the process is killed and the error quotes its output.
 //
 // Observed behaviour of s_server 3.0 with a crypto/tls client (each case is
 // a test in this package):
@@ -198,57 +196,28 @@ const (
 //   - -www: answers "GET / HTTP/1.0" with an HTTP/1.0 status page
 //     ("HTTP/1.0 200 ok"), sends close_notify, then waits for the peer's
 //     close_notify like -rev.
-func OpenSSLServer(ctx context.Context, port int, certFile, keyFile string, extra ...string) (*Process, error) {
-	args := []string{"s_server",
-		"-accept", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		"-cert", certFile, "-key", keyFile,
-		"-naccept", "1"}
-	args = append(args, extra...)
-	quiet := slices.Contains(extra, "-quiet")
-	if quiet && port == 0 {
-		return nil, fmt.Errorf("peer: s_server -quiet does not report its port: give a port, not 0")
-	}
-	p, err := startOpenSSL(ctx, args)
+func OpenSSLServer(ctx context.Context, certFile, keyFile string, extra ...string) (*Process, error) {
+	args := []string{"s_server", "-accept", "127.0.0.1:0", "-cert", certFile, "-key", keyFile, "-naccept", "1"}
+	p, err := startOpenSSL(ctx, append(args, extra...))
 	if err != nil {
 		return nil, err
 	}
-	timeout := StartTimeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
-		timeout = time.Until(d)
+	if slices.Contains(extra, "-quiet") {
+		return listening(ctx, p, waitListening)
 	}
-	if quiet {
-		err = WaitListening(p, port, timeout)
-		p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	} else {
-		p.addr, err = waitAccept(p, port, timeout)
-	}
-	if err != nil {
-		p.Kill()
-		return nil, err
-	}
-	return p, nil
+	return listening(ctx, p, waitAccept)
 }
 
 // waitAccept waits for s_server's ACCEPT line and returns the address it
-// listens on: from the line when port is 0, else 127.0.0.1:port.
-func waitAccept(p *Process, port int, timeout time.Duration) (string, error) {
-	start := time.Now()
-	if err := p.WaitFor(ServerAccept, timeout); err != nil {
+// names.
+func waitAccept(p *Process, timeout time.Duration) (string, error) {
+	rest, err := waitLine(p, ServerAccept, timeout)
+	if err != nil {
 		return "", err
 	}
-	if port != 0 {
-		return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
-	}
-	out := p.Output()
-	i := strings.Index(out, ServerAccept)
-	if err := p.WaitForAfter(i, "\n", timeout-time.Since(start)); err != nil {
-		return "", err
-	}
-	out = p.Output()[i:]
-	line, _, _ := strings.Cut(out, "\n")
-	addr := strings.TrimSpace(strings.TrimPrefix(line, ServerAccept))
+	addr := strings.TrimSpace(rest)
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return "", fmt.Errorf("peer: s_server printed %q, not \"ACCEPT host:port\": %w", line, err)
+		return "", fmt.Errorf("peer: s_server printed %q, not \"ACCEPT host:port\": %w", ServerAccept+rest, err)
 	}
 	return addr, nil
 }

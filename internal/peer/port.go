@@ -1,78 +1,124 @@
 package peer
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago: it
-// listens on port 0, reads the port the kernel chose, and closes the
-// listener. Another process may take the port before the caller uses it;
-// where a program can report the port it bound, prefer port 0 (as
-// OpenSSLServer does). It returns an error only if listening fails.
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("peer: finding a free port: %w", err)
+// listening waits until the server p listens, at most StartTimeout and
+// never past ctx, with find, which learns the address from p's output or
+// from /proc; Addr then returns that address. On error it kills p.
+func listening(ctx context.Context, p *Process, find func(p *Process, timeout time.Duration) (string, error)) (*Process, error) {
+	timeout := StartTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+		timeout = time.Until(d)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	addr, err := find(p, timeout)
+	if err != nil {
+		p.Kill()
+		return nil, err
+	}
+	p.addr = addr
+	return p, nil
 }
 
-// listenPollInterval is how often WaitListening rereads /proc/net/tcp.
+// waitLine waits at most timeout until p has printed prefix and the rest
+// of its line, and returns that rest without the newline.
+func waitLine(p *Process, prefix string, timeout time.Duration) (string, error) {
+	start := time.Now()
+	if err := p.WaitFor(prefix, timeout); err != nil {
+		return "", err
+	}
+	i := strings.Index(p.Output(), prefix) + len(prefix)
+	if err := p.WaitForAfter(i, "\n", timeout-time.Since(start)); err != nil {
+		return "", err
+	}
+	rest, _, _ := strings.Cut(p.Output()[i:], "\n")
+	return rest, nil
+}
+
+// listenPollInterval is how often waitListening looks for the socket.
 const listenPollInterval = 5 * time.Millisecond
 
-// WaitListening waits until some socket listens on TCP port on any IPv4
-// address, or until the process p exits or timeout passes, which are errors.
-// It is for programs that print nothing when ready (openssl s_server
-// -quiet). The kernel offers no event for another process's listen, so it
-// rereads /proc/net/tcp every listenPollInterval, at most timeout long.
-func WaitListening(p *Process, port int, timeout time.Duration) error {
+// waitListening waits until process p holds a listening IPv4 TCP socket
+// and returns 127.0.0.1 with its port. It is for servers that do not
+// report the port the kernel chose: gnutls-serv prints 0 and s_server
+// -quiet prints nothing. The kernel offers no event for another process's
+// listen, so it looks again every listenPollInterval, at most timeout
+// long. It returns an error if p exits or timeout passes first.
+func waitListening(p *Process, timeout time.Duration) (string, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(listenPollInterval)
 	defer tick.Stop()
 	for {
-		ok, err := listening(port)
+		port, err := listeningPortOf(p.Pid())
 		if err != nil {
-			return err
+			return "", err
 		}
-		if ok {
-			return nil
+		if port != 0 {
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
 		}
 		select {
 		case <-tick.C:
 		case <-p.exited:
-			return fmt.Errorf("peer: %s exited before listening on port %d; output was:\n%s", p.name, port, p.Output())
+			return "", fmt.Errorf("peer: %s exited before listening; output was:\n%s", p.name, p.Output())
 		case <-deadline.C:
-			return fmt.Errorf("%w: %s not listening on port %d after %v; output was:\n%s", ErrTimeout, p.name, port, timeout, p.Output())
+			return "", fmt.Errorf("%w: %s not listening after %v; output was:\n%s", ErrTimeout, p.name, timeout, p.Output())
 		}
 	}
 }
 
-// listening reports whether /proc/net/tcp lists a socket in state LISTEN
-// (0A) on port.
-func listening(port int) (bool, error) {
-	f, err := os.Open("/proc/net/tcp")
+// listeningPortOf returns the port of the IPv4 TCP socket in state LISTEN
+// that process pid holds, found by matching the socket inodes of its
+// descriptors (/proc/PID/fd) with /proc/net/tcp, or 0 if it holds none.
+func listeningPortOf(pid int) (int, error) {
+	fdDir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	entries, err := os.ReadDir(fdDir)
 	if err != nil {
-		return false, fmt.Errorf("peer: %w", err)
+		return 0, fmt.Errorf("peer: %w", err)
 	}
-	defer f.Close()
-	suffix := fmt.Sprintf(":%04X", port)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// sl local_address rem_address st ...
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 3 && strings.HasSuffix(fields[1], suffix) && fields[3] == "0A" {
-			return true, nil
+	inodes := make(map[string]bool)
+	for _, e := range entries {
+		link, err := os.Readlink(filepath.Join(fdDir, e.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return false, fmt.Errorf("peer: reading /proc/net/tcp: %w", err)
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return 0, fmt.Errorf("peer: %w", err)
 	}
-	return false, nil
+	for _, line := range strings.Split(string(data), "\n") {
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		f := strings.Fields(line)
+		if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+			continue
+		}
+		_, hexPort, _ := strings.Cut(f[1], ":")
+		port, err := strconv.ParseUint(hexPort, 16, 16)
+		if err != nil {
+			return 0, fmt.Errorf("peer: /proc/net/tcp: bad address %q", f[1])
+		}
+		return int(port), nil
+	}
+	return 0, nil
+}
+
+// StartServer is Start for a server program that does not report its
+// address: it waits, at most StartTimeout and never past ctx, until the
+// program listens on an IPv4 TCP port, and Addr then returns 127.0.0.1 with
+// that port. On error nothing is left running.
+func StartServer(ctx context.Context, name string, args ...string) (*Process, error) {
+	p, err := Start(ctx, name, args...)
+	if err != nil {
+		return nil, err
+	}
+	return listening(ctx, p, waitListening)
 }

@@ -55,8 +55,8 @@ type Process struct {
 // been started: it does not wait for any output.
 //
 // When ctx is done, the whole process group is killed with SIGKILL. The
-// caller must call Kill (or Wait until exit) in every case; StartT does that
-// at test cleanup. Kill is not automatic if the calling program itself dies:
+// caller must call Kill (or Wait until exit) in every case; internal/tlstest
+// does that when it closes a pair. Kill is not automatic if the calling program itself dies:
 // Linux's parent-death signal follows the forking thread, not the process,
 // and would kill a peer early whenever the Go runtime ends that thread.
 //

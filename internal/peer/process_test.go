@@ -3,7 +3,6 @@ package peer_test
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -13,11 +12,12 @@ import (
 	"time"
 
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 func TestSendWaitForCloseStdin(t *testing.T) {
 	t.Parallel()
-	p := peer.StartT(t, "cat")
+	p := tlstest.Started(t)(peer.Start(t.Context(), "cat"))
 	if err := p.Send("hello\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestSendWaitForCloseStdin(t *testing.T) {
 
 func TestWaitForTimeout(t *testing.T) {
 	t.Parallel()
-	p := peer.StartT(t, "cat")
+	p := tlstest.Started(t)(peer.Start(t.Context(), "cat"))
 	if err := p.Send("something\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestWaitForTimeout(t *testing.T) {
 
 func TestWaitForOutputEnded(t *testing.T) {
 	t.Parallel()
-	p := peer.StartT(t, "sh", "-c", "echo out; echo err >&2; echo out2")
+	p := tlstest.Started(t)(peer.Start(t.Context(), "sh", "-c", "echo out; echo err >&2; echo out2"))
 	err := p.WaitFor("never", time.Minute)
 	if err == nil || errors.Is(err, peer.ErrTimeout) {
 		t.Fatalf("WaitFor = %v, want an output-ended error", err)
@@ -95,7 +95,7 @@ func TestWaitForOutputEnded(t *testing.T) {
 
 func TestWaitExitCode(t *testing.T) {
 	t.Parallel()
-	p := peer.StartT(t, "sh", "-c", "exit 3")
+	p := tlstest.Started(t)(peer.Start(t.Context(), "sh", "-c", "exit 3"))
 	if code, err := p.Wait(wait); code != 3 || err != nil {
 		t.Errorf("Wait = %d, %v; want 3, nil", code, err)
 	}
@@ -108,7 +108,7 @@ func TestWaitExitCode(t *testing.T) {
 
 func TestWaitTimeoutThenKill(t *testing.T) {
 	t.Parallel()
-	p := peer.StartT(t, "cat")
+	p := tlstest.Started(t)(peer.Start(t.Context(), "cat"))
 	code, err := p.Wait(50 * time.Millisecond)
 	if code != -1 || !errors.Is(err, peer.ErrTimeout) {
 		t.Fatalf("Wait = %d, %v; want -1, ErrTimeout", code, err)
@@ -125,7 +125,7 @@ func TestKillWholeGroup(t *testing.T) {
 	t.Parallel()
 	// The background sleep is in the shell's process group and holds the
 	// output pipe open; the output ends only once it is dead.
-	p := peer.StartT(t, "sh", "-c", `sleep 300 & echo "child=$!"; wait`)
+	p := tlstest.Started(t)(peer.Start(t.Context(), "sh", "-c", `sleep 300 & echo "child=$!"; wait`))
 	if err := p.WaitFor("\n", wait); err != nil {
 		t.Fatal(err)
 	}
@@ -176,24 +176,9 @@ func TestStartMissingProgram(t *testing.T) {
 	}
 }
 
-func TestFreePort(t *testing.T) {
-	port, err := peer.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if port <= 0 || port > 65535 {
-		t.Fatalf("FreePort = %d", port)
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		t.Fatalf("port %d is not free: %v", port, err)
-	}
-	ln.Close()
-}
-
 func TestSendTimeout(t *testing.T) {
 	t.Parallel()
-	p := peer.StartT(t, "sleep", "300") // never reads its input
+	p := tlstest.Started(t)(peer.Start(t.Context(), "sleep", "300")) // never reads its input
 	start := time.Now()
 	err := p.Send(strings.Repeat("x", 1<<20)) // more than a pipe holds
 	if !errors.Is(err, os.ErrDeadlineExceeded) {

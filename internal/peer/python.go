@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -51,7 +50,7 @@ const (
 	// "PYTHON 3.11.2 OpenSSL 3.0.19 27 Jan 2026" (see PythonVersion).
 	PythonVersionLine = "PYTHON "
 	// PythonReady is the server's first line, followed by the port it
-	// listens on (the kernel's choice for port 0).
+	// listens on (the kernel's choice).
 	PythonReady = "READY "
 	// PythonConnected is printed after the handshake, followed by the
 	// version as Python names it ("TLSv1.2", "TLSv1.3").
@@ -64,8 +63,6 @@ const (
 	// PythonEOF is printed when recv returns no data: the peer's
 	// close_notify, or, with SuppressRaggedEOFs, a TCP EOF without it.
 	PythonEOF = "EOF\n"
-	// PythonDiscarded answers discard, followed by the byte count.
-	PythonDiscarded = "DISCARDED "
 	// PythonUnwrapped is printed when unwrap (SSLSocket.unwrap) has
 	// completed the bidirectional close_notify exchange.
 	PythonUnwrapped = "UNWRAPPED\n"
@@ -99,16 +96,13 @@ const (
 )
 
 // Commands of the Python peer, each a line of its own. Commands run one
-// after the other; each ends with exactly one reply line (recvall and
-// discard print two: the data or count, then the end).
+// after the other; each ends with exactly one reply line (recvall prints
+// two: the data, then the end).
 const (
 	// PythonCmdRecvAll reads until EOF or an error, then prints
 	// PythonData with everything read (possibly nothing) and PythonEOF
 	// or the error.
 	PythonCmdRecvAll = "recvall\n"
-	// PythonCmdDiscard is PythonCmdRecvAll printing only the byte count
-	// (PythonDiscarded), for large transfers.
-	PythonCmdDiscard = "discard\n"
 	// PythonCmdUnwrap calls SSLSocket.unwrap: it sends close_notify
 	// (unless sent) and reads until the peer's close_notify. Afterwards
 	// the commands work on the plain TCP socket.
@@ -166,7 +160,8 @@ func PythonTruncationClass(version string) string {
 
 // PythonServer runs the Python ssl peer (python_peer.py, through
 // "python3 -c"; /usr/bin/python3 if installed, else python3 from PATH) as
-// a server on 127.0.0.1:port with certFile and keyFile.
+// a server on a port of 127.0.0.1 that the kernel picks, with certFile and
+// keyFile.
 // It accepts one connection, does the handshake and prints
 // PythonConnected; then it runs the commands it reads on standard input
 // until end of standard input, and exits with code 0. PythonServer returns
@@ -199,33 +194,22 @@ func PythonTruncationClass(version string) string {
 //     without answering, unwrap raises the exception of a truncation.
 //   - PythonCmdClose (SSLSocket.close) sends no close_notify: the peer
 //     sees a truncation.
-func PythonServer(ctx context.Context, port int, certFile, keyFile string, opts PythonOptions) (*Process, error) {
-	args := []string{"--mode", "server", "--port", strconv.Itoa(port), "--cert", certFile, "--key", keyFile}
+func PythonServer(ctx context.Context, certFile, keyFile string, opts PythonOptions) (*Process, error) {
+	args := []string{"--mode", "server", "--port", "0", "--cert", certFile, "--key", keyFile}
 	p, err := startPython(ctx, args, opts)
 	if err != nil {
 		return nil, err
 	}
-	timeout := StartTimeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
-		timeout = time.Until(d)
-	}
-	start := time.Now()
-	if err := p.WaitFor(PythonReady, timeout); err != nil {
-		p.Kill()
-		return nil, err
-	}
-	i := strings.Index(p.Output(), PythonReady)
-	if err := p.WaitForAfter(i, "\n", timeout-time.Since(start)); err != nil {
-		p.Kill()
-		return nil, err
-	}
-	line, _, _ := strings.Cut(p.Output()[i+len(PythonReady):], "\n")
-	if _, err := strconv.Atoi(line); err != nil {
-		p.Kill()
-		return nil, fmt.Errorf("peer: python server printed %q after %q: %w", line, PythonReady, err)
-	}
-	p.addr = net.JoinHostPort("127.0.0.1", line)
-	return p, nil
+	return listening(ctx, p, func(p *Process, timeout time.Duration) (string, error) {
+		port, err := waitLine(p, PythonReady, timeout)
+		if err != nil {
+			return "", err
+		}
+		if _, err := strconv.Atoi(port); err != nil {
+			return "", fmt.Errorf("peer: python server printed %q after %q: %w", port, PythonReady, err)
+		}
+		return net.JoinHostPort("127.0.0.1", port), nil
+	})
 }
 
 // PythonClient runs the Python ssl peer as a client of addr, trusting
@@ -240,29 +224,6 @@ func PythonClient(ctx context.Context, addr, caFile string, opts PythonOptions) 
 		return nil, fmt.Errorf("peer: python client address: %w", err)
 	}
 	return startPython(ctx, []string{"--mode", "client", "--host", host, "--port", port, "--ca", caFile}, opts)
-}
-
-// PythonServerT is PythonServer for tests, with the cleanup of StartT. It
-// fails t at once if the server does not start listening.
-func PythonServerT(t testing.TB, port int, certFile, keyFile string, opts PythonOptions) *Process {
-	t.Helper()
-	p, err := PythonServer(t.Context(), port, certFile, keyFile, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, p)
-	return p
-}
-
-// PythonClientT is PythonClient for tests, with the cleanup of StartT.
-func PythonClientT(t testing.TB, addr, caFile string, opts PythonOptions) *Process {
-	t.Helper()
-	p, err := PythonClient(t.Context(), addr, caFile, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, p)
-	return p
 }
 
 // debianPython is where the Debian package python3 installs the

@@ -4,7 +4,7 @@
 # "python3 -c" and takes its options as arguments.
 #
 # Replies, one line each: PYTHON <version> <OpenSSL version>, READY <port>,
-# CONNECTED <version>, SENT <n>, DATA <hex>, EOF, DISCARDED <n>, UNWRAPPED, CLOSED, ERROR <Class>: <text>.
+# CONNECTED <version>, SENT <n>, DATA <hex>, EOF, UNWRAPPED, CLOSED, ERROR <Class>: <text>.
 import argparse
 import socket
 import ssl
@@ -95,17 +95,6 @@ def main():
                         got += data
                 finally:
                     out("DATA " + bytes(got).hex())
-                out("EOF")
-            elif cmd == "discard":
-                n = 0
-                try:
-                    while True:
-                        data = s.recv(65536)
-                        if not data:
-                            break
-                        n += len(data)
-                finally:
-                    out("DISCARDED %d" % n)
                 out("EOF")
             elif cmd == "unwrap":
                 s = s.unwrap()

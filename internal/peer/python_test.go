@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/closenotify/openssl/internal/peer"
-	"github.com/closenotify/openssl/internal/testcert"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // roles are the two sides the Python peer plays.
@@ -22,11 +22,11 @@ func startPython(t *testing.T, role string, version uint16, opts peer.PythonOpti
 	var g *goPeer
 	var p *peer.Process
 	if role == "python server" {
-		p = peer.PythonServerT(t, 0, bundle.CertFile, bundle.KeyFile, opts)
+		p = tlstest.Started(t)(peer.PythonServer(t.Context(), files.Cert, files.Key, opts))
 		g = dialGo(t, p.Addr(), version)
 	} else {
 		addr, accept := listenGo(t, version)
-		p = peer.PythonClientT(t, addr, bundle.CAFile, opts)
+		p = tlstest.Started(t)(peer.PythonClient(t.Context(), addr, files.CA, opts))
 		g = accept()
 	}
 	if err := p.WaitFor(peer.PythonConnected+tls.VersionName(version)[:3]+"v"+tls.VersionName(version)[4:]+"\n", wait); err != nil {
@@ -77,7 +77,7 @@ func pyError(t *testing.T, p *peer.Process, cmd, class string, texts ...string) 
 // The server reports the port the kernel chose.
 func TestPythonServerAddress(t *testing.T) {
 	t.Parallel()
-	p := peer.PythonServerT(t, 0, bundle.CertFile, bundle.KeyFile, peer.PythonOptions{})
+	p := tlstest.Started(t)(peer.PythonServer(t.Context(), files.Cert, files.Key, peer.PythonOptions{}))
 	host, port, err := net.SplitHostPort(p.Addr())
 	if err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf("Addr() = %q, error %v", p.Addr(), err)
@@ -91,15 +91,15 @@ func TestPythonServerAddress(t *testing.T) {
 func TestPythonPeerCloseNotify(t *testing.T) {
 	t.Parallel()
 	for _, role := range roles {
-		for _, v := range versions {
+		for _, version := range tlstest.Versions {
 			for _, suppress := range []bool{false, true} {
-				name := role + "/" + v.name
+				name := role + "/" + tls.VersionName(version)
 				if suppress {
 					name += "/suppress"
 				}
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
-					g, p := startPython(t, role, v.version, peer.PythonOptions{SuppressRaggedEOFs: suppress})
+					g, p := startPython(t, role, version, peer.PythonOptions{SuppressRaggedEOFs: suppress})
 					g.closeWrite(t)
 					pyReply(t, p, peer.PythonRecv(100), peer.PythonEOF)
 					pyReply(t, p, peer.PythonRecv(100), peer.PythonEOF)
@@ -139,7 +139,7 @@ func truncationClass(t *testing.T, p *peer.Process) string {
 func TestPythonPeerTruncates(t *testing.T) {
 	t.Parallel()
 	for _, role := range roles {
-		for _, v := range versions {
+		for _, version := range tlstest.Versions {
 			for _, tc := range []struct {
 				name string
 				opts peer.PythonOptions
@@ -148,9 +148,9 @@ func TestPythonPeerTruncates(t *testing.T) {
 				{"/suppress", peer.PythonOptions{SuppressRaggedEOFs: true}},
 				{"/ignore", peer.PythonOptions{IgnoreUnexpectedEOF: true}},
 			} {
-				t.Run(role+"/"+v.name+tc.name, func(t *testing.T) {
+				t.Run(role+"/"+tls.VersionName(version)+tc.name, func(t *testing.T) {
 					t.Parallel()
-					g, p := startPython(t, role, v.version, tc.opts)
+					g, p := startPython(t, role, version, tc.opts)
 					class := truncationClass(t, p)
 					g.closeTCP(t)
 					switch {
@@ -193,10 +193,7 @@ func TestPythonPeerResets(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				g, p := startPython(t, role, tls.VersionTLS13, peer.PythonOptions{SuppressRaggedEOFs: suppress})
-				if err := g.raw.Conn.(*net.TCPConn).SetLinger(0); err != nil {
-					t.Fatal(err)
-				}
-				g.closeTCP(t)
+				g.reset(t)
 				if suppress {
 					pyReply(t, p, peer.PythonRecv(100), peer.PythonEOF)
 					return
@@ -215,10 +212,11 @@ func TestPythonPeerResets(t *testing.T) {
 func TestPythonUnwrap(t *testing.T) {
 	t.Parallel()
 	for _, role := range roles {
-		for _, v := range versions {
-			t.Run(role+"/"+v.name+"/answered", func(t *testing.T) {
+		for _, version := range tlstest.Versions {
+			name := role + "/" + tls.VersionName(version)
+			t.Run(name+"/answered", func(t *testing.T) {
 				t.Parallel()
-				g, p := startPython(t, role, v.version, peer.PythonOptions{})
+				g, p := startPython(t, role, version, peer.PythonOptions{})
 				m := p.Mark()
 				send(t, p, peer.PythonCmdUnwrap)
 				g.expectEnd(t, endCloseNotify)
@@ -230,10 +228,10 @@ func TestPythonUnwrap(t *testing.T) {
 				g.closeTCP(t)
 				pyReply(t, p, peer.PythonRecv(100), peer.PythonEOF)
 			})
-			t.Run(role+"/"+v.name+"/never answered", func(t *testing.T) {
+			t.Run(name+"/never answered", func(t *testing.T) {
 				t.Parallel()
 				const timeout = 500 * time.Millisecond
-				g, p := startPython(t, role, v.version, peer.PythonOptions{Timeout: timeout})
+				g, p := startPython(t, role, version, peer.PythonOptions{Timeout: timeout})
 				start := time.Now()
 				pyError(t, p, peer.PythonCmdUnwrap, peer.PythonTimeoutError, "The read operation timed out")
 				if elapsed := time.Since(start); elapsed < timeout {
@@ -241,9 +239,9 @@ func TestPythonUnwrap(t *testing.T) {
 				}
 				g.expectEnd(t, endCloseNotify)
 			})
-			t.Run(role+"/"+v.name+"/FIN", func(t *testing.T) {
+			t.Run(name+"/FIN", func(t *testing.T) {
 				t.Parallel()
-				g, p := startPython(t, role, v.version, peer.PythonOptions{})
+				g, p := startPython(t, role, version, peer.PythonOptions{})
 				class := truncationClass(t, p)
 				m := p.Mark()
 				send(t, p, peer.PythonCmdUnwrap)
@@ -281,55 +279,29 @@ func TestPythonClose(t *testing.T) {
 					g.expectEnd(t, endTruncated)
 					return
 				}
-				timer := time.NewTimer(wait)
-				defer timer.Stop()
-				select {
-				case e := <-g.end:
-					if !strings.HasPrefix(string(e), string(tc.want)) || !strings.HasSuffix(string(e), "connection reset by peer") {
-						t.Fatalf("crypto/tls peer: %s, want a reset", e)
-					}
-				case <-timer.C:
-					t.Fatal("no reset")
+				if e := receive(t, g.end, "reset"); !strings.HasPrefix(string(e), string(tc.want)) || !strings.HasSuffix(string(e), "connection reset by peer") {
+					t.Fatalf("crypto/tls peer: %s, want a reset", e)
 				}
 			})
 		}
 	}
 }
 
-// recvall and discard read to the end.
-func TestPythonRecvAllDiscard(t *testing.T) {
+// recvall reads to the end.
+func TestPythonRecvAll(t *testing.T) {
 	t.Parallel()
 	g, p := startPython(t, "python server", tls.VersionTLS13, peer.PythonOptions{})
 	g.write(t, "abc")
 	g.closeWrite(t)
 	pyReply(t, p, peer.PythonCmdRecvAll, peer.PythonDataLine([]byte("abc"))+peer.PythonEOF)
-
-	g, p = startPython(t, "python client", tls.VersionTLS12, peer.PythonOptions{})
-	m := p.Mark()
-	send(t, p, peer.PythonCmdDiscard)
-	g.write(t, strings.Repeat("x", 1<<20))
-	g.closeWrite(t)
-	if err := p.WaitForAfter(m, peer.PythonEOF, wait); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := p.Output()[m:], peer.PythonDiscarded+"1048576\n"+peer.PythonEOF; got != want {
-		t.Fatalf("output %q, want %q", got, want)
-	}
 }
 
 // A certificate that does not verify: the client prints the exception
 // and exits 1.
 func TestPythonClientVerifyFailure(t *testing.T) {
 	t.Parallel()
-	other, err := testcert.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := other.WriteFiles(t.TempDir()); err != nil {
-		t.Fatal(err)
-	}
-	s := peer.PythonServerT(t, 0, bundle.CertFile, bundle.KeyFile, peer.PythonOptions{})
-	c := peer.PythonClientT(t, s.Addr(), other.CAFile, peer.PythonOptions{})
+	s := tlstest.Started(t)(peer.PythonServer(t.Context(), files.Cert, files.Key, peer.PythonOptions{}))
+	c := tlstest.Started(t)(peer.PythonClient(t.Context(), s.Addr(), untrustedCA(t), peer.PythonOptions{}))
 	expectExit(t, c, 1)
 	inOrder(t, c.Output(), peer.PythonVersionLine, peer.PythonError+"SSLCertVerificationError: ", "certificate verify failed")
 	absent(t, c.Output(), peer.PythonConnected)

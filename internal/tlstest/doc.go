@@ -28,6 +28,8 @@
 // [NewClientCtx] and [PeerConfig] build fresh Ctxs and crypto/tls configs
 // from any bundle; nothing global changes and no shared file is written
 // ([ServerCtx] and [ClientCtx] are the test forms for DefaultPKI).
+// [Main], the TestMain of packages that run peer programs, writes
+// DefaultPKI's files once for the programs that read them.
 //
 // # Shutdown steps and errors
 //

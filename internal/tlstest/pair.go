@@ -235,11 +235,11 @@ func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 	if spec.Role == WeClient {
 		switch spec.Peer {
 		case OpenSSLTool:
-			p.Proc, err = peer.OpenSSLServer(ctx, 0, p.Files.Cert, p.Files.Key, args...)
+			p.Proc, err = peer.OpenSSLServer(ctx, p.Files.Cert, p.Files.Key, args...)
 		case GnuTLS:
-			p.Proc, err = peer.GnuTLSServer(ctx, 0, p.Files.Cert, p.Files.Key, args...)
+			p.Proc, err = peer.GnuTLSServer(ctx, p.Files.Cert, p.Files.Key, args...)
 		case Python:
-			p.Proc, err = peer.PythonServer(ctx, 0, p.Files.Cert, p.Files.Key, py)
+			p.Proc, err = peer.PythonServer(ctx, p.Files.Cert, p.Files.Key, py)
 		}
 		if err != nil {
 			return err

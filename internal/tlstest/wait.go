@@ -6,6 +6,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/closenotify/openssl/internal/peer"
 )
 
 // Timeout bounds every wait of the harness and of the tests built on it.
@@ -101,5 +103,24 @@ func PollUntil(tb testing.TB, what string, cond func() bool) {
 			tb.Fatalf("%s: not within %v", what, Timeout)
 		}
 		<-tick.C
+	}
+}
+
+// Started returns a function that fails t if a peer constructor failed,
+// and otherwise returns the process and kills it at cleanup, logging its
+// output if t failed: Started(t)(peer.OpenSSLServer(t.Context(), ...)).
+func Started(t testing.TB) func(*peer.Process, error) *peer.Process {
+	return func(p *peer.Process, err error) *peer.Process {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			p.Kill()
+			if t.Failed() {
+				t.Logf("output of %s (pid %d):\n%s", p.Name(), p.Pid(), p.Output())
+			}
+		})
+		return p
 	}
 }
