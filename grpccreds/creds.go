@@ -16,7 +16,6 @@ package grpccreds
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/url"
 
@@ -42,9 +41,9 @@ type creds struct {
 // certificate and key in sslCtx, and VerifyPeer with
 // VerifyFailIfNoPeerCert for mutual TLS. A client verifies the server's
 // certificate against sslCtx's trusted CAs and against the host name of
-// the authority it dials, as openssl.Dial does, unless flags has
-// openssl.InsecureSkipHostVerification; unlike openssl.Dial it sends no
-// SNI yet, for want of a way to set it on a Conn that openssl.Client made.
+// the authority it dials, and sends it as SNI, as openssl.Dial does,
+// unless flags has openssl.InsecureSkipHostVerification (and
+// DisableSNI).
 func New(sslCtx *openssl.Ctx, flags openssl.DialFlags) (credentials.TransportCredentials, error) {
 	if sslCtx == nil {
 		return nil, errors.New("grpccreds: nil Ctx")
@@ -57,10 +56,13 @@ func New(sslCtx *openssl.Ctx, flags openssl.DialFlags) (credentials.TransportCre
 
 // ClientHandshake runs the TLS handshake as a client on rawConn, bounded
 // by ctx and rawConn's deadlines, and returns the *openssl.Conn and a
-// credentials.TLSInfo. The server's certificate must verify against the
-// Ctx's trusted CAs and match authority's host (what gRPC dials, or what
-// OverrideServerName or grpc.WithAuthority said), unless the flags say
-// otherwise. On failure the connection is closed.
+// credentials.TLSInfo. Like openssl.Dial it sends SNI for authority's
+// host (what gRPC dials, or what OverrideServerName or grpc.WithAuthority
+// said) and fails the handshake when the server's certificate does not
+// verify against the Ctx's trusted CAs or does not match that host,
+// unless the flags say otherwise (Conn.SetServerName). A server that did
+// not negotiate "h2" is refused with ErrNoALPN. On failure the connection
+// is closed.
 func (c *creds) ClientHandshake(ctx context.Context, authority string, rawConn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	host, _, err := net.SplitHostPort(authority)
 	if err != nil {
@@ -70,36 +72,40 @@ func (c *creds) ClientHandshake(ctx context.Context, authority string, rawConn n
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := conn.HandshakeContext(ctx); err != nil {
+	if err := c.setServerName(conn, host); err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
+	return handshake(ctx, conn)
+}
+
+// handshake runs conn's handshake within ctx and its deadlines, and
+// requires "h2"; on failure it closes conn.
+func handshake(ctx context.Context, conn *openssl.Conn) (net.Conn, credentials.AuthInfo, error) {
+	err := conn.HandshakeContext(ctx)
 	state := conn.ConnectionState()
-	if err := c.checkServer(state, host); err != nil {
+	if err == nil && state.NegotiatedProtocol != "h2" {
+		err = ErrNoALPN
+	}
+	if err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
 	return conn, tlsInfo(state), nil
 }
 
-// checkServer verifies the server's certificate: the chain, as OpenSSL
-// verified it against the Ctx's CAs during the handshake, and host, as
-// crypto/x509 matches names; and the ALPN protocol.
-func (c *creds) checkServer(state openssl.ConnectionState, host string) error {
-	if state.NegotiatedProtocol != "h2" {
-		return ErrNoALPN
-	}
-	if c.flags&openssl.InsecureSkipHostVerification != 0 {
-		return nil
-	}
-	if len(state.PeerCertificates) == 0 {
-		return errors.New("grpccreds: the server sent no certificate")
-	}
-	if state.VerifyResult != openssl.VerifyOK {
-		return fmt.Errorf("grpccreds: the server's certificate does not verify: %v", state.VerifyResult)
-	}
-	if err := state.PeerCertificates[0].VerifyHostname(host); err != nil {
-		return fmt.Errorf("grpccreds: %w", err)
+// setServerName arranges SNI and the verification of host as the flags
+// say, as openssl.Dial does.
+func (c *creds) setServerName(conn *openssl.Conn, host string) error {
+	sni := c.flags&openssl.DisableSNI == 0 && net.ParseIP(host) == nil && host != ""
+	switch {
+	case c.flags&openssl.InsecureSkipHostVerification == 0:
+		if c.flags&openssl.DisableSNI != 0 {
+			return errors.New("grpccreds: DisableSNI needs InsecureSkipHostVerification (Conn.SetServerName sends SNI)")
+		}
+		return conn.SetServerName(host)
+	case sni:
+		return conn.SetTlsExtHostName(host)
 	}
 	return nil
 }
@@ -114,16 +120,7 @@ func (c *creds) ServerHandshake(rawConn net.Conn) (net.Conn, credentials.AuthInf
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := conn.Handshake(); err != nil {
-		conn.Close()
-		return nil, nil, err
-	}
-	state := conn.ConnectionState()
-	if state.NegotiatedProtocol != "h2" {
-		conn.Close()
-		return nil, nil, ErrNoALPN
-	}
-	return conn, tlsInfo(state), nil
+	return handshake(context.Background(), conn)
 }
 
 // tlsInfo is the AuthInfo of a connection: credentials.TLSInfo, as grpc's

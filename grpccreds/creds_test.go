@@ -384,3 +384,24 @@ func TestGracefulStopCloseNotify(t *testing.T) {
 		})
 	}
 }
+
+// TestClientSNI: our client sends the authority's host name as SNI, and
+// none for an IP address, which it verifies all the same.
+func TestClientSNI(t *testing.T) {
+	for _, tc := range []struct{ authority, sni string }{
+		{"localhost", "localhost"},
+		{"127.0.0.1", ""},
+	} {
+		t.Run(tc.authority, func(t *testing.T) {
+			hellos := make(chan string, 1)
+			cfg := &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				hellos <- hello.ServerName
+				return &pki.TLSCert, nil
+			}}
+			_, addr := grpcServer(t, credentials.NewTLS(cfg))
+			conn := grpcClient(t, addr, ours.client(t, nil), grpc.WithAuthority(tc.authority))
+			unary(t, conn, []byte("hello"))
+			require.Equal(t, tc.sni, <-hellos)
+		})
+	}
+}

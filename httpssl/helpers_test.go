@@ -29,28 +29,14 @@ import (
 const wait = tlstest.Timeout
 
 // pki is the PKI of every test, and files its files, which curl and
-// ListenAndServeTLS read.
+// ListenAndServeTLS read; TestMain writes them.
 var (
 	pki   = tlstest.DefaultPKI()
 	files tlstest.Files
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "closenotify-httpssl-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if files, err = tlstest.WriteFiles(pki, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return leakcheck.Run(m)
+	os.Exit(tlstest.Main(&files, func() int { return leakcheck.Run(m) }))
 }
 
 // versions are the TLS versions the tables run.

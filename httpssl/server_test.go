@@ -2,9 +2,11 @@ package httpssl_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -360,4 +362,36 @@ func TestSilentClientHandshakeBounded(t *testing.T) {
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(wait)))
 	_, err = c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, io.EOF)
+}
+
+type userKey struct{}
+
+// TestServeKeepsServerSettings: Serve keeps the caller's ConnContext
+// (chained before ConnFromContext's) and Protocols: without HTTP2 in them
+// the server speaks HTTP/1.1 only, even when ALPN picked "h2".
+func TestServeKeepsServerSettings(t *testing.T) {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	srv := &http.Server{
+		Protocols: &protos,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, userKey{}, c.RemoteAddr().String())
+		},
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s %t", r.Context().Value(userKey{}), r.Proto, httpssl.ConnFromContext(r.Context()) != nil)
+	})
+	s := startServer(t, serverCtx(t, 0), h, srv)
+
+	resp, err := goClient(t, false, nil, nil).Get(s.url + "/")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Regexp(t, `^127\.0\.0\.1:\d+ HTTP/1\.1 true$`, string(body))
+
+	// ALPN picks h2, but net/http reads the client's HTTP/2 preface as a
+	// malformed HTTP/1 request.
+	_, err = goClient(t, true, nil, nil).Get(s.url + "/")
+	require.Error(t, err)
 }
