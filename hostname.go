@@ -79,7 +79,7 @@ func (c *Conn) VerifyHostname(host string) error {
 	}
 	c.sslMu.Unlock()
 	if leaf == nil {
-		return &Error{Op: op, Err: errors.New("openssl: the peer sent no certificate")}
+		return &Error{Op: op, Err: ErrNoPeerCertificate}
 	}
 	defer C.X509_free(leaf)
 	chost := C.CString(host)
