@@ -254,6 +254,14 @@ func TestConnStateCallsAsClient(t *testing.T) {
 		}
 		require.Equal(t, openssl.Ok, ours.VerifyResult())
 		require.False(t, ours.SessionReused())
+		// A mismatch is spacemonkeygo's ValidationError and crypto/tls's
+		// HostnameError at once.
+		require.NoError(t, ours.VerifyHostname("localhost"))
+		err = ours.VerifyHostname("wrong.example")
+		require.ErrorIs(t, err, openssl.ValidationError)
+		var hostnameErr x509.HostnameError
+		require.ErrorAs(t, err, &hostnameErr)
+		require.EqualError(t, err, "openssl: verify hostname: certificate does not match: "+hostnameErr.Error())
 
 		// After Close the chain is gone, the handshake's results stay.
 		require.NoError(t, ours.Close())

@@ -11,6 +11,7 @@ import "C"
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"unsafe"
@@ -63,9 +64,9 @@ func (c *Conn) SetTlsExtHostName(name string) error {
 // VerifyHostname checks, after the handshake, that the peer's certificate
 // is valid for host, a DNS name or an IP address (IPv6 in brackets or
 // not). It checks the name only, not the chain. A mismatch is an *Error
-// wrapping an x509.HostnameError, whose text lists the names the
-// certificate holds; no certificate, or no handshake yet, is an *Error too
-// (corresponds to X509_check_host and X509_check_ip_asc).
+// wrapping ValidationError and an x509.HostnameError, whose text lists the
+// names the certificate holds; no certificate, or no handshake yet, is an
+// *Error too (corresponds to X509_check_host and X509_check_ip_asc).
 func (c *Conn) VerifyHostname(host string) error {
 	const op = "verify hostname"
 	if !c.handshakeDone.Load() {
@@ -88,7 +89,8 @@ func (c *Conn) VerifyHostname(host string) error {
 	case 1:
 		return nil
 	case 0:
-		return &Error{Op: op, Err: hostnameError(leaf, host)}
+		// Both spacemonkeygo's ValidationError and crypto/tls's error.
+		return &Error{Op: op, Err: fmt.Errorf("%w: %w", ValidationError, hostnameError(leaf, host))}
 	}
 	return &Error{Op: op, Err: errors.New("openssl: X509_check_host failed")}
 }
