@@ -303,13 +303,6 @@ X509 *go_ossl_peer_leaf(SSL *ssl) {
 	return leaf;
 }
 
-int go_ossl_check_host(X509 *cert, const char *host, int is_ip) {
-	if (is_ip) {
-		return X509_check_ip_asc(cert, host, 0);
-	}
-	return X509_check_host(cert, host, strlen(host), 0, NULL);
-}
-
 void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r) {
 	begin(r);
 	// The store takes its own reference.

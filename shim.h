@@ -95,11 +95,10 @@ int go_ossl_get_session(SSL *ssl, SSL_SESSION **out, int *resumable);
 int go_ossl_session_der(SSL_SESSION *sess, unsigned char *buf, int len);
 void go_ossl_set_session(SSL *ssl, const unsigned char *der, long len, go_ossl_result *r);
 
-// Host names after the handshake: 1 match, 0 mismatch, < 0 error. The
-// leaf is the peer's certificate, or the first of its chain when a failed
-// verification left no peer certificate; the caller frees it.
+// go_ossl_peer_leaf returns the peer's certificate, or the first of its
+// chain when a failed verification left no peer certificate, for the
+// error of a host name mismatch; the caller frees it.
 X509 *go_ossl_peer_leaf(SSL *ssl);
-int go_ossl_check_host(X509 *cert, const char *host, int is_ip);
 
 // Trust from memory.
 void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
