@@ -11,12 +11,11 @@
 //
 // # Design
 //
-// OpenSSL reads and writes the connection's own file descriptor (a socket
-// BIO that never closes it); waiting goes through Go's netpoller
-// ([syscall.RawConn]), so deadlines work everywhere, no goroutine is kept
-// per connection, no thread is locked, and Read and Write allocate nothing
-// in steady state. The connection must therefore be a TCP or Unix stream
-// socket.
+// On a TCP or Unix stream socket, OpenSSL reads and writes the
+// connection's own file descriptor (a socket BIO that never closes it);
+// waiting goes through Go's netpoller ([syscall.RawConn]), so deadlines work
+// everywhere, no goroutine is kept per connection, no thread is locked, and
+// Read and Write allocate nothing in steady state.
 //
 // Each SSL operation is one C call that clears OpenSSL's error queue, makes
 // the call, and returns its result, SSL_get_error's answer, errno and the
@@ -27,6 +26,17 @@
 // and Shutdown from other goroutines. Close wakes blocked calls
 // ([net.ErrClosed]) and frees the SSL only once no goroutine can enter
 // OpenSSL with it.
+//
+// # Around the handshake
+//
+// A client verifies the server's name with [Dial], [DialConfig] or
+// [Conn.SetServerName], and resumes sessions with
+// [Ctx.SetClientSessionCache] or [Conn.GetSession] and [DialSession]. A
+// server chooses its certificate by SNI with [Ctx.SetServerNameCallback].
+// Verification callbacks ([Ctx.SetVerify], [Ctx.SetVerifyPeerCertificate])
+// and the key log ([Ctx.SetKeyLogWriter]) are Go functions that OpenSSL
+// calls during the handshake, through a handle on the connection, never a
+// Go pointer; a callback's panic fails the handshake, not the process.
 //
 // # Shutdown
 //
