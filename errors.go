@@ -176,6 +176,10 @@ type Error struct {
 	// Err is what the error means for the caller: one of the sentinels, an
 	// I/O error such as os.ErrDeadlineExceeded or net.ErrClosed, or nil.
 	Err error
+
+	// fipsRefusal: a handshake found no algorithm both sides accept
+	// while FIPS mode was on; Error says so.
+	fipsRefusal bool
 }
 
 // Error reads like "openssl: shutdown: want read (waiting for the peer's
@@ -216,8 +220,12 @@ func (e *Error) Error() string {
 }
 
 // hint says what a want-read or want-write means for a shutdown, the
-// question OpenSSL users ask most.
+// question OpenSSL users ask most, and that FIPS mode narrowed what a
+// failed handshake could agree on.
 func (e *Error) hint() string {
+	if e.fipsRefusal {
+		return "FIPS mode: only FIPS-approved algorithms are offered and accepted"
+	}
 	if e.Op != "shutdown" {
 		return ""
 	}

@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
 #include <openssl/x509v3.h>
 #include <openssl/encoder.h>
 #include <openssl/pem.h>
@@ -468,6 +470,55 @@ void go_ossl_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *protos, unsigned in
 
 void go_ossl_ctx_free(SSL_CTX *ctx) {
 	SSL_CTX_free(ctx);
+}
+
+// The FIPS providers stay loaded for the life of the process: algorithms
+// fetched while FIPS mode was on may still be in use by SSL_CTXs.
+static CRYPTO_ONCE fips_once = CRYPTO_ONCE_STATIC_INIT;
+static go_ossl_result fips_load_result;
+static OSSL_PROVIDER *fips_provider, *base_provider;
+
+static void fips_load_once(void) {
+	go_ossl_result *r = &fips_load_result;
+	begin(r);
+	// retain_fallbacks 1: loading a provider must not stop OpenSSL from
+	// loading the default one, which SetFIPS(false) needs.
+	fips_provider = OSSL_PROVIDER_try_load(NULL, "fips", 1);
+	if (fips_provider != NULL) {
+		// base: the key and certificate encoders and decoders FIPS lacks.
+		base_provider = OSSL_PROVIDER_try_load(NULL, "base", 1);
+		if (base_provider == NULL) {
+			OSSL_PROVIDER_unload(fips_provider);
+			fips_provider = NULL;
+		}
+	}
+	finish_ret(r, fips_provider != NULL);
+}
+
+void go_ossl_fips_load_providers(go_ossl_result *r) {
+	if (!CRYPTO_THREAD_run_once(&fips_once, fips_load_once)) {
+		begin(r);
+		finish_ret(r, 0);
+		return;
+	}
+	*r = fips_load_result;
+}
+
+void go_ossl_fips_enable(int enabled, go_ossl_result *r) {
+	begin(r);
+	finish_ret(r, EVP_default_properties_enable_fips(NULL, enabled));
+}
+
+int go_ossl_fips_enabled(void) {
+	if (EVP_default_properties_is_fips_enabled(NULL) != 1) {
+		return 0;
+	}
+	ERR_set_mark();
+	EVP_MD *md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+	ERR_pop_to_mark();
+	int ok = md != NULL;
+	EVP_MD_free(md);
+	return ok;
 }
 
 // no_password refuses encrypted PEM blocks instead of prompting on the

@@ -7,6 +7,15 @@
 #define GO_OSSL_SHIM_H
 
 #include <stddef.h>
+#include <openssl/opensslv.h>
+
+// The package uses OpenSSL 3 interfaces throughout (SSL_read_ex,
+// ERR_get_error_all, providers); older headers would fail with a pile of
+// undefined names instead of this one line.
+#if OPENSSL_VERSION_NUMBER < 0x30000000L
+#error "github.com/closenotify/openssl needs OpenSSL 3.0 or newer, and these OpenSSL headers are older (1.1.1?): install OpenSSL 3's development files, or point PKG_CONFIG_PATH at an OpenSSL 3 installation's lib/pkgconfig"
+#endif
+
 #include <openssl/ssl.h>
 
 // GO_OSSL_MAX_ERRORS bounds how many error-queue entries one call returns;
@@ -132,6 +141,17 @@ EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, int public_key, const 
 // released with go_ossl_free.
 int go_ossl_x509_der(X509 *cert, unsigned char **out);
 void go_ossl_free(void *p);
+
+// FIPS mode (fips.go), on the default library context.
+// go_ossl_fips_load_providers loads and activates OpenSSL's "fips" and
+// "base" providers, keeping the default provider as a fallback. It runs
+// once per process; every call returns that first run's result.
+void go_ossl_fips_load_providers(go_ossl_result *r);
+void go_ossl_fips_enable(int enabled, go_ossl_result *r);
+// go_ossl_fips_enabled reports whether "fips=yes" is in the default property
+// query and a provider answers it: SHA2-256 can be fetched. It leaves the
+// thread's error queue as it found it.
+int go_ossl_fips_enabled(void);
 
 // Connection state, read after the handshake. The peer chain is returned
 // leaf first, at most max entries, each with a reference the caller frees.

@@ -89,6 +89,13 @@ func (c *Conn) DiscardedBytes() int64 { return c.discarded.Load() }
 //   - while a Write is in progress in another goroutine: ShutdownFailed with
 //     ErrWantWrite and no call made, since the alert cannot follow half a
 //     record; Retry waits for that Write to end.
+//   - after a Write gave up at its deadline inside a record (part of it is
+//     still in OpenSSL, which cannot send the alert behind it), OpenSSL
+//     versions differ. 3.0: -1/WANT_WRITE, then a fatal ErrorSSL ("bad
+//     write retry"). 3.5: -1/WANT_WRITE twice, then -1/WANT_READ although
+//     the alert was dropped: the peer never receives it, so Retry and
+//     Shutdown wait until their context or deadline ends. Either way the
+//     peer sees the stream cut inside a record.
 //
 // [Conn.Write] fails with [ErrWriteAfterShutdown] from the first call on. A
 // second call reads the peer's close_notify itself and fails if application
