@@ -125,6 +125,11 @@ var (
 	ErrHandshakeIncomplete = errors.New("openssl: handshake not complete")
 	// ErrNoPeerCertificate: the peer sent no certificate.
 	ErrNoPeerCertificate = errors.New("openssl: the peer sent no certificate")
+	// ErrWriteIncomplete: a shutdown was asked for after a Write failed
+	// (its deadline passed, say). Part of a record may still be inside
+	// OpenSSL, and close_notify cannot follow it, so nothing was sent; the
+	// peer will see the stream end inside a record. Close the connection.
+	ErrWriteIncomplete = errors.New("openssl: a failed Write may have left part of a record unsent; close_notify cannot follow it")
 	// ErrWriteAfterShutdown: Write after our close_notify was sent
 	// (ShutdownOnce, Shutdown or CloseWrite).
 	ErrWriteAfterShutdown = errors.New("openssl: write after shutdown")
