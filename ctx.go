@@ -182,12 +182,12 @@ func (c *Ctx) AddChainCertificate(cert *Certificate) error {
 // UseCertificate. A key that does not match that certificate is an *Error
 // ("key values mismatch") and leaves the Ctx without a key
 // (corresponds to SSL_CTX_use_PrivateKey).
-func (c *Ctx) UsePrivateKey(key *PrivateKey) error {
+func (c *Ctx) UsePrivateKey(key PrivateKey) error {
 	if key == nil {
 		return &Error{Op: "use private key", Err: errors.New("openssl: nil private key")}
 	}
 	err := c.lockedCall("use private key", func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
-		C.go_ossl_ctx_use_private_key(sslCtx, key.k, r)
+		C.go_ossl_ctx_use_private_key(sslCtx, key.evpPKey(), r)
 	})
 	runtime.KeepAlive(key)
 	return err

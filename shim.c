@@ -9,6 +9,9 @@
 #include <openssl/evp.h>
 #include <openssl/provider.h>
 #include <openssl/x509v3.h>
+#include <openssl/encoder.h>
+#include <openssl/pem.h>
+#include <openssl/evp.h>
 
 // begin prepares r for one call: the queue and errno must hold only what the
 // call itself leaves there.
@@ -341,13 +344,6 @@ X509 *go_ossl_peer_leaf(SSL *ssl) {
 	return leaf;
 }
 
-int go_ossl_check_host(X509 *cert, const char *host, int is_ip) {
-	if (is_ip) {
-		return X509_check_ip_asc(cert, host, 0);
-	}
-	return X509_check_host(cert, host, strlen(host), 0, NULL);
-}
-
 void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r) {
 	begin(r);
 	// The store takes its own reference.
@@ -583,12 +579,32 @@ X509 *go_ossl_x509_from_pem(const void *pem, int len, go_ossl_result *r) {
 	return cert;
 }
 
-EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, go_ossl_result *r) {
+// password is the argument of with_password.
+typedef struct {
+	const char *data;
+	int len;
+} password;
+
+// with_password gives OpenSSL the caller's password, refusing one longer
+// than OpenSSL's buffer rather than cutting it.
+static int with_password(char *buf, int size, int rwflag, void *u) {
+	const password *p = u;
+	if (p->len > size) {
+		return -1;
+	}
+	memcpy(buf, p->data, p->len);
+	return p->len;
+}
+
+EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, int public_key, const char *pass, int pass_len,
+                                go_ossl_result *r) {
 	begin(r);
 	BIO *bio = BIO_new_mem_buf(pem, len);
 	EVP_PKEY *key = NULL;
+	password p = {pass, pass_len};
+	pem_password_cb *cb = pass != NULL ? with_password : no_password;
 	if (bio != NULL) {
-		key = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
+		key = public_key ? PEM_read_bio_PUBKEY(bio, NULL, cb, &p) : PEM_read_bio_PrivateKey(bio, NULL, cb, &p);
 		BIO_free(bio);
 	}
 	finish_ret(r, key != NULL);
@@ -627,4 +643,114 @@ int go_ossl_peer_chain(SSL *ssl, X509 **out, int max) {
 
 const char *go_ossl_servername(SSL *ssl) {
 	return SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+}
+
+// Keys, certificates and Ctx settings of the spacemonkeygo surface.
+
+void go_ossl_ctx_set_curve(SSL_CTX *ctx, int nid, go_ossl_result *r) {
+	begin(r);
+	// By name: SSL_CTX_set1_groups takes any NID, even one that names no
+	// group, where the list parser refuses what it does not know.
+	const char *name = OBJ_nid2sn(nid);
+	finish_ret(r, name != NULL && SSL_CTX_set1_groups_list(ctx, name) == 1);
+}
+
+long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear) {
+	if (set != 0) {
+		SSL_CTX_set_mode(ctx, set);
+	}
+	if (clear != 0) {
+		SSL_CTX_clear_mode(ctx, clear);
+	}
+	return SSL_CTX_get_mode(ctx);
+}
+
+EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_ossl_result *r) {
+	begin(r);
+	EVP_PKEY *key = NULL;
+	if (bits > 0) {
+		key = EVP_PKEY_Q_keygen(NULL, NULL, type, bits);
+	} else if (ec_nid != NID_undef) {
+		// OBJ_nid2sn gives names such as "prime256v1", which the EC key
+		// manager accepts as group names.
+		const char *group = OBJ_nid2sn(ec_nid);
+		if (group != NULL) {
+			key = EVP_PKEY_Q_keygen(NULL, NULL, type, group);
+		}
+	} else {
+		key = EVP_PKEY_Q_keygen(NULL, NULL, type);
+	}
+	finish_ret(r, key != NULL);
+	return key;
+}
+
+void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const char *structure,
+                         unsigned char **out, size_t *out_len, go_ossl_result *r) {
+	begin(r);
+	*out = NULL;
+	*out_len = 0;
+	int ok = 0;
+	OSSL_ENCODER_CTX *ectx = OSSL_ENCODER_CTX_new_for_pkey(key, selection, format, structure, NULL);
+	// A context without encoders means no encoder has this structure for
+	// this key type; OSSL_ENCODER_to_data would say nothing clearer.
+	if (ectx != NULL && OSSL_ENCODER_CTX_get_num_encoders(ectx) > 0) {
+		ok = OSSL_ENCODER_to_data(ectx, out, out_len);
+	}
+	OSSL_ENCODER_CTX_free(ectx);
+	finish_ret(r, ok);
+}
+
+EVP_PKEY *go_ossl_pkey_from_der(const void *der, long len, int public_key, go_ossl_result *r) {
+	begin(r);
+	const unsigned char *p = der;
+	EVP_PKEY *key = public_key ? d2i_PUBKEY(NULL, &p, len) : d2i_AutoPrivateKey(NULL, &p, len);
+	finish_ret(r, key != NULL);
+	return key;
+}
+
+EVP_PKEY *go_ossl_x509_pubkey(X509 *cert, go_ossl_result *r) {
+	begin(r);
+	EVP_PKEY *key = X509_get_pubkey(cert);
+	finish_ret(r, key != NULL);
+	return key;
+}
+
+void go_ossl_x509_check(X509 *cert, int what, const char *chk, size_t len, unsigned int flags, go_ossl_result *r) {
+	begin(r);
+	int ret = -1;
+	switch (what) {
+	case 0:
+		ret = X509_check_host(cert, chk, len, flags, NULL);
+		break;
+	case 1:
+		ret = X509_check_email(cert, chk, len, flags);
+		break;
+	case 2:
+		ret = X509_check_ip(cert, (const unsigned char *)chk, len, flags);
+		break;
+	}
+	finish_ret(r, ret);
+}
+
+char *go_ossl_x509_serial_hex(X509 *cert) {
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+	BN_free(bn);
+	return hex;
+}
+
+int go_ossl_name_entry(const X509_NAME *name, int nid, unsigned char **out) {
+	*out = NULL;
+	int i = X509_NAME_get_index_by_NID(name, nid, -1);
+	if (i < 0) {
+		return -1;
+	}
+	// The entry may be a PrintableString, a BMPString...: ASN1_STRING_to_UTF8
+	// converts each, where X509_NAME_get_text_by_NID copies raw bytes.
+	int n = ASN1_STRING_to_UTF8(out, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+	if (n < 0) {
+		ERR_clear_error();
+		return -2;
+	}
+	return n;
 }

@@ -122,11 +122,10 @@ int go_ossl_get_session(SSL *ssl, SSL_SESSION **out, int *resumable);
 int go_ossl_session_der(SSL_SESSION *sess, unsigned char *buf, int len);
 void go_ossl_set_session(SSL *ssl, const unsigned char *der, long len, go_ossl_result *r);
 
-// Host names after the handshake: 1 match, 0 mismatch, < 0 error. The
-// leaf is the peer's certificate, or the first of its chain when a failed
-// verification left no peer certificate; the caller frees it.
+// go_ossl_peer_leaf returns the peer's certificate, or the first of its
+// chain when a failed verification left no peer certificate, for the
+// error of a host name mismatch; the caller frees it.
 X509 *go_ossl_peer_leaf(SSL *ssl);
-int go_ossl_check_host(X509 *cert, const char *host, int is_ip);
 
 // Trust from memory.
 void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
@@ -151,7 +150,11 @@ void go_ossl_ctx_free(SSL_CTX *ctx);
 
 // PEM and DER loading.
 X509 *go_ossl_x509_from_pem(const void *pem, int len, go_ossl_result *r);
-EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, go_ossl_result *r);
+// go_ossl_pkey_from_pem reads a private key, or a PKIX public key, and
+// decrypts an encrypted one with the password of password_len bytes; a NULL
+// password refuses encrypted keys.
+EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, int public_key, const char *password, int password_len,
+                                go_ossl_result *r);
 // go_ossl_x509_der encodes cert into a buffer allocated by OpenSSL, to be
 // released with go_ossl_free.
 int go_ossl_x509_der(X509 *cert, unsigned char **out);
@@ -172,5 +175,44 @@ int go_ossl_fips_enabled(void);
 // leaf first, at most max entries, each with a reference the caller frees.
 int go_ossl_peer_chain(SSL *ssl, X509 **out, int max);
 const char *go_ossl_servername(SSL *ssl);
+
+// Keys, certificates and Ctx settings of the spacemonkeygo surface.
+
+// go_ossl_ctx_set_curve and go_ossl_ctx_mode: SSL_CTX_set1_groups_list and
+// the mode calls are macros.
+void go_ossl_ctx_set_curve(SSL_CTX *ctx, int nid, go_ossl_result *r);
+// go_ossl_ctx_mode sets, then clears, mode bits and returns the modes set.
+long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear);
+
+// go_ossl_pkey_generate makes a key of type ("RSA", "EC", "ED25519"): an RSA
+// key of bits, an EC key on the curve of ec_nid: EVP_PKEY_Q_keygen is
+// variadic, which cgo cannot call.
+EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_ossl_result *r);
+// go_ossl_pkey_encode encodes the parts of key in selection (EVP_PKEY_KEYPAIR,
+// EVP_PKEY_PUBLIC_KEY) as format ("PEM", "DER") in structure ("type-specific",
+// "PrivateKeyInfo", "SubjectPublicKeyInfo") into *out, allocated by OpenSSL:
+// one helper, because the encoder context lives and dies within the call.
+void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const char *structure,
+                         unsigned char **out, size_t *out_len, go_ossl_result *r);
+// go_ossl_pkey_from_der is go_ossl_pkey_from_pem for unencrypted DER: d2i
+// advances a pointer, which must be C memory.
+EVP_PKEY *go_ossl_pkey_from_der(const void *der, long len, int public_key, go_ossl_result *r);
+
+// go_ossl_x509_pubkey returns a reference to cert's public key, with the
+// error queue of a key OpenSSL cannot decode.
+EVP_PKEY *go_ossl_x509_pubkey(X509 *cert, go_ossl_result *r);
+// go_ossl_x509_check runs X509_check_host (what 0), X509_check_email (1) or
+// X509_check_ip (2, chk in binary) and returns its result in r->ret (1
+// match, 0 no match, -2 malformed input, -1 internal error) with the queue.
+void go_ossl_x509_check(X509 *cert, int what, const char *chk, size_t len, unsigned int flags, go_ossl_result *r);
+// go_ossl_x509_serial_hex returns cert's serial number in upper-case hex,
+// to be released with go_ossl_free, or NULL: the BIGNUM in between never
+// reaches Go.
+char *go_ossl_x509_serial_hex(X509 *cert);
+// go_ossl_name_entry converts the first entry of name with nid to UTF-8 in
+// *out, to be released with go_ossl_free, and returns its length: -1 when
+// name has no such entry, -2 when it cannot be converted. Three calls in
+// one, on pointers into name that Go need not hold.
+int go_ossl_name_entry(const X509_NAME *name, int nid, unsigned char **out);
 
 #endif

@@ -88,14 +88,12 @@ func (c *Conn) DiscardedBytes() int64 { return c.discarded.Load() }
 //   - after a fatal error: that error, without calling OpenSSL;
 //   - while a Write is in progress in another goroutine: ShutdownFailed with
 //     ErrWantWrite and no call made, since the alert cannot follow half a
-//     record; Retry waits for that Write to end.
-//   - after a Write gave up at its deadline inside a record (part of it is
-//     still in OpenSSL, which cannot send the alert behind it), OpenSSL
-//     versions differ. 3.0: -1/WANT_WRITE, then a fatal ErrorSSL ("bad
-//     write retry"). 3.5: -1/WANT_WRITE twice, then -1/WANT_READ although
-//     the alert was dropped: the peer never receives it, so Retry and
-//     Shutdown wait until their context or deadline ends. Either way the
-//     peer sees the stream cut inside a record.
+//     record; Retry waits for that Write to end;
+//   - after a Write failed (its deadline passed, say): ShutdownFailed with
+//     [ErrWriteIncomplete] and no call made. Part of a record may still be
+//     inside OpenSSL, and the alert cannot follow it: OpenSSL 3.0 would
+//     fail with "bad write retry", and 3.5 would drop the alert and then
+//     wait for the peer's answer to it, which cannot come.
 //
 // On the generic path (see [Conn]) the net.Conn has no "would block":
 //   - the call writes our alert with the net.Conn's Write, which may wait
@@ -122,7 +120,26 @@ func (c *Conn) ShutdownOnce() (ShutdownResult, error) {
 		return ShutdownFailed, &Error{Op: "shutdown", Code: ErrorWantWrite, Err: ErrWantWrite}
 	}
 	defer c.out.lock.Unlock()
+	if err := c.writeFailedLocked(); err != nil {
+		return ShutdownFailed, err
+	}
 	return c.shutdownCall()
+}
+
+// writeFailedLocked returns, with c.out.lock held, the error of a shutdown
+// asked for after a Write failed: the connection's fatal error if it has
+// one, else ErrWriteIncomplete.
+func (c *Conn) writeFailedLocked() error {
+	if c.out.err == nil {
+		return nil
+	}
+	c.sslMu.Lock()
+	fatal := c.fatalErr
+	c.sslMu.Unlock()
+	if fatal != nil {
+		return fatal
+	}
+	return &Error{Op: "shutdown", Err: ErrWriteIncomplete}
 }
 
 // shutdownCall is ShutdownOnce's one SSL_shutdown call, made by the
@@ -233,6 +250,7 @@ func (c *Conn) waitWriter(ctx context.Context, wait direction) error {
 //     deadline or the Conn's passed first;
 //   - an *Error wrapping context.Canceled (not a timeout) when ctx was
 //     canceled first;
+//   - [ErrWriteIncomplete], with nothing sent, after a Write failed;
 //   - ErrHandshakeIncomplete before the handshake completed, ErrNilContext
 //     for a nil ctx, or the transport's or OpenSSL's error.
 //
@@ -264,6 +282,9 @@ func (c *Conn) sendCloseNotify(ctx context.Context) (complete bool, err error) {
 	c.sslMu.Unlock()
 	if flushed {
 		return c.ShutdownState().Received(), nil
+	}
+	if err := c.writeFailedLocked(); err != nil {
+		return false, err
 	}
 	// The first attempt does not wait: the alert usually fits in the
 	// socket's send buffer, and a deadline or context that has already
@@ -366,8 +387,9 @@ func (c *Conn) shutdownTimeout(ctx context.Context, cause error) error {
 // close_notify followed by FIN. A net.Conn without CloseWrite (net.Pipe)
 // gets the alert only. Read goes on returning the peer's data until its
 // close_notify (io.EOF); Write returns ErrWriteAfterShutdown. Before the
-// handshake completed it returns ErrHandshakeIncomplete and sends nothing.
-// A second call does nothing more.
+// handshake completed it returns ErrHandshakeIncomplete, and after a failed
+// Write [ErrWriteIncomplete], and sends nothing. A second call does nothing
+// more.
 func (c *Conn) CloseWrite() error {
 	if err := c.checkHandshake("close write"); err != nil {
 		return err
