@@ -10,11 +10,22 @@ SHELL := /bin/bash
 # Debian packages needed to build against OpenSSL 3 and run the tests.
 DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc gnutls-bin python3 curl
 
-.PHONY: deps test vet fmt-check demo bench bench-compare bench-compare-quick bench-smoke matrix-readme test-asan fuzz test-grpccreds
+.PHONY: deps test vet fmt-check demo bench bench-compare bench-compare-quick bench-smoke matrix-readme test-asan fuzz test-grpccreds openssl-3.5 test-openssl-3.5
 
 # GRPCCREDS is the gRPC credentials' own module (so that this module does
 # not depend on grpc): deps, vet and test cover it with a cd.
 GRPCCREDS := grpccreds
+
+# OPENSSL35_PREFIX is where make openssl-3.5 installs OpenSSL 3.5, outside
+# the repository so that every checkout and CI run reuses one build.
+OPENSSL35_PREFIX ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/closenotify/openssl-3.5
+
+# The C code builds with -Werror in make test, test-asan, test-openssl-3.5
+# and CI, through CGO_CFLAGS (after the caller's, or Go's default -O2 -g),
+# not in the package's #cgo flags: there a new warning from a user's newer
+# compiler or OpenSSL headers would stop their build.
+WERROR_CGO_CFLAGS := $(or $(CGO_CFLAGS),-O2 -g) -Werror
+test test-asan test-openssl-3.5 test-grpccreds fuzz: export CGO_CFLAGS := $(WERROR_CGO_CFLAGS)
 
 # deps installs the missing packages of DEBIAN_PACKAGES (apt-get update, then
 # apt-get install -y) when run as root, fails naming them otherwise, and does
@@ -83,7 +94,8 @@ demo: deps
 # same run (sub-benchmarks impl=openssl and impl=cryptotls), then benchstat
 # puts the two implementations side by side, crypto/tls as the base, so that
 # "vs base" is this package's difference from crypto/tls, with its
-# confidence. BENCHFLAGS sets the count (benchstat wants at
+# confidence. BenchmarkBulkPath adds impl=openssl-generic, our Conn on the
+# generic path, in a third column. BENCHFLAGS sets the count (benchstat wants at
 # least 6 samples for a confidence interval) or, to try the pipeline,
 # BENCHFLAGS='-benchtime=100x -count=2'.
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
@@ -92,7 +104,20 @@ BENCHFLAGS ?= -count 6
 bench: deps
 	@set -o pipefail; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) . | tee "$$out" && \
-	$(GO) run $(BENCHSTAT) -col '/impl@(cryptotls openssl)' "$$out"
+	$(GO) run $(BENCHSTAT) -col '/impl@(cryptotls openssl openssl-generic)' "$$out"
+
+# openssl-3.5 builds OpenSSL 3.5 (the current LTS, Debian 13's) from
+# Debian trixie's source package into OPENSSL35_PREFIX, with the FIPS
+# provider, unless it is already there (.ci/build-openssl).
+openssl-3.5:
+	.ci/build-openssl $(OPENSSL35_PREFIX)
+
+# test-openssl-3.5 runs the package's and the integration suites built and
+# linked against that OpenSSL, with its openssl program as the s_server and
+# s_client peers, then the FIPS tests and a set of shutdown tests in FIPS
+# mode (.ci/test-openssl).
+test-openssl-3.5: deps fmt-check vet openssl-3.5
+	.ci/test-openssl $(OPENSSL35_PREFIX) 3.5
 
 # bench-compare runs the comparative benchmark (bench/, a module of its own):
 # this package, crypto/tls, libp2p/go-openssl, a C program over libssl
@@ -121,6 +146,10 @@ bench-smoke: deps
 	cd bench && $(GO) test -count=1 .
 
 # matrix-readme runs the shutdown matrix and writes what each peer did into
-# README.md's table.
-matrix-readme: deps
+# README.md's table, then runs it again against OpenSSL 3.5 (our side and
+# the s_server and s_client peers), which adds a column for each peer whose
+# cells differ there.
+matrix-readme: deps openssl-3.5
 	$(GO) test -count=1 -run '^TestMatrix$$' ./integration -args -matrix.readme=$(CURDIR)/README.md
+	.ci/with-openssl $(OPENSSL35_PREFIX) 3.5 \
+		$(GO) test -count=1 -run '^TestMatrix$$' ./integration -args -matrix.readme=$(CURDIR)/README.md -matrix.readme.openssl=3.5

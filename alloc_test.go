@@ -4,6 +4,7 @@ package openssl_test
 
 import (
 	"io"
+	"net"
 	"testing"
 
 	"github.com/closenotify/openssl"
@@ -11,10 +12,26 @@ import (
 )
 
 // TestReadWriteAllocateNothing proves that Read and Write allocate nothing
-// per call in steady state: both ends are this package's Conns, so every
-// allocation the run makes would be ours.
+// per call in steady state, on the socket-fd path and on the generic path
+// (both TCP ends inside tlstest.Generic): both ends are this package's
+// Conns, so every allocation the run makes would be ours.
 func TestReadWriteAllocateNothing(t *testing.T) {
-	c, s := tlstest.TCPPair(t)
+	for _, generic := range []bool{false, true} {
+		name := "fd"
+		if generic {
+			name = "generic"
+		}
+		t.Run(name, func(t *testing.T) {
+			var c, s net.Conn = tlstest.TCPPair(t)
+			if generic {
+				c, s = tlstest.Generic(c.(tlstest.Sock)), tlstest.Generic(s.(tlstest.Sock))
+			}
+			readWriteAllocs(t, c, s)
+		})
+	}
+}
+
+func readWriteAllocs(t *testing.T, c, s net.Conn) {
 	client, err := openssl.Client(c, tlstest.ClientCtx(t))
 	if err != nil {
 		t.Fatal(err)

@@ -149,3 +149,54 @@ func sizeName(n int) string {
 	}
 	return "size=" + strconv.Itoa(n) + "B"
 }
+
+// BenchmarkBulkPath compares the two paths of our Conn, 16 KiB writes to
+// and reads from a crypto/tls server: impl=openssl is given the
+// *net.TCPConn itself (the socket-fd path), impl=openssl-generic the same
+// socket inside a wrapper (the generic path: a BIO pair and the wrapper's
+// Read and Write), and impl=cryptotls is crypto/tls's client.
+func BenchmarkBulkPath(b *testing.B) {
+	const size = 16 << 10
+	generic := clientImpl{"impl=openssl-generic", func(b *testing.B, c net.Conn, sslCtx *openssl.Ctx) net.Conn {
+		return clientImpls[0].dial(b, struct{ net.Conn }{c}, sslCtx)
+	}}
+	impls := []clientImpl{clientImpls[0], generic, clientImpls[1]}
+	for _, dir := range []string{"write", "read"} {
+		for _, impl := range impls {
+			b.Run("dir="+dir+"/"+impl.name, func(b *testing.B) {
+				serve := func(s *tls.Conn) { io.Copy(io.Discard, s) }
+				if dir == "read" {
+					serve = func(s *tls.Conn) {
+						buf := make([]byte, size)
+						for {
+							if _, err := s.Write(buf); err != nil {
+								return
+							}
+						}
+					}
+				}
+				conn := benchPair(b, impl, tlstest.ClientCtx(b), serve)
+				buf := make([]byte, size)
+				step := func() error {
+					if dir == "read" {
+						_, err := io.ReadFull(conn, buf)
+						return err
+					}
+					_, err := conn.Write(buf)
+					return err
+				}
+				if err := step(); err != nil { // handshake
+					b.Fatal(err)
+				}
+				b.SetBytes(size)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					if err := step(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

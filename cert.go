@@ -21,12 +21,6 @@ type Certificate struct {
 	x *C.X509 // constant
 }
 
-// PrivateKey is a private key held by OpenSSL. It is freed when garbage
-// collected; a Ctx that uses it takes its own reference.
-type PrivateKey struct {
-	k *C.EVP_PKEY // constant
-}
-
 // LoadCertificateFromPEM parses the first certificate in pem. Input without
 // a certificate, or a damaged one, is an *Error naming OpenSSL's reason
 // (corresponds to PEM_read_bio_X509).
@@ -41,32 +35,14 @@ func LoadCertificateFromPEM(pem []byte) (*Certificate, error) {
 	if x == nil {
 		return nil, callError("load certificate", &r)
 	}
-	cert := &Certificate{x: x}
-	runtime.AddCleanup(cert, func(x *C.X509) { C.X509_free(x) }, x)
-	return cert, nil
+	return newCertificate(x), nil
 }
 
-// LoadPrivateKeyFromPEM parses the first private key in pem (PKCS#8,
-// PKCS#1 or SEC1). Encrypted keys are refused; input without a key is an
-// *Error naming OpenSSL's reason (corresponds to PEM_read_bio_PrivateKey).
-func LoadPrivateKeyFromPEM(pem []byte) (*PrivateKey, error) {
-	if len(pem) == 0 {
-		return nil, &Error{Op: "load private key", Err: errors.New("openssl: empty PEM input")}
-	}
-	var r C.go_ossl_result
-	buf := C.CBytes(pem)
-	defer func() {
-		// The buffer held key material.
-		C.OPENSSL_cleanse(buf, C.size_t(len(pem)))
-		C.free(buf)
-	}()
-	k := C.go_ossl_pkey_from_pem(buf, C.int(len(pem)), &r)
-	if k == nil {
-		return nil, callError("load private key", &r)
-	}
-	key := &PrivateKey{k: k}
-	runtime.AddCleanup(key, func(k *C.EVP_PKEY) { C.EVP_PKEY_free(k) }, k)
-	return key, nil
+// newCertificate takes over a reference to x.
+func newCertificate(x *C.X509) *Certificate {
+	cert := &Certificate{x: x}
+	runtime.AddCleanup(cert, func(x *C.X509) { C.X509_free(x) }, x)
+	return cert
 }
 
 // X509 returns the certificate parsed by crypto/x509.
@@ -77,11 +53,20 @@ func (c *Certificate) X509() (*x509.Certificate, error) {
 
 // parseX509 converts an OpenSSL certificate to crypto/x509's form.
 func parseX509(x *C.X509) (*x509.Certificate, error) {
+	der, err := certDER(x)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// certDER encodes x in DER.
+func certDER(x *C.X509) ([]byte, error) {
 	var der *C.uchar
 	n := C.go_ossl_x509_der(x, &der)
 	if n <= 0 {
 		return nil, &Error{Op: "encode certificate", Err: errors.New("openssl: i2d_X509 failed")}
 	}
 	defer C.go_ossl_free(unsafe.Pointer(der))
-	return x509.ParseCertificate(C.GoBytes(unsafe.Pointer(der), n))
+	return C.GoBytes(unsafe.Pointer(der), n), nil
 }

@@ -2,6 +2,7 @@ package openssl
 
 /*
 #include <openssl/ssl.h>
+#include "shim.h"
 */
 import "C"
 
@@ -90,19 +91,39 @@ func (c *Conn) Close() error {
 	c.policyMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout())
 	defer cancel()
+	bio, generic := c.tr.(*bioTransport)
+	if generic {
+		// Deadlines bound the steps below only when the inner conn
+		// honours them: closing it when the timeout passes bounds them
+		// in any case.
+		defer context.AfterFunc(ctx, func() { c.closeConn() })()
+	}
 
 	var err error
 	if c.handshakeDone.Load() && !c.abortive.Load() {
 		err = c.closeTLS(ctx, p)
 	}
-	if cerr := c.conn.Close(); err == nil && cerr != nil {
+	if cerr := c.closeConn(); err == nil && cerr != nil {
 		err = cerr
+	}
+	if generic && bio.flushLock.LockContext(ctx) == nil {
+		// Wait for a goroutine still writing OpenSSL's output: closing
+		// the inner conn ended its Write. (If that conn's Close does not
+		// wake its Write, Close returns at its timeout all the same; the
+		// writer finds the SSL freed.)
+		bio.flushLock.Unlock()
 	}
 	c.freeSSL()
 	if err != nil {
 		return &Error{Op: "close", Err: fmt.Errorf("%w (the connection was closed anyway)", err)}
 	}
 	return nil
+}
+
+// closeConn closes the inner conn once and returns that Close's error.
+func (c *Conn) closeConn() error {
+	c.connClose.Do(func() { c.connErr = c.conn.Close() })
+	return c.connErr
 }
 
 // closeTLS runs the policy's steps before the socket is closed.
@@ -187,12 +208,17 @@ func (c *Conn) lingeringClose(ctx context.Context) error {
 
 // drainSendQueue waits until the kernel's send queue is empty. The kernel
 // has no readiness event for that, so it polls SIOCOUTQ with growing pauses.
+// Without a socket (ErrNoSocket) there is nothing more to wait for: the
+// alert has been written to the inner conn.
 func (c *Conn) drainSendQueue(ctx context.Context) error {
 	pause := time.Millisecond
 	timer := time.NewTimer(pause)
 	defer timer.Stop()
 	for {
 		n, err := c.SendQueueLen()
+		if errors.Is(err, ErrNoSocket) {
+			return nil
+		}
 		if err != nil || n == 0 {
 			return err
 		}
@@ -218,6 +244,10 @@ func (c *Conn) freeSSL() {
 	c.finalState = ShutdownState(C.SSL_get_shutdown(c.ssl))
 	C.SSL_free(c.ssl)
 	c.ssl = nil
+	if c.netBIO != nil {
+		C.go_ossl_bio_free(c.netBIO)
+		c.netBIO = nil
+	}
 	liveSSL.Add(-1)
 	if c.hooks.handle != 0 {
 		c.hooks.handle.Delete() // after SSL_free: no callback can run now
@@ -232,13 +262,21 @@ func (c *Conn) freeSSL() {
 //     data;
 //   - sec == 0 makes Close abortive: it sends no close_notify, and the
 //     kernel drops queued data and sends RST.
+//
+// On the generic path the socket is the inner conn's when it exposes one
+// (syscall.Conn, as a wrapper embedding *net.TCPConn does); without one,
+// SetLinger returns an *Error wrapping [ErrNoSocket].
 func (c *Conn) SetLinger(sec int) error {
 	l := unix.Linger{Onoff: 1, Linger: int32(sec)}
 	if sec < 0 {
 		l = unix.Linger{}
 	}
+	raw, err := c.tr.socket()
+	if err != nil {
+		return &Error{Op: "set linger", Err: err}
+	}
 	var serr error
-	if err := c.raw.Control(func(fd uintptr) {
+	if err := raw.Control(func(fd uintptr) {
 		serr = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &l)
 	}); err != nil {
 		return c.ioError(opShutdown, err)
@@ -252,11 +290,16 @@ func (c *Conn) SetLinger(sec int) error {
 
 // SendQueueLen returns how many bytes the kernel holds that the peer's TCP
 // has not yet acknowledged (ioctl SIOCOUTQ). 0 means everything written,
-// close_notify included, reached the peer.
+// close_notify included, reached the peer. Without a socket, as for
+// [Conn.SetLinger], it returns an *Error wrapping [ErrNoSocket].
 func (c *Conn) SendQueueLen() (int, error) {
 	var n int
+	raw, err := c.tr.socket()
+	if err != nil {
+		return 0, &Error{Op: "send queue", Err: err}
+	}
 	var ierr error
-	if err := c.raw.Control(func(fd uintptr) {
+	if err := raw.Control(func(fd uintptr) {
 		n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
 	}); err != nil {
 		return 0, c.ioError(opShutdown, err)

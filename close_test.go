@@ -20,6 +20,8 @@ import (
 
 // Tests of Close and its ClosePolicy, SetLinger and SendQueueLen against
 // crypto/tls peers, TLS 1.2 and 1.3, with our Conn as client and as server.
+// Tests that run under tlstest.EachOnPaths do so on both of our paths over
+// the same socket (the generic path through tlstest.Generic).
 
 // requirePeerSawFIN reads the peer's socket directly, below crypto/tls:
 // io.EOF with no byte shows that our side closed its fd.
@@ -52,8 +54,8 @@ func requireOneAlertRecord(t *testing.T, tc tlstest.Case, raw []byte) {
 // TestCloseDefault: close_notify is sent, the peer's is not awaited, the fd
 // is closed; a second Close says net.ErrClosed.
 func TestCloseDefault(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Record: true})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Record: true})
 		p.Exchange(t)
 		mark := p.Rec.Mark()
 		// The peer never answers: Close must not wait for it.
@@ -80,9 +82,9 @@ func TestDefaultCloseTimeout(t *testing.T) {
 // TestCloseWaitForPeer: Close waits for the peer's close_notify, up to the
 // policy's Timeout.
 func TestCloseWaitForPeer(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("peer answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
 			p.Exchange(t)
 			peer := p.PeerAnswer()
 			require.NoError(t, p.Ours.Close())
@@ -90,7 +92,7 @@ func TestCloseWaitForPeer(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer never answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
 			p.Exchange(t)
 			var err error
 			tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { err = p.Ours.Close() })
@@ -112,8 +114,8 @@ func TestCloseWaitForPeer(t *testing.T) {
 // looks at the raw bytes it read: none after the last application record.
 // TestCloseDefault shows the one record a normal Close sends.
 func TestCloseQuiet(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Policy: &openssl.ClosePolicy{Quiet: true}, Record: true})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &openssl.ClosePolicy{Quiet: true}, Record: true})
 		p.Exchange(t)
 		mark := p.Rec.Mark()
 		require.NoError(t, p.Ours.Close())
@@ -212,9 +214,9 @@ func TestCloseDrainSendQueue(t *testing.T) {
 // close_notify. Without it, the peer sees a reset.
 func TestCloseLingering(t *testing.T) {
 	const unread = 16 << 10
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		setup := func(t *testing.T, policy openssl.ClosePolicy) (*tlstest.Pair, []byte) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, OurSndBuf: tlstest.FillSndBuf, PeerRcvBuf: 32 << 10, Policy: &policy})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, OurSndBuf: tlstest.FillSndBuf, PeerRcvBuf: 32 << 10, Policy: &policy})
 			p.Exchange(t)
 			tlstest.Wait(t, tlstest.Go(func() error {
 				_, err := p.Peer.Write(tlstest.Pattern(unread))
@@ -287,10 +289,10 @@ func TestCloseAfterReadEOF(t *testing.T) {
 		"default":     {},
 		"WaitForPeer": {WaitForPeer: true, Timeout: tlstest.Timeout},
 	}
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		for name, policy := range policies {
 			t.Run(name, func(t *testing.T) {
-				p := tlstest.Connect(t, tlstest.Spec{Case: tc, Policy: &policy, Record: true})
+				p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &policy, Record: true})
 				p.Exchange(t)
 				mark := p.Rec.Mark()
 				peer := tlstest.Go(func() error {
@@ -317,14 +319,14 @@ func TestCloseAfterReadEOF(t *testing.T) {
 // for a peer that never answers. Nothing hangs; Shutdown returns an error
 // wrapping net.ErrClosed.
 func TestCloseRacesShutdown(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		for _, policy := range []openssl.ClosePolicy{{}, {WaitForPeer: true, Timeout: shortTimeout}} {
 			name := "default"
 			if policy.WaitForPeer {
 				name = "WaitForPeer"
 			}
 			t.Run(name, func(t *testing.T) {
-				p := tlstest.Connect(t, tlstest.Spec{Case: tc, Policy: &policy})
+				p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &policy})
 				p.Exchange(t)
 				shut := tlstest.Go(func() error { return p.Ours.Shutdown(context.Background()) })
 				// Once the peer has our alert, Shutdown waits (or is about

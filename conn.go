@@ -19,8 +19,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Conn is a TLS connection made by OpenSSL on a socket's own file
-// descriptor. It implements [net.Conn].
+// Conn is a TLS connection made by OpenSSL over a net.Conn. It implements
+// [net.Conn]. It takes one of two paths, with the same API and semantics:
+//   - the socket-fd path, for a *net.TCPConn, a stream *net.UnixConn, or a
+//     conn that opts in with [SocketFD]: OpenSSL reads and writes the
+//     socket's file descriptor itself, and waits happen in Go's netpoller;
+//   - the generic path, for every other net.Conn (net.Pipe, wrappers that
+//     count or shape traffic, a listener's conn holding sniffed bytes, a
+//     *tls.Conn): OpenSSL works on a BIO pair in memory, and the Conn moves
+//     the bytes with the net.Conn's own Read and Write, whose deadlines
+//     bound every wait.
 //
 // One Read and one Write may run at once, together with Close, the deadline
 // setters, Shutdown, ShutdownOnce, ShutdownState and ConnectionState from
@@ -32,17 +40,19 @@ import (
 //   - a reader never waits for a writer, nor a writer for a reader.
 //
 // Lock order: handshakeMu, then in.lock or out.lock (never both at once),
-// then sslMu. sslMu, deadlineMu and policyMu are leaves: nothing else is
-// locked while one is held, and none is held while waiting for the socket.
+// then the generic path's fillLock or flushLock, then sslMu. sslMu,
+// deadlineMu and policyMu are leaves: nothing else is locked while one is
+// held, and none is held while waiting for the peer.
 type Conn struct {
-	conn   net.Conn        // constant
-	raw    syscall.RawConn // constant
-	sslCtx *Ctx            // constant; the SSL_CTX the SSL references
+	conn   net.Conn  // constant
+	tr     transport // constant; how the SSL reaches conn
+	sslCtx *Ctx      // constant; the SSL_CTX the SSL references
 
 	// sslMu serialises every call into ssl. It is held for one C call at a
 	// time, never while waiting for the socket.
 	sslMu        sync.Mutex
 	ssl          *C.SSL        // protected by sslMu; nil once Close freed it
+	netBIO       *C.BIO        // protected by sslMu; the generic path's half of the BIO pair; nil on the socket-fd path and once Close freed it
 	fatalErr     error         // protected by sslMu; first SSL_ERROR_SSL or SSL_ERROR_SYSCALL
 	alertFlushed bool          // protected by sslMu; our close_notify reached the kernel
 	finalState   ShutdownState // protected by sslMu; SSL_get_shutdown when ssl was freed
@@ -62,6 +72,8 @@ type Conn struct {
 	// ErrWriteAfterShutdown from then on.
 	writeShut atomic.Bool
 	closed    atomic.Bool // Close was called
+	connClose sync.Once   // closes conn: at the end of Close, or when its timeout passes (generic path)
+	connErr   error       // conn.Close's error; written inside connClose
 	abortive  atomic.Bool // SetLinger(0): Close sends no alert, TCP sends RST
 	discarded atomic.Int64
 
@@ -82,13 +94,25 @@ type halfConn struct {
 	err  error   // protected by lock; first permanent error, returned by every later call
 }
 
-// Client returns a TLS client on conn, which must expose its file descriptor
-// ([syscall.Conn]: *net.TCPConn, *net.UnixConn with SOCK_STREAM). The
-// handshake runs on the first Read, Write or Handshake. sslCtx's verify mode
-// applies, and under [VerifyNone] any certificate is accepted: call
-// [Conn.SetServerName] before the handshake for SNI and host name
-// verification, as [Dial] does. The Conn owns conn:
-// Close closes it. Any other kind of conn, or a nil argument, is an *Error.
+// SocketFD is implemented by a net.Conn that asks for the socket-fd path
+// although it is neither a *net.TCPConn nor a *net.UnixConn: a wrapper whose
+// Read and Write are exactly its socket's. On that path OpenSSL reads and
+// writes the descriptor of SyscallConn itself and never calls the wrapper's
+// Read and Write. UseSocketFD reports whether that is right for this conn
+// (false, say, while the wrapper holds bytes it has read ahead).
+type SocketFD interface {
+	net.Conn
+	syscall.Conn
+	UseSocketFD() bool
+}
+
+// Client returns a TLS client on conn. The handshake runs on the first
+// Read, Write or Handshake. sslCtx's verify mode applies, and under
+// [VerifyNone] any certificate is accepted: call [Conn.SetServerName]
+// before the handshake for SNI and host name verification, as [Dial] does.
+// The Conn owns conn: Close closes it. Which path the Conn takes is
+// described on [Conn]; a packet conn (UDP, a datagram Unix socket) or a nil
+// argument is an *Error.
 func Client(conn net.Conn, sslCtx *Ctx) (*Conn, error) {
 	return newConn(conn, sslCtx, false)
 }
@@ -105,35 +129,24 @@ func newConn(conn net.Conn, sslCtx *Ctx, server bool) (*Conn, error) {
 	if conn == nil || sslCtx == nil {
 		return nil, &Error{Op: op, Err: errors.New("openssl: nil net.Conn or Ctx")}
 	}
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return nil, &Error{Op: op, Err: fmt.Errorf("openssl: %T does not expose a file descriptor (syscall.Conn); TCP and Unix stream connections do", conn)}
-	}
-	raw, err := sc.SyscallConn()
+	raw, fd, err := socketPath(conn)
 	if err != nil {
 		return nil, &Error{Op: op, Err: err}
 	}
-	var fd uintptr
-	var sockType int
-	var sockErr error
-	if err := raw.Control(func(f uintptr) {
-		fd = f
-		sockType, sockErr = unix.GetsockoptInt(int(f), unix.SOL_SOCKET, unix.SO_TYPE)
-	}); err != nil {
-		return nil, &Error{Op: op, Err: err}
-	}
-	if sockErr != nil || sockType != unix.SOCK_STREAM {
-		return nil, &Error{Op: op, Err: fmt.Errorf("openssl: %T is not a stream socket (TLS needs TCP or a Unix stream socket)", conn)}
-	}
-
-	c := &Conn{conn: conn, raw: raw, sslCtx: sslCtx, policy: sslCtx.getClosePolicy()}
+	c := &Conn{conn: conn, sslCtx: sslCtx, policy: sslCtx.getClosePolicy()}
 	var r C.go_ossl_result
 	isServer := C.int(0)
 	if server {
 		isServer = 1
 	}
 	sslCtx.mu.RLock()
-	c.ssl = C.go_ossl_new_ssl(sslCtx.sslCtx, C.int(fd), isServer, &r)
+	if raw != nil {
+		c.ssl = C.go_ossl_new_ssl(sslCtx.sslCtx, C.int(fd), isServer, &r)
+		c.tr = &fdTransport{c: c, raw: raw}
+	} else {
+		c.ssl = C.go_ossl_new_ssl_bio_pair(sslCtx.sslCtx, isServer, bioBufSize, &c.netBIO, &r)
+		c.tr = newBIOTransport(c)
+	}
 	sslCtx.mu.RUnlock()
 	if c.ssl == nil {
 		return nil, callError(op, &r)
@@ -148,6 +161,46 @@ func newConn(conn net.Conn, sslCtx *Ctx, server bool) (*Conn, error) {
 	c.out.step.init(c)
 	c.handshakeStep.init(c)
 	return c, nil
+}
+
+// socketPath returns the socket and its descriptor when conn takes the
+// socket-fd path: exactly a *net.TCPConn or *net.UnixConn, or a SocketFD
+// that asks for it; nil for the generic path. A conn on the socket-fd path
+// must be a stream socket; a packet conn is refused on either path.
+func socketPath(conn net.Conn) (syscall.RawConn, uintptr, error) {
+	var sc syscall.Conn
+	switch conn := conn.(type) {
+	case *net.TCPConn:
+		sc = conn
+	case *net.UnixConn:
+		sc = conn
+	case SocketFD:
+		if !conn.UseSocketFD() {
+			return nil, 0, nil
+		}
+		sc = conn
+	case net.PacketConn:
+		return nil, 0, fmt.Errorf("openssl: %T is not a stream socket (TLS needs TCP or a Unix stream socket)", conn)
+	default:
+		return nil, 0, nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, 0, err
+	}
+	var fd uintptr
+	var sockType int
+	var sockErr error
+	if err := raw.Control(func(f uintptr) {
+		fd = f
+		sockType, sockErr = unix.GetsockoptInt(int(f), unix.SOL_SOCKET, unix.SO_TYPE)
+	}); err != nil {
+		return nil, 0, err
+	}
+	if sockErr != nil || sockType != unix.SOCK_STREAM {
+		return nil, 0, fmt.Errorf("openssl: %T is not a stream socket (TLS needs TCP or a Unix stream socket)", conn)
+	}
+	return raw, fd, nil
 }
 
 // Read reads application data into b, running the handshake first if

@@ -182,12 +182,12 @@ func (c *Ctx) AddChainCertificate(cert *Certificate) error {
 // UseCertificate. A key that does not match that certificate is an *Error
 // ("key values mismatch") and leaves the Ctx without a key
 // (corresponds to SSL_CTX_use_PrivateKey).
-func (c *Ctx) UsePrivateKey(key *PrivateKey) error {
+func (c *Ctx) UsePrivateKey(key PrivateKey) error {
 	if key == nil {
 		return &Error{Op: "use private key", Err: errors.New("openssl: nil private key")}
 	}
 	err := c.lockedCall("use private key", func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
-		C.go_ossl_ctx_use_private_key(sslCtx, key.k, r)
+		C.go_ossl_ctx_use_private_key(sslCtx, key.evpPKey(), r)
 	})
 	runtime.KeepAlive(key)
 	return err
@@ -256,12 +256,19 @@ func (c *Ctx) SetCipherSuites(suites string) error {
 }
 
 // SetGroups sets the key-exchange groups in preference order, such as
-// "X25519:P-256". An unknown group is an *Error
-// (corresponds to SSL_CTX_set1_groups_list).
+// "X25519:P-256". A list naming a group OpenSSL does not know, or cannot
+// use (X25519 in FIPS mode, for one), is an *Error that quotes the list and
+// changes nothing (corresponds to SSL_CTX_set1_groups_list).
 func (c *Ctx) SetGroups(groups string) error {
-	return c.setString("set groups", groups, func(sslCtx *C.SSL_CTX, s *C.char, r *C.go_ossl_result) {
+	err := c.setString("set groups", groups, func(sslCtx *C.SSL_CTX, s *C.char, r *C.go_ossl_result) {
 		C.go_ossl_ctx_set_groups(sslCtx, s, r)
 	})
+	if e, ok := err.(*Error); ok {
+		// OpenSSL 3.0 says only "passed invalid argument", and 3.5
+		// leaves the error queue empty.
+		e.Err = fmt.Errorf("openssl: unknown or unavailable group in %q", groups)
+	}
+	return err
 }
 
 func (c *Ctx) setString(op, s string, f func(*C.SSL_CTX, *C.char, *C.go_ossl_result)) error {

@@ -21,7 +21,11 @@ import (
 )
 
 // ErrorCode is SSL_get_error's answer for a failed call. Its constants have
-// OpenSSL's values.
+// OpenSSL's values. Only the codes a Conn can meet are exported: the others
+// (SSL_ERROR_WANT_CONNECT, _ACCEPT, _ASYNC, _ASYNC_JOB, _X509_LOOKUP,
+// _CLIENT_HELLO_CB, _RETRY_VERIFY) need connecting BIOs, asynchronous
+// engines or callbacks that ask to be called again, none of which this
+// package uses; String and Name still name them.
 type ErrorCode int
 
 const (
@@ -34,57 +38,44 @@ const (
 	ErrorWantRead ErrorCode = C.SSL_ERROR_WANT_READ
 	// ErrorWantWrite: wait until the socket is writable and call again.
 	ErrorWantWrite ErrorCode = C.SSL_ERROR_WANT_WRITE
-	// ErrorWantX509Lookup: a certificate callback asked to be called again.
-	ErrorWantX509Lookup ErrorCode = C.SSL_ERROR_WANT_X509_LOOKUP
 	// ErrorSyscall: the transport failed (Errno says how; 0 means the peer
 	// closed TCP without close_notify). Fatal.
 	ErrorSyscall ErrorCode = C.SSL_ERROR_SYSCALL
 	// ErrorZeroReturn: the peer's close_notify arrived; it sends no more data.
 	ErrorZeroReturn ErrorCode = C.SSL_ERROR_ZERO_RETURN
-	// ErrorWantConnect and ErrorWantAccept: a BIO is still connecting or
-	// accepting (not used with socket BIOs on connected sockets).
-	ErrorWantConnect ErrorCode = C.SSL_ERROR_WANT_CONNECT
-	ErrorWantAccept  ErrorCode = C.SSL_ERROR_WANT_ACCEPT
-	// ErrorWantAsync and ErrorWantAsyncJob: asynchronous engines (unused).
-	ErrorWantAsync    ErrorCode = C.SSL_ERROR_WANT_ASYNC
-	ErrorWantAsyncJob ErrorCode = C.SSL_ERROR_WANT_ASYNC_JOB
-	// ErrorWantClientHello: a client-hello callback asked to be called again.
-	ErrorWantClientHello ErrorCode = C.SSL_ERROR_WANT_CLIENT_HELLO_CB
-	// ErrorWantRetryVerify: a verify callback asked to be called again.
-	ErrorWantRetryVerify ErrorCode = C.SSL_ERROR_WANT_RETRY_VERIFY
 )
 
 var errorCodeNames = map[ErrorCode]string{
-	ErrorNone:            "none",
-	ErrorSSL:             "SSL error",
-	ErrorWantRead:        "want read",
-	ErrorWantWrite:       "want write",
-	ErrorWantX509Lookup:  "want X509 lookup",
-	ErrorSyscall:         "syscall error",
-	ErrorZeroReturn:      "zero return (close_notify received)",
-	ErrorWantConnect:     "want connect",
-	ErrorWantAccept:      "want accept",
-	ErrorWantAsync:       "want async",
-	ErrorWantAsyncJob:    "want async job",
-	ErrorWantClientHello: "want client hello callback",
-	ErrorWantRetryVerify: "want retry verify",
+	ErrorNone:                        "none",
+	ErrorSSL:                         "SSL error",
+	ErrorWantRead:                    "want read",
+	ErrorWantWrite:                   "want write",
+	C.SSL_ERROR_WANT_X509_LOOKUP:     "want X509 lookup",
+	ErrorSyscall:                     "syscall error",
+	ErrorZeroReturn:                  "zero return (close_notify received)",
+	C.SSL_ERROR_WANT_CONNECT:         "want connect",
+	C.SSL_ERROR_WANT_ACCEPT:          "want accept",
+	C.SSL_ERROR_WANT_ASYNC:           "want async",
+	C.SSL_ERROR_WANT_ASYNC_JOB:       "want async job",
+	C.SSL_ERROR_WANT_CLIENT_HELLO_CB: "want client hello callback",
+	C.SSL_ERROR_WANT_RETRY_VERIFY:    "want retry verify",
 }
 
 // opensslNames are the SSL_ERROR_* names without their prefix.
 var opensslNames = map[ErrorCode]string{
-	ErrorNone:            "NONE",
-	ErrorSSL:             "SSL",
-	ErrorWantRead:        "WANT_READ",
-	ErrorWantWrite:       "WANT_WRITE",
-	ErrorWantX509Lookup:  "WANT_X509_LOOKUP",
-	ErrorSyscall:         "SYSCALL",
-	ErrorZeroReturn:      "ZERO_RETURN",
-	ErrorWantConnect:     "WANT_CONNECT",
-	ErrorWantAccept:      "WANT_ACCEPT",
-	ErrorWantAsync:       "WANT_ASYNC",
-	ErrorWantAsyncJob:    "WANT_ASYNC_JOB",
-	ErrorWantClientHello: "WANT_CLIENT_HELLO_CB",
-	ErrorWantRetryVerify: "WANT_RETRY_VERIFY",
+	ErrorNone:                        "NONE",
+	ErrorSSL:                         "SSL",
+	ErrorWantRead:                    "WANT_READ",
+	ErrorWantWrite:                   "WANT_WRITE",
+	C.SSL_ERROR_WANT_X509_LOOKUP:     "WANT_X509_LOOKUP",
+	ErrorSyscall:                     "SYSCALL",
+	ErrorZeroReturn:                  "ZERO_RETURN",
+	C.SSL_ERROR_WANT_CONNECT:         "WANT_CONNECT",
+	C.SSL_ERROR_WANT_ACCEPT:          "WANT_ACCEPT",
+	C.SSL_ERROR_WANT_ASYNC:           "WANT_ASYNC",
+	C.SSL_ERROR_WANT_ASYNC_JOB:       "WANT_ASYNC_JOB",
+	C.SSL_ERROR_WANT_CLIENT_HELLO_CB: "WANT_CLIENT_HELLO_CB",
+	C.SSL_ERROR_WANT_RETRY_VERIFY:    "WANT_RETRY_VERIFY",
 }
 
 // Name returns OpenSSL's name of the code without its SSL_ERROR_ prefix,
@@ -131,13 +122,25 @@ var (
 	// context.Canceled instead.
 	ErrShutdownTimeout = errors.New("openssl: shutdown timed out")
 	// ErrHandshakeIncomplete: a shutdown was asked for before the handshake
-	// finished; nothing was sent.
+	// finished, and nothing was sent; or a call that reads the
+	// handshake's result (PeerCertificate, CurrentCipher) came before it.
 	ErrHandshakeIncomplete = errors.New("openssl: handshake not complete")
+	// ErrNoPeerCertificate: the peer sent no certificate.
+	ErrNoPeerCertificate = errors.New("openssl: the peer sent no certificate")
+	// ErrWriteIncomplete: a shutdown was asked for after a Write failed
+	// (its deadline passed, say). Part of a record may still be inside
+	// OpenSSL, and close_notify cannot follow it, so nothing was sent; the
+	// peer will see the stream end inside a record. Close the connection.
+	ErrWriteIncomplete = errors.New("openssl: a failed Write may have left part of a record unsent; close_notify cannot follow it")
 	// ErrWriteAfterShutdown: Write after our close_notify was sent
 	// (ShutdownOnce, Shutdown or CloseWrite).
 	ErrWriteAfterShutdown = errors.New("openssl: write after shutdown")
 	// ErrNilContext: a method that takes a context.Context was given nil.
 	ErrNilContext = errors.New("openssl: nil context")
+	// ErrNoSocket: SetLinger or SendQueueLen on a Conn whose net.Conn has
+	// no socket to reach (net.Pipe, a *tls.Conn, a wrapper that does not
+	// expose syscall.Conn).
+	ErrNoSocket = errors.New("openssl: the connection has no socket")
 )
 
 // QueueEntry is one entry of OpenSSL's error queue.
@@ -184,6 +187,10 @@ type Error struct {
 	// Err is what the error means for the caller: one of the sentinels, an
 	// I/O error such as os.ErrDeadlineExceeded or net.ErrClosed, or nil.
 	Err error
+
+	// fipsRefusal: a handshake found no algorithm both sides accept
+	// while FIPS mode was on; Error says so.
+	fipsRefusal bool
 }
 
 // Error reads like "openssl: shutdown: want read (waiting for the peer's
@@ -224,8 +231,12 @@ func (e *Error) Error() string {
 }
 
 // hint says what a want-read or want-write means for a shutdown, the
-// question OpenSSL users ask most.
+// question OpenSSL users ask most, and that FIPS mode narrowed what a
+// failed handshake could agree on.
 func (e *Error) hint() string {
+	if e.fipsRefusal {
+		return "FIPS mode: only FIPS-approved algorithms are offered and accepted"
+	}
 	if e.Op != "shutdown" {
 		return ""
 	}

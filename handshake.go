@@ -138,6 +138,7 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		e := &Error{Op: "handshake"}
 		if r.ret != 1 {
 			e = sslError("handshake", r)
+			e.fipsRefusal = e.negotiationFailed() && FIPS()
 		}
 		c.sslMu.Lock()
 		if c.ssl != nil {

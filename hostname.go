@@ -11,7 +11,9 @@ import "C"
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"unsafe"
 )
@@ -63,34 +65,22 @@ func (c *Conn) SetTlsExtHostName(name string) error {
 // VerifyHostname checks, after the handshake, that the peer's certificate
 // is valid for host, a DNS name or an IP address (IPv6 in brackets or
 // not). It checks the name only, not the chain. A mismatch is an *Error
-// wrapping an x509.HostnameError, whose text lists the names the
-// certificate holds; no certificate, or no handshake yet, is an *Error too
-// (corresponds to X509_check_host and X509_check_ip_asc).
+// wrapping ValidationError and an x509.HostnameError, whose text lists the
+// names the certificate holds. Errors as [Conn.PeerCertificate]'s
+// otherwise (corresponds to X509_check_host and X509_check_ip).
 func (c *Conn) VerifyHostname(host string) error {
-	const op = "verify hostname"
-	if !c.handshakeDone.Load() {
-		return &Error{Op: op, Err: ErrHandshakeIncomplete}
+	chain, err := c.peerChain("verify hostname", 1)
+	if err != nil {
+		return err
 	}
+	leaf := chain[0]
+	if err := leaf.VerifyHostname(host); !errors.Is(err, ValidationError) {
+		return err
+	}
+	defer runtime.KeepAlive(leaf)
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	c.sslMu.Lock()
-	var leaf *C.X509
-	if c.ssl != nil {
-		leaf = C.go_ossl_peer_leaf(c.ssl)
-	}
-	c.sslMu.Unlock()
-	if leaf == nil {
-		return &Error{Op: op, Err: errors.New("openssl: the peer sent no certificate")}
-	}
-	defer C.X509_free(leaf)
-	chost := C.CString(host)
-	defer C.free(unsafe.Pointer(chost))
-	switch C.go_ossl_check_host(leaf, chost, boolInt(net.ParseIP(host) != nil)) {
-	case 1:
-		return nil
-	case 0:
-		return &Error{Op: op, Err: hostnameError(leaf, host)}
-	}
-	return &Error{Op: op, Err: errors.New("openssl: X509_check_host failed")}
+	// Both spacemonkeygo's ValidationError and crypto/tls's error.
+	return &Error{Op: "verify hostname", Err: fmt.Errorf("%w: %w", ValidationError, hostnameError(leaf.x, host))}
 }
 
 // hostnameError describes a mismatch as crypto/tls does: an

@@ -1,10 +1,7 @@
 package openssl
 
 import (
-	"encoding/pem"
-	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/closenotify/openssl/internal/httpserve"
 )
@@ -39,7 +36,7 @@ func ListenAndServeTLS(addr, certFile, keyFile string, handler http.Handler) err
 // a failed one is logged to srv.ErrorLog. Connections close with the
 // default ClosePolicy: close_notify, then TCP close.
 func ServerListenAndServeTLS(srv *http.Server, certFile, keyFile string) error {
-	ctx, err := serverCtxFromFiles(certFile, keyFile)
+	ctx, err := NewCtxFromFiles(certFile, keyFile)
 	if err != nil {
 		return err
 	}
@@ -56,54 +53,4 @@ func ServerListenAndServeTLS(srv *http.Server, certFile, keyFile string) error {
 	}
 	defer l.Close()
 	return httpserve.Serve(srv, l)
-}
-
-// serverCtxFromFiles returns a Ctx serving the PEM chain in certFile, leaf
-// first, with the key in keyFile.
-func serverCtxFromFiles(certFile, keyFile string) (*Ctx, error) {
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		return nil, &Error{Op: "load certificate", Err: err}
-	}
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, &Error{Op: "load private key", Err: err}
-	}
-	ctx, err := NewCtx()
-	if err != nil {
-		return nil, err
-	}
-	var chain [][]byte
-	for rest := certPEM; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type == "CERTIFICATE" {
-			chain = append(chain, pem.EncodeToMemory(block))
-		}
-	}
-	if len(chain) == 0 {
-		return nil, &Error{Op: "load certificate", Err: fmt.Errorf("openssl: no PEM CERTIFICATE block in %s", certFile)}
-	}
-	for i, p := range chain {
-		cert, err := LoadCertificateFromPEM(p)
-		if err == nil && i == 0 {
-			err = ctx.UseCertificate(cert)
-		} else if err == nil {
-			err = ctx.AddChainCertificate(cert)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", certFile, err)
-		}
-	}
-	key, err := LoadPrivateKeyFromPEM(keyPEM)
-	if err == nil {
-		err = ctx.UsePrivateKey(key)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", keyFile, err)
-	}
-	return ctx, nil
 }

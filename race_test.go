@@ -21,14 +21,19 @@ import (
 // TestConcurrentReadWrite runs one Read loop and one Write loop on the same
 // Conn at once against a crypto/tls echo peer: 2000 messages of varying
 // size, at most window of them in flight, each checked as it comes back.
+// It runs on the socket-fd path and on the generic path.
 func TestConcurrentReadWrite(t *testing.T) {
+	tlstest.EachPath(t, concurrentReadWrite)
+}
+
+func concurrentReadWrite(t *testing.T, path tlstest.Path) {
 	const (
 		messages = 2000
 		window   = 8
 	)
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		before := liveSSL()
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		require.NoError(t, p.Ours.SetDeadline(time.Now().Add(4*tlstest.Timeout)))
 		require.NoError(t, p.PeerTCP().SetDeadline(time.Now().Add(4*tlstest.Timeout)))
 		echoDone := make(chan error, 1)
@@ -177,9 +182,9 @@ func waitParked(t testing.TB, fn, creator string) {
 }
 
 func TestCloseTwice(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		before := liveSSL()
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		require.NoError(t, p.Ours.Close())
 		err := p.Ours.Close()
 		require.ErrorIs(t, err, net.ErrClosed)
@@ -190,9 +195,9 @@ func TestCloseTwice(t *testing.T) {
 }
 
 func TestUseAfterClose(t *testing.T) {
-	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		before := liveSSL()
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
 		require.NoError(t, p.Ours.Close())
 		require.Equal(t, before, liveSSL())
 

@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
 #include <openssl/x509v3.h>
+#include <openssl/encoder.h>
+#include <openssl/pem.h>
+#include <openssl/evp.h>
 
 // begin prepares r for one call: the queue and errno must hold only what the
 // call itself leaves there.
@@ -120,6 +125,14 @@ void go_ossl_release_buffers(SSL *ssl) {
 	}
 }
 
+static void set_role(SSL *ssl, int is_server) {
+	if (is_server) {
+		SSL_set_accept_state(ssl);
+	} else {
+		SSL_set_connect_state(ssl);
+	}
+}
+
 SSL *go_ossl_new_ssl(SSL_CTX *ctx, int fd, int is_server, go_ossl_result *r) {
 	begin(r);
 	SSL *ssl = SSL_new(ctx);
@@ -133,13 +146,44 @@ SSL *go_ossl_new_ssl(SSL_CTX *ctx, int fd, int is_server, go_ossl_result *r) {
 		finish_ret(r, 0);
 		return NULL;
 	}
-	if (is_server) {
-		SSL_set_accept_state(ssl);
-	} else {
-		SSL_set_connect_state(ssl);
-	}
+	set_role(ssl, is_server);
 	finish_ret(r, 1);
 	return ssl;
+}
+
+SSL *go_ossl_new_ssl_bio_pair(SSL_CTX *ctx, int is_server, size_t bufsize, BIO **network, go_ossl_result *r) {
+	begin(r);
+	*network = NULL;
+	BIO *internal = NULL;
+	SSL *ssl = SSL_new(ctx);
+	if (ssl == NULL || !BIO_new_bio_pair(&internal, bufsize, network, bufsize)) {
+		SSL_free(ssl);
+		finish_ret(r, 0);
+		return NULL;
+	}
+	// One reference for reading and writing: SSL_free frees internal.
+	SSL_set_bio(ssl, internal, internal);
+	set_role(ssl, is_server);
+	finish_ret(r, 1);
+	return ssl;
+}
+
+int go_ossl_bio_take(BIO *network, unsigned char *buf, int len) {
+	int n = BIO_read(network, buf, len);
+	return n > 0 ? n : 0;
+}
+
+int go_ossl_bio_give(BIO *network, const unsigned char *buf, int len) {
+	int n = BIO_write(network, buf, len);
+	return n > 0 ? n : 0;
+}
+
+void go_ossl_bio_close_write(BIO *network) {
+	BIO_shutdown_wr(network);
+}
+
+void go_ossl_bio_free(BIO *network) {
+	BIO_free(network);
 }
 
 void go_ossl_set_host(SSL *ssl, const char *host, int sni, go_ossl_result *r) {
@@ -340,13 +384,6 @@ X509 *go_ossl_peer_leaf(SSL *ssl) {
 	return leaf;
 }
 
-int go_ossl_check_host(X509 *cert, const char *host, int is_ip) {
-	if (is_ip) {
-		return X509_check_ip_asc(cert, host, 0);
-	}
-	return X509_check_host(cert, host, strlen(host), 0, NULL);
-}
-
 void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r) {
 	begin(r);
 	// The store takes its own reference.
@@ -519,6 +556,69 @@ void go_ossl_ctx_free(SSL_CTX *ctx) {
 	SSL_CTX_free(ctx);
 }
 
+// The FIPS providers stay loaded for the life of the process: algorithms
+// fetched while FIPS mode was on may still be in use by SSL_CTXs.
+static CRYPTO_ONCE fips_once = CRYPTO_ONCE_STATIC_INIT;
+static go_ossl_result fips_load_result;
+static OSSL_PROVIDER *fips_provider, *base_provider;
+
+static void fips_load_once(void) {
+	go_ossl_result *r = &fips_load_result;
+	begin(r);
+	// retain_fallbacks 1: loading a provider must not stop OpenSSL from
+	// loading the default one, which SetFIPS(false) needs.
+	fips_provider = OSSL_PROVIDER_try_load(NULL, "fips", 1);
+	if (fips_provider != NULL) {
+		// base: the key and certificate encoders and decoders FIPS lacks.
+		base_provider = OSSL_PROVIDER_try_load(NULL, "base", 1);
+		if (base_provider == NULL) {
+			OSSL_PROVIDER_unload(fips_provider);
+			fips_provider = NULL;
+		}
+	}
+	finish_ret(r, fips_provider != NULL);
+}
+
+void go_ossl_fips_load_providers(go_ossl_result *r) {
+	if (!CRYPTO_THREAD_run_once(&fips_once, fips_load_once)) {
+		begin(r);
+		finish_ret(r, 0);
+		return;
+	}
+	// The caller frees r->errors: it gets its own copy of the once-made
+	// result's entries, which stay for the next caller.
+	*r = fips_load_result;
+	r->errors = NULL;
+	r->nerrors = 0;
+	if (fips_load_result.nerrors > 0) {
+		size_t size = fips_load_result.nerrors * sizeof *r->errors;
+		r->errors = malloc(size);
+		if (r->errors == NULL) {
+			r->dropped += fips_load_result.nerrors;
+			return;
+		}
+		memcpy(r->errors, fips_load_result.errors, size);
+		r->nerrors = fips_load_result.nerrors;
+	}
+}
+
+void go_ossl_fips_enable(int enabled, go_ossl_result *r) {
+	begin(r);
+	finish_ret(r, EVP_default_properties_enable_fips(NULL, enabled));
+}
+
+int go_ossl_fips_enabled(void) {
+	if (EVP_default_properties_is_fips_enabled(NULL) != 1) {
+		return 0;
+	}
+	ERR_set_mark();
+	EVP_MD *md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+	ERR_pop_to_mark();
+	int ok = md != NULL;
+	EVP_MD_free(md);
+	return ok;
+}
+
 // no_password refuses encrypted PEM blocks instead of prompting on the
 // terminal, OpenSSL's default: a key, or a certificate whose block has
 // "Proc-Type: 4,ENCRYPTED" headers.
@@ -538,12 +638,32 @@ X509 *go_ossl_x509_from_pem(const void *pem, int len, go_ossl_result *r) {
 	return cert;
 }
 
-EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, go_ossl_result *r) {
+// password is the argument of with_password.
+typedef struct {
+	const char *data;
+	int len;
+} password;
+
+// with_password gives OpenSSL the caller's password, refusing one longer
+// than OpenSSL's buffer rather than cutting it.
+static int with_password(char *buf, int size, int rwflag, void *u) {
+	const password *p = u;
+	if (p->len > size) {
+		return -1;
+	}
+	memcpy(buf, p->data, p->len);
+	return p->len;
+}
+
+EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, int public_key, const char *pass, int pass_len,
+                                go_ossl_result *r) {
 	begin(r);
 	BIO *bio = BIO_new_mem_buf(pem, len);
 	EVP_PKEY *key = NULL;
+	password p = {pass, pass_len};
+	pem_password_cb *cb = pass != NULL ? with_password : no_password;
 	if (bio != NULL) {
-		key = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
+		key = public_key ? PEM_read_bio_PUBKEY(bio, NULL, cb, &p) : PEM_read_bio_PrivateKey(bio, NULL, cb, &p);
 		BIO_free(bio);
 	}
 	finish_ret(r, key != NULL);
@@ -582,4 +702,114 @@ int go_ossl_peer_chain(SSL *ssl, X509 **out, int max) {
 
 const char *go_ossl_servername(SSL *ssl) {
 	return SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+}
+
+// Keys, certificates and Ctx settings of the spacemonkeygo surface.
+
+void go_ossl_ctx_set_curve(SSL_CTX *ctx, int nid, go_ossl_result *r) {
+	begin(r);
+	// By name: SSL_CTX_set1_groups takes any NID, even one that names no
+	// group, where the list parser refuses what it does not know.
+	const char *name = OBJ_nid2sn(nid);
+	finish_ret(r, name != NULL && SSL_CTX_set1_groups_list(ctx, name) == 1);
+}
+
+long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear) {
+	if (set != 0) {
+		SSL_CTX_set_mode(ctx, set);
+	}
+	if (clear != 0) {
+		SSL_CTX_clear_mode(ctx, clear);
+	}
+	return SSL_CTX_get_mode(ctx);
+}
+
+EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_ossl_result *r) {
+	begin(r);
+	EVP_PKEY *key = NULL;
+	if (bits > 0) {
+		key = EVP_PKEY_Q_keygen(NULL, NULL, type, bits);
+	} else if (ec_nid != NID_undef) {
+		// OBJ_nid2sn gives names such as "prime256v1", which the EC key
+		// manager accepts as group names.
+		const char *group = OBJ_nid2sn(ec_nid);
+		if (group != NULL) {
+			key = EVP_PKEY_Q_keygen(NULL, NULL, type, group);
+		}
+	} else {
+		key = EVP_PKEY_Q_keygen(NULL, NULL, type);
+	}
+	finish_ret(r, key != NULL);
+	return key;
+}
+
+void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const char *structure,
+                         unsigned char **out, size_t *out_len, go_ossl_result *r) {
+	begin(r);
+	*out = NULL;
+	*out_len = 0;
+	int ok = 0;
+	OSSL_ENCODER_CTX *ectx = OSSL_ENCODER_CTX_new_for_pkey(key, selection, format, structure, NULL);
+	// A context without encoders means no encoder has this structure for
+	// this key type; OSSL_ENCODER_to_data would say nothing clearer.
+	if (ectx != NULL && OSSL_ENCODER_CTX_get_num_encoders(ectx) > 0) {
+		ok = OSSL_ENCODER_to_data(ectx, out, out_len);
+	}
+	OSSL_ENCODER_CTX_free(ectx);
+	finish_ret(r, ok);
+}
+
+EVP_PKEY *go_ossl_pkey_from_der(const void *der, long len, int public_key, go_ossl_result *r) {
+	begin(r);
+	const unsigned char *p = der;
+	EVP_PKEY *key = public_key ? d2i_PUBKEY(NULL, &p, len) : d2i_AutoPrivateKey(NULL, &p, len);
+	finish_ret(r, key != NULL);
+	return key;
+}
+
+EVP_PKEY *go_ossl_x509_pubkey(X509 *cert, go_ossl_result *r) {
+	begin(r);
+	EVP_PKEY *key = X509_get_pubkey(cert);
+	finish_ret(r, key != NULL);
+	return key;
+}
+
+void go_ossl_x509_check(X509 *cert, int what, const char *chk, size_t len, unsigned int flags, go_ossl_result *r) {
+	begin(r);
+	int ret = -1;
+	switch (what) {
+	case 0:
+		ret = X509_check_host(cert, chk, len, flags, NULL);
+		break;
+	case 1:
+		ret = X509_check_email(cert, chk, len, flags);
+		break;
+	case 2:
+		ret = X509_check_ip(cert, (const unsigned char *)chk, len, flags);
+		break;
+	}
+	finish_ret(r, ret);
+}
+
+char *go_ossl_x509_serial_hex(X509 *cert) {
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+	BN_free(bn);
+	return hex;
+}
+
+int go_ossl_name_entry(const X509_NAME *name, int nid, unsigned char **out) {
+	*out = NULL;
+	int i = X509_NAME_get_index_by_NID(name, nid, -1);
+	if (i < 0) {
+		return -1;
+	}
+	// The entry may be a PrintableString, a BMPString...: ASN1_STRING_to_UTF8
+	// converts each, where X509_NAME_get_text_by_NID copies raw bytes.
+	int n = ASN1_STRING_to_UTF8(out, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+	if (n < 0) {
+		ERR_clear_error();
+		return -2;
+	}
+	return n;
 }

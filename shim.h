@@ -7,6 +7,15 @@
 #define GO_OSSL_SHIM_H
 
 #include <stddef.h>
+#include <openssl/opensslv.h>
+
+// The package uses OpenSSL 3 interfaces throughout (SSL_read_ex,
+// ERR_get_error_all, providers); older headers would fail with a pile of
+// undefined names instead of this one line.
+#if OPENSSL_VERSION_NUMBER < 0x30000000L
+#error "github.com/closenotify/openssl needs OpenSSL 3.0 or newer, and these OpenSSL headers are older (1.1.1?): install OpenSSL 3's development files, or point PKG_CONFIG_PATH at an OpenSSL 3 installation's lib/pkgconfig"
+#endif
+
 #include <openssl/ssl.h>
 
 // GO_OSSL_MAX_ERRORS bounds how many error-queue entries one call returns;
@@ -49,6 +58,24 @@ void go_ossl_release_buffers(SSL *ssl);
 // go_ossl_new_ssl creates an SSL on ctx that reads and writes fd through a
 // socket BIO that never closes fd, with the modes the Go side relies on.
 SSL *go_ossl_new_ssl(SSL_CTX *ctx, int fd, int is_server, go_ossl_result *r);
+
+// go_ossl_new_ssl_bio_pair creates an SSL on ctx for the generic path: the
+// SSL reads and writes one half of a BIO pair whose two buffers hold bufsize
+// bytes each; *network is the other half, which the Go side reads OpenSSL's
+// output from and writes the peer's bytes into. The SSL owns its half; the
+// caller frees *network with go_ossl_bio_free after SSL_free.
+SSL *go_ossl_new_ssl_bio_pair(SSL_CTX *ctx, int is_server, size_t bufsize, BIO **network, go_ossl_result *r);
+
+// The network half of a BIO pair. Memory operations: they neither block nor
+// touch errno, and their return value says all there is to say, so they do
+// not take a go_ossl_result. go_ossl_bio_take and go_ossl_bio_give return
+// the bytes moved (0 when the pair has nothing to read or no room).
+int go_ossl_bio_take(BIO *network, unsigned char *buf, int len);
+int go_ossl_bio_give(BIO *network, const unsigned char *buf, int len);
+// go_ossl_bio_close_write signals the peer's EOF: once the SSL has read
+// what was given before, its reads see end of file.
+void go_ossl_bio_close_write(BIO *network);
+void go_ossl_bio_free(BIO *network);
 
 // Per-connection settings made before the handshake (SNI, host and IP
 // checks, verification). Each returns 1 on success, as OpenSSL does.
@@ -105,11 +132,10 @@ int go_ossl_get_session(SSL *ssl, SSL_SESSION **out, int *resumable);
 int go_ossl_session_der(SSL_SESSION *sess, unsigned char *buf, int len);
 void go_ossl_set_session(SSL *ssl, const unsigned char *der, long len, go_ossl_result *r);
 
-// Host names after the handshake: 1 match, 0 mismatch, < 0 error. The
-// leaf is the peer's certificate, or the first of its chain when a failed
-// verification left no peer certificate; the caller frees it.
+// go_ossl_peer_leaf returns the peer's certificate, or the first of its
+// chain when a failed verification left no peer certificate, for the
+// error of a host name mismatch; the caller frees it.
 X509 *go_ossl_peer_leaf(SSL *ssl);
-int go_ossl_check_host(X509 *cert, const char *host, int is_ip);
 
 // Trust from memory.
 void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
@@ -134,15 +160,69 @@ void go_ossl_ctx_free(SSL_CTX *ctx);
 
 // PEM and DER loading.
 X509 *go_ossl_x509_from_pem(const void *pem, int len, go_ossl_result *r);
-EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, go_ossl_result *r);
+// go_ossl_pkey_from_pem reads a private key, or a PKIX public key, and
+// decrypts an encrypted one with the password of password_len bytes; a NULL
+// password refuses encrypted keys.
+EVP_PKEY *go_ossl_pkey_from_pem(const void *pem, int len, int public_key, const char *password, int password_len,
+                                go_ossl_result *r);
 // go_ossl_x509_der encodes cert into a buffer allocated by OpenSSL, to be
 // released with go_ossl_free.
 int go_ossl_x509_der(X509 *cert, unsigned char **out);
 void go_ossl_free(void *p);
 
+// FIPS mode (fips.go), on the default library context.
+// go_ossl_fips_load_providers loads and activates OpenSSL's "fips" and
+// "base" providers, keeping the default provider as a fallback. It runs
+// once per process; every call returns that first run's result.
+void go_ossl_fips_load_providers(go_ossl_result *r);
+void go_ossl_fips_enable(int enabled, go_ossl_result *r);
+// go_ossl_fips_enabled reports whether "fips=yes" is in the default property
+// query and a provider answers it: SHA2-256 can be fetched. It leaves the
+// thread's error queue as it found it.
+int go_ossl_fips_enabled(void);
+
 // Connection state, read after the handshake. The peer chain is returned
 // leaf first, at most max entries, each with a reference the caller frees.
 int go_ossl_peer_chain(SSL *ssl, X509 **out, int max);
 const char *go_ossl_servername(SSL *ssl);
+
+// Keys, certificates and Ctx settings of the spacemonkeygo surface.
+
+// go_ossl_ctx_set_curve and go_ossl_ctx_mode: SSL_CTX_set1_groups_list and
+// the mode calls are macros.
+void go_ossl_ctx_set_curve(SSL_CTX *ctx, int nid, go_ossl_result *r);
+// go_ossl_ctx_mode sets, then clears, mode bits and returns the modes set.
+long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear);
+
+// go_ossl_pkey_generate makes a key of type ("RSA", "EC", "ED25519"): an RSA
+// key of bits, an EC key on the curve of ec_nid: EVP_PKEY_Q_keygen is
+// variadic, which cgo cannot call.
+EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_ossl_result *r);
+// go_ossl_pkey_encode encodes the parts of key in selection (EVP_PKEY_KEYPAIR,
+// EVP_PKEY_PUBLIC_KEY) as format ("PEM", "DER") in structure ("type-specific",
+// "PrivateKeyInfo", "SubjectPublicKeyInfo") into *out, allocated by OpenSSL:
+// one helper, because the encoder context lives and dies within the call.
+void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const char *structure,
+                         unsigned char **out, size_t *out_len, go_ossl_result *r);
+// go_ossl_pkey_from_der is go_ossl_pkey_from_pem for unencrypted DER: d2i
+// advances a pointer, which must be C memory.
+EVP_PKEY *go_ossl_pkey_from_der(const void *der, long len, int public_key, go_ossl_result *r);
+
+// go_ossl_x509_pubkey returns a reference to cert's public key, with the
+// error queue of a key OpenSSL cannot decode.
+EVP_PKEY *go_ossl_x509_pubkey(X509 *cert, go_ossl_result *r);
+// go_ossl_x509_check runs X509_check_host (what 0), X509_check_email (1) or
+// X509_check_ip (2, chk in binary) and returns its result in r->ret (1
+// match, 0 no match, -2 malformed input, -1 internal error) with the queue.
+void go_ossl_x509_check(X509 *cert, int what, const char *chk, size_t len, unsigned int flags, go_ossl_result *r);
+// go_ossl_x509_serial_hex returns cert's serial number in upper-case hex,
+// to be released with go_ossl_free, or NULL: the BIGNUM in between never
+// reaches Go.
+char *go_ossl_x509_serial_hex(X509 *cert);
+// go_ossl_name_entry converts the first entry of name with nid to UTF-8 in
+// *out, to be released with go_ossl_free, and returns its length: -1 when
+// name has no such entry, -2 when it cannot be converted. Three calls in
+// one, on pointers into name that Go need not hold.
+int go_ossl_name_entry(const X509_NAME *name, int nid, unsigned char **out);
 
 #endif

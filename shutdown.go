@@ -88,7 +88,23 @@ func (c *Conn) DiscardedBytes() int64 { return c.discarded.Load() }
 //   - after a fatal error: that error, without calling OpenSSL;
 //   - while a Write is in progress in another goroutine: ShutdownFailed with
 //     ErrWantWrite and no call made, since the alert cannot follow half a
-//     record; Retry waits for that Write to end.
+//     record; Retry waits for that Write to end;
+//   - after a Write failed (its deadline passed, say): ShutdownFailed with
+//     [ErrWriteIncomplete] and no call made. Part of a record may still be
+//     inside OpenSSL, and the alert cannot follow it: OpenSSL 3.0 would
+//     fail with "bad write retry", and 3.5 would drop the alert and then
+//     wait for the peer's answer to it, which cannot come.
+//
+// On the generic path (see [Conn]) the net.Conn has no "would block":
+//   - the call writes our alert with the net.Conn's Write, which may wait
+//     (for net.Pipe, until the peer reads), bounded by the write deadline;
+//   - -1/WANT_WRITE means that Write did not take all of the alert before
+//     the deadline (or a Write is in progress); the rest is kept, and the
+//     next call (or Retry) writes it and returns 0, or 1 when the peer's
+//     close_notify is in, without calling SSL_shutdown, as OpenSSL does
+//     when it resends a pending alert;
+//   - the call never reads the net.Conn, so -1/WANT_READ means the peer's
+//     close_notify is not among the bytes already read; Retry reads more.
 //
 // [Conn.Write] fails with [ErrWriteAfterShutdown] from the first call on. A
 // second call reads the peer's close_notify itself and fails if application
@@ -104,19 +120,34 @@ func (c *Conn) ShutdownOnce() (ShutdownResult, error) {
 		return ShutdownFailed, &Error{Op: "shutdown", Code: ErrorWantWrite, Err: ErrWantWrite}
 	}
 	defer c.out.lock.Unlock()
+	if err := c.writeFailedLocked(); err != nil {
+		return ShutdownFailed, err
+	}
 	return c.shutdownCall()
 }
 
-// shutdownCall is ShutdownOnce's one SSL_shutdown call, made inside a
-// RawConn callback so that the fd stays open during it.
+// writeFailedLocked returns, with c.out.lock held, the error of a shutdown
+// asked for after a Write failed: the connection's fatal error if it has
+// one, else ErrWriteIncomplete.
+func (c *Conn) writeFailedLocked() error {
+	if c.out.err == nil {
+		return nil
+	}
+	c.sslMu.Lock()
+	fatal := c.fatalErr
+	c.sslMu.Unlock()
+	if fatal != nil {
+		return fatal
+	}
+	return &Error{Op: "shutdown", Err: ErrWriteIncomplete}
+}
+
+// shutdownCall is ShutdownOnce's one SSL_shutdown call, made by the
+// transport.
 func (c *Conn) shutdownCall() (ShutdownResult, error) {
 	var r sslResult
-	var skipped error
-	if err := c.raw.Control(func(uintptr) { skipped = c.callSSL(opShutdown, nil, &r) }); err != nil {
+	if err := c.tr.shutdownOnce(&r); err != nil {
 		return ShutdownFailed, c.ioError(opShutdown, err)
-	}
-	if skipped != nil {
-		return ShutdownFailed, c.ioError(opShutdown, skipped)
 	}
 	switch r.ret {
 	case 1:
@@ -147,7 +178,8 @@ func (c *Conn) checkHandshake(op string) error {
 // Retry runs op, a non-blocking step such as [Conn.ShutdownOnce], until it
 // returns an error that is neither [ErrWantRead] nor [ErrWantWrite] (or
 // nil), waiting in Go's netpoller until the socket is readable or writable
-// as the error asks. Before waiting for a writable socket it waits for a
+// as the error asks; on the generic path, reading the net.Conn once, or
+// writing OpenSSL's pending output to it. Before waiting for a writable socket it waits for a
 // Write in progress in another goroutine to end, so that it does not spin
 // while that Write keeps the socket writable. When ctx ends or a deadline
 // passes first, it returns an *Error wrapping both op's last error and the
@@ -177,7 +209,7 @@ func (c *Conn) Retry(ctx context.Context, op func() error) error {
 		}
 		werr := c.waitWriter(ctx, wait)
 		if werr == nil {
-			werr = c.waitReady(wait)
+			werr = c.tr.waitReady(wait)
 		}
 		if werr != nil {
 			if ctx.Err() != nil {
@@ -218,6 +250,7 @@ func (c *Conn) waitWriter(ctx context.Context, wait direction) error {
 //     deadline or the Conn's passed first;
 //   - an *Error wrapping context.Canceled (not a timeout) when ctx was
 //     canceled first;
+//   - [ErrWriteIncomplete], with nothing sent, after a Write failed;
 //   - ErrHandshakeIncomplete before the handshake completed, ErrNilContext
 //     for a nil ctx, or the transport's or OpenSSL's error.
 //
@@ -250,13 +283,23 @@ func (c *Conn) sendCloseNotify(ctx context.Context) (complete bool, err error) {
 	if flushed {
 		return c.ShutdownState().Received(), nil
 	}
+	if err := c.writeFailedLocked(); err != nil {
+		return false, err
+	}
 	// The first attempt does not wait: the alert usually fits in the
 	// socket's send buffer, and a deadline or context that has already
-	// passed must not keep it from going out then.
+	// passed must not keep it from going out then. On the generic path it
+	// is a Write to the inner conn, which can block (net.Pipe's until the
+	// peer reads): ctx bounds it too.
 	r := &c.out.step.res
-	var skipped error
-	if err = c.raw.Control(func(uintptr) { skipped = c.callSSL(opShutdown, nil, r) }); err == nil {
-		err = skipped
+	if _, generic := c.tr.(*bioTransport); generic {
+		stop := c.interruptOn(ctx, dirWrite)
+		err = c.tr.shutdownOnce(r)
+		if stop() {
+			err = ctx.Err()
+		}
+	} else {
+		err = c.tr.shutdownOnce(r)
 	}
 	if err == nil && ErrorCode(r.ssl_error) == ErrorWantWrite {
 		stop := c.interruptOn(ctx, dirWrite)
@@ -339,11 +382,14 @@ func (c *Conn) shutdownTimeout(ctx context.Context, cause error) error {
 }
 
 // CloseWrite sends our close_notify (waiting, within the write deadline,
-// while the send buffer is full) and then half-closes TCP (shutdown(fd,
-// SHUT_WR)): the peer sees close_notify followed by FIN. Read goes on
-// returning the peer's data until its close_notify (io.EOF); Write returns
-// ErrWriteAfterShutdown. Before the handshake completed it returns
-// ErrHandshakeIncomplete and sends nothing. A second call does nothing more.
+// while the send buffer is full) and then half-closes the transport with
+// the net.Conn's CloseWrite (shutdown(fd, SHUT_WR) for TCP): the peer sees
+// close_notify followed by FIN. A net.Conn without CloseWrite (net.Pipe)
+// gets the alert only. Read goes on returning the peer's data until its
+// close_notify (io.EOF); Write returns ErrWriteAfterShutdown. Before the
+// handshake completed it returns ErrHandshakeIncomplete, and after a failed
+// Write [ErrWriteIncomplete], and sends nothing. A second call does nothing
+// more.
 func (c *Conn) CloseWrite() error {
 	if err := c.checkHandshake("close write"); err != nil {
 		return err
@@ -353,7 +399,7 @@ func (c *Conn) CloseWrite() error {
 	}
 	cw, ok := c.conn.(interface{ CloseWrite() error })
 	if !ok {
-		return &Error{Op: "close write", Err: fmt.Errorf("openssl: %T cannot half-close", c.conn)}
+		return nil // a conn that cannot half-close: the alert is all
 	}
 	if err := cw.CloseWrite(); err != nil {
 		return c.ioError(opShutdown, err)

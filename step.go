@@ -8,6 +8,7 @@ import "C"
 import (
 	"context"
 	"net"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -78,9 +79,10 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *sslResult) error {
 		C.go_ossl_write(c.ssl, ptr, C.size_t(len(buf)), &r.shimResult)
 	case opShutdown:
 		C.go_ossl_shutdown(c.ssl, &r.shimResult)
-		// 0 and 1 mean our alert reached the kernel; so does WANT_READ, which
-		// only a later call (one that reads) can return.
-		if r.ret >= 0 || ErrorCode(r.ssl_error) == ErrorWantRead {
+		// On the socket-fd path, 0 and 1 mean our alert reached the kernel;
+		// so does WANT_READ, which only a later call (one that reads) can
+		// return. The generic path marks it after writing the pair's output.
+		if c.netBIO == nil && (r.ret >= 0 || ErrorCode(r.ssl_error) == ErrorWantRead) {
 			c.alertFlushed = true
 		}
 	}
@@ -132,9 +134,31 @@ func (c *Conn) releaseBuffers() {
 	}
 }
 
-// sslStep runs one SSL operation to completion, waiting in Go's netpoller for
-// whichever readiness OpenSSL asks for. Each direction of a Conn owns one,
-// built once, so that Read and Write allocate nothing.
+// transport is how a Conn's SSL object reaches the peer and how a Conn
+// waits for it. There are two:
+//   - fdTransport, the socket-fd path: OpenSSL reads and writes the socket's
+//     descriptor itself, and waits happen in Go's netpoller;
+//   - bioTransport, the generic path: OpenSSL reads and writes a BIO pair in
+//     memory, and the Conn moves the bytes between it and any net.Conn with
+//     that conn's blocking Read and Write.
+type transport interface {
+	// run makes s's call until OpenSSL stops asking to wait (see
+	// [sslStep.run]).
+	run(s *sslStep, wait direction) error
+	// shutdownOnce makes ShutdownOnce's call, which never waits for the
+	// peer, and leaves its outcome in r. The error is non-nil only when no
+	// outcome could be had (a closed connection, a transport failure).
+	shutdownOnce(r *sslResult) error
+	// waitReady is Retry's wait for dir (dirRead or dirWrite).
+	waitReady(dir direction) error
+	// socket returns the connection's socket, for SetLinger and
+	// SendQueueLen, or an error wrapping ErrNoSocket.
+	socket() (syscall.RawConn, error)
+}
+
+// sslStep runs one SSL operation to completion through its Conn's transport.
+// Each direction of a Conn owns one, built once, so that Read and Write
+// allocate nothing.
 type sslStep struct {
 	c       *Conn
 	op      sslOp
@@ -142,9 +166,9 @@ type sslStep struct {
 	res     sslResult
 	skipped error // callSSL's error: the call was not made
 
-	// onReadable and onWritable are the syscall.RawConn callbacks. Each
-	// reports "not done" only when OpenSSL's socket read (or write) hit
-	// EAGAIN, as the edge-triggered netpoller requires.
+	// onReadable and onWritable are the syscall.RawConn callbacks of the
+	// socket-fd path. Each reports "not done" only when OpenSSL's socket
+	// read (or write) hit EAGAIN, as the edge-triggered netpoller requires.
 	onReadable, onWritable func(fd uintptr) bool
 }
 
@@ -160,11 +184,9 @@ func (s *sslStep) init(c *Conn) {
 	}
 }
 
-// run makes the call until OpenSSL stops asking to wait. The call runs inside
-// a RawConn callback, which holds a reference on the fd, so the fd number
-// cannot be closed and reused while OpenSSL uses it. A read may ask to write
-// and a write to read; run follows. A shutdown that asks to read has sent its
-// alert: run returns then rather than wait for the peer's.
+// run makes the call until OpenSSL stops asking to wait. A read may ask to
+// write and a write to read; run follows. A shutdown that asks to read has
+// sent its alert: run returns then rather than wait for the peer's.
 //
 // wait is the readiness to wait for before the first call: dirWrite for
 // writes and shutdowns, dirRead otherwise. The error is non-nil only when
@@ -173,12 +195,26 @@ func (s *sslStep) init(c *Conn) {
 func (s *sslStep) run(op sslOp, buf []byte, wait direction) error {
 	s.op, s.buf = op, buf
 	defer func() { s.buf = nil }()
+	return s.c.tr.run(s, wait)
+}
+
+// fdTransport is the socket-fd path: OpenSSL's socket BIO reads and writes
+// the descriptor, and the Conn waits in Go's netpoller.
+type fdTransport struct {
+	c   *Conn           // constant
+	raw syscall.RawConn // constant
+}
+
+// run makes the call inside a RawConn callback, which holds a reference on
+// the fd, so the fd number cannot be closed and reused while OpenSSL uses
+// it.
+func (t *fdTransport) run(s *sslStep, wait direction) error {
 	for {
 		var err error
 		if wait == dirWrite {
-			err = s.c.raw.Write(s.onWritable)
+			err = t.raw.Write(s.onWritable)
 		} else {
-			err = s.c.raw.Read(s.onReadable)
+			err = t.raw.Read(s.onReadable)
 		}
 		if s.skipped != nil {
 			return s.skipped
@@ -188,7 +224,7 @@ func (s *sslStep) run(op sslOp, buf []byte, wait direction) error {
 		}
 		switch ErrorCode(s.res.ssl_error) {
 		case ErrorWantRead:
-			if op == opShutdown {
+			if s.op == opShutdown {
 				return nil
 			}
 			wait = dirRead
@@ -200,11 +236,20 @@ func (s *sslStep) run(op sslOp, buf []byte, wait direction) error {
 	}
 }
 
-// waitReady waits until the socket is readable or writable, as dir says:
-// Retry's wait. The poll inside the callback catches readiness that arrived
-// before the netpoller was armed, which the edge-triggered netpoller would
-// not report.
-func (c *Conn) waitReady(dir direction) error {
+// shutdownOnce makes the SSL_shutdown call inside a RawConn callback, so
+// that the fd stays open during it.
+func (t *fdTransport) shutdownOnce(r *sslResult) error {
+	var skipped error
+	if err := t.raw.Control(func(uintptr) { skipped = t.c.callSSL(opShutdown, nil, r) }); err != nil {
+		return err
+	}
+	return skipped
+}
+
+// waitReady waits until the socket is readable or writable, as dir says.
+// The poll inside the callback catches readiness that arrived before the
+// netpoller was armed, which the edge-triggered netpoller would not report.
+func (t *fdTransport) waitReady(dir direction) error {
 	polled := false
 	ready := func(fd uintptr) bool {
 		if polled {
@@ -220,10 +265,12 @@ func (c *Conn) waitReady(dir direction) error {
 		return err == nil && n > 0
 	}
 	if dir == dirWrite {
-		return c.raw.Write(ready)
+		return t.raw.Write(ready)
 	}
-	return c.raw.Read(ready)
+	return t.raw.Read(ready)
 }
+
+func (t *fdTransport) socket() (syscall.RawConn, error) { return t.raw, nil }
 
 // aLongTimeAgo is a deadline that has passed: setting it wakes waiters.
 var aLongTimeAgo = time.Unix(1, 0)

@@ -111,9 +111,7 @@ func (s *CertificateStoreCtx) GetCurrentCert() *Certificate {
 	if x == nil || C.X509_up_ref(x) != 1 {
 		return nil
 	}
-	cert := &Certificate{x: x}
-	runtime.AddCleanup(cert, func(x *C.X509) { C.X509_free(x) }, x)
-	return cert
+	return newCertificate(x)
 }
 
 // VerifyResult returns OpenSSL's verdict on the current certificate
@@ -151,7 +149,7 @@ func storeChain(store *C.X509_STORE_CTX) ([]*x509.Certificate, error) {
 	if sk == nil || C.OPENSSL_sk_num((*C.OPENSSL_STACK)(unsafe.Pointer(sk))) == 0 {
 		leaf := C.X509_STORE_CTX_get0_cert(store)
 		if leaf == nil {
-			return nil, errors.New("openssl: the peer sent no certificate")
+			return nil, ErrNoPeerCertificate
 		}
 		cert, err := parseX509(leaf)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/closenotify/openssl"
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // TestClientShutdownAnswered: we are the client of openssl s_server, which
@@ -76,7 +77,7 @@ func TestClientTruncation(t *testing.T) {
 // K requesting one back and with k not. OpenSSL, unlike crypto/tls,
 // lets a command line ask for it.
 //   - While we read, it arrives before data: Read takes it and returns
-//     the data after it. Our answer to K goes out with our next write,
+//     the data after it (on both of our paths). Our answer to K goes out with our next write,
 //     which s_server reads with the new keys; Shutdown then works.
 //   - Arriving after our close_notify (sent before we read it), it is
 //     processed while we wait for s_server's close_notify: Shutdown
@@ -86,52 +87,54 @@ func TestClientKeyUpdate(t *testing.T) {
 	require.Equal(t, "TLS1.3", v.name)
 	for _, cmd := range []string{peer.ServerCmdKeyUpdateRequest, peer.ServerCmdKeyUpdate} {
 		name := strings.TrimSpace(cmd)
-		t.Run(v.name+"/"+name+"/while reading", func(t *testing.T) {
-			c, srv := sServer(t, v, nil)
-			say(t, c, srv, "before the key update\n")
+		for _, path := range tlstest.Paths {
+			t.Run(v.name+"/"+name+"/while reading/"+path.Name, func(t *testing.T) {
+				c, srv := sServerOn(t, v, path.Wrap, nil)
+				say(t, c, srv, "before the key update\n")
 
-			const down = "after the key update\n"
-			type result struct {
-				got string
-				err error
-			}
-			read := make(chan result, 1)
-			go func() {
-				c.SetReadDeadline(time.Now().Add(wait))
-				buf := make([]byte, len(down))
-				n, err := io.ReadFull(c, buf)
-				read <- result{string(buf[:n]), err}
-			}()
-			mark := srv.Mark()
-			require.NoError(t, srv.Send(cmd))
-			require.NoError(t, srv.WaitForAfter(mark, peer.ServerKeyUpdated, wait))
-			require.NoError(t, srv.Send(down))
-			var r result
-			select {
-			case r = <-read:
-			case <-time.After(2 * wait): // the read deadline ends it first
-				t.Fatal("Read did not return")
-			}
-			require.NoError(t, r.err)
-			require.Equal(t, down, r.got)
-			require.NoError(t, c.SetReadDeadline(time.Time{}))
+				const down = "after the key update\n"
+				type result struct {
+					got string
+					err error
+				}
+				read := make(chan result, 1)
+				go func() {
+					c.SetReadDeadline(time.Now().Add(wait))
+					buf := make([]byte, len(down))
+					n, err := io.ReadFull(c, buf)
+					read <- result{string(buf[:n]), err}
+				}()
+				mark := srv.Mark()
+				require.NoError(t, srv.Send(cmd))
+				require.NoError(t, srv.WaitForAfter(mark, peer.ServerKeyUpdated, wait))
+				require.NoError(t, srv.Send(down))
+				var r result
+				select {
+				case r = <-read:
+				case <-time.After(2 * wait): // the read deadline ends it first
+					t.Fatal("Read did not return")
+				}
+				require.NoError(t, r.err)
+				require.Equal(t, down, r.got)
+				require.NoError(t, c.SetReadDeadline(time.Time{}))
 
-			// OpenSSL sends the KeyUpdate that K requests with our next
-			// write (crypto/tls sends it while reading): s_server reads it,
-			// a record without data, just before the data.
-			const up2 = "written with our new keys\n"
-			_, err := c.Write([]byte(up2))
-			require.NoError(t, err)
-			require.NoError(t, srv.WaitForAfter(mark, up2, wait))
-			out := srv.Output()[mark:]
-			if cmd == peer.ServerCmdKeyUpdateRequest {
-				require.Contains(t, out, peer.ServerKeyUpdated+peer.ServerReadBlock+up2)
-			} else {
-				require.Contains(t, out, peer.ServerKeyUpdated+up2)
-			}
+				// OpenSSL sends the KeyUpdate that K requests with our next
+				// write (crypto/tls sends it while reading): s_server reads it,
+				// a record without data, just before the data.
+				const up2 = "written with our new keys\n"
+				_, err := c.Write([]byte(up2))
+				require.NoError(t, err)
+				require.NoError(t, srv.WaitForAfter(mark, up2, wait))
+				out := srv.Output()[mark:]
+				if cmd == peer.ServerCmdKeyUpdateRequest {
+					require.Contains(t, out, peer.ServerKeyUpdated+peer.ServerReadBlock+up2)
+				} else {
+					require.Contains(t, out, peer.ServerKeyUpdated+up2)
+				}
 
-			requireAnsweredBy(t, c, "Shutdown", srv, mark, peer.ServerCloseNotifyReceived)
-		})
+				requireAnsweredBy(t, c, "Shutdown", srv, mark, peer.ServerCloseNotifyReceived)
+			})
+		}
 
 		for _, how := range []string{"ShutdownOnce+Retry", "Shutdown"} {
 			t.Run(v.name+"/"+name+"/after our close_notify/"+how, func(t *testing.T) {

@@ -50,9 +50,16 @@ func serverCtx(t testing.TB, v version) *openssl.Ctx {
 // Conn is closed and s_server killed at cleanup.
 func sServer(t testing.TB, v version, sslCtx *openssl.Ctx, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
+	return sServerOn(t, v, nil, sslCtx, extra...)
+}
+
+// sServerOn is sServer with our socket wrapped by wrap (nil: not wrapped).
+func sServerOn(t testing.TB, v version, wrap func(tlstest.Sock) net.Conn, sslCtx *openssl.Ctx, extra ...string) (*openssl.Conn, *peer.Process) {
+	t.Helper()
 	p := tlstest.Connect(t, tlstest.Spec{
 		Case: tlstest.Case{Version: v.v, Role: tlstest.WeClient},
 		Peer: tlstest.OpenSSLTool, PKI: pki, Ctx: sslCtx, PeerArgs: extra,
+		WrapOurs: wrap,
 	})
 	return p.Ours, p.Proc
 }
@@ -67,9 +74,16 @@ func sServer(t testing.TB, v version, sslCtx *openssl.Ctx, extra ...string) (*op
 // closed and s_client killed at cleanup.
 func sClient(t testing.TB, v version, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
+	return sClientOn(t, v, nil, extra...)
+}
+
+// sClientOn is sClient with our socket wrapped by wrap (nil: not wrapped).
+func sClientOn(t testing.TB, v version, wrap func(tlstest.Sock) net.Conn, extra ...string) (*openssl.Conn, *peer.Process) {
+	t.Helper()
 	p := tlstest.Connect(t, tlstest.Spec{
 		Case: tlstest.Case{Version: v.v, Role: tlstest.WeServer},
 		Peer: tlstest.OpenSSLTool, PKI: pki, PeerArgs: extra,
+		WrapOurs: wrap,
 	})
 	const up = "hello from s_client\n"
 	require.NoError(t, p.Proc.Send(up))

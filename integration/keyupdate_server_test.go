@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // TestServerKeyUpdateAfterOurCloseNotify (scenario 13, we are the server):
@@ -14,17 +15,22 @@ import (
 // which waits unread in our socket while we send close_notify. OpenSSL
 // still processes it after our alert: Shutdown completes, s_client reads
 // our close_notify, answers and exits cleanly.
+//
+// It runs on both of our paths: on the generic path, the KeyUpdate is read
+// from the wrapper and our answer to a request goes out through its Write.
 func TestServerKeyUpdateAfterOurCloseNotify(t *testing.T) {
 	v := versions[1]
 	require.Equal(t, "TLS1.3", v.name)
 	for _, cmd := range []string{peer.ClientCmdKeyUpdateRequest, peer.ClientCmdKeyUpdate} {
-		t.Run(strings.TrimSpace(cmd), func(t *testing.T) {
-			c, cl := sClient(t, v)
-			mark := cl.Mark()
-			require.NoError(t, cl.Send(cmd))
-			require.NoError(t, cl.WaitForAfter(mark, peer.ClientKeyUpdate, wait))
+		for _, path := range tlstest.Paths {
+			t.Run(strings.TrimSpace(cmd)+"/"+path.Name, func(t *testing.T) {
+				c, cl := sClientOn(t, v, path.Wrap)
+				mark := cl.Mark()
+				require.NoError(t, cl.Send(cmd))
+				require.NoError(t, cl.WaitForAfter(mark, peer.ClientKeyUpdate, wait))
 
-			requireAnsweredBy(t, c, "Shutdown", cl, mark, peer.ClientClosed)
-		})
+				requireAnsweredBy(t, c, "Shutdown", cl, mark, peer.ClientClosed)
+			})
+		}
 	}
 }

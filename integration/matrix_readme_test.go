@@ -1,11 +1,14 @@
 package integration_test
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/closenotify/openssl"
 )
 
 // observations collects, per peer and scenario row, what the peer did, to
@@ -80,8 +83,12 @@ func readmeCell(peerName string, n int) string {
 	return strings.Join(seen, "; ")
 }
 
+var matrixReadmeOpenSSL = flag.String("matrix.readme.openssl", "",
+	"with -matrix.readme: this run is against OpenSSL `series` (such as 3.5): add a column for each peer whose cells differ from the README's table, instead of rewriting it")
+
 // writeReadmeTable replaces the table between the markers of the README
-// at path with what this run observed.
+// at path with what this run observed. With -matrix.readme.openssl it
+// adds this run's columns to the table there instead (seriesColumns).
 func writeReadmeTable(path string) error {
 	old, err := os.ReadFile(path)
 	if err != nil {
@@ -94,22 +101,120 @@ func writeReadmeTable(path string) error {
 	}
 	var b strings.Builder
 	b.WriteString(readmeBegin + "\n")
-	b.WriteString("| scenario |")
-	for _, p := range everyPeer {
-		b.WriteString(" " + p.name + " |")
-	}
-	b.WriteString("\n|---|")
-	for range everyPeer {
-		b.WriteString("---|")
-	}
-	b.WriteString("\n")
-	for _, row := range readmeRows {
-		b.WriteString("| " + row.heading + " |")
+	if series := *matrixReadmeOpenSSL; series != "" {
+		table, err := seriesColumns(s[i+len(readmeBegin):j], series)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		b.WriteString(table)
+	} else {
+		b.WriteString("| scenario |")
 		for _, p := range everyPeer {
-			b.WriteString(" " + readmeCell(p.name, row.number) + " |")
+			b.WriteString(" " + p.name + " |")
+		}
+		b.WriteString("\n|---|")
+		for range everyPeer {
+			b.WriteString("---|")
 		}
 		b.WriteString("\n")
+		for _, row := range readmeRows {
+			b.WriteString("| " + row.heading + " |")
+			for _, p := range everyPeer {
+				b.WriteString(" " + readmeCell(p.name, row.number) + " |")
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\nObserved with " + shortVersion() + " on our side, as s_server and as s_client.\n")
 	}
 	s = s[:i] + b.String() + s[j:]
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// shortVersion is openssl.Version without its date: "OpenSSL 3.5.7".
+func shortVersion() string {
+	f := strings.Fields(openssl.Version())
+	return strings.Join(f[:min(2, len(f))], " ")
+}
+
+// seriesColumns returns the README's table (old, the text between the
+// markers, as a run on another OpenSSL wrote it) with a column "<peer>
+// (OpenSSL series)" after each peer for which this run observed something
+// else in some row: its cells, or "same" in the rows that match. Earlier
+// columns of series are replaced; a note under the table says which
+// version ran and what changed.
+func seriesColumns(old, series string) (string, error) {
+	suffix := " (OpenSSL " + series + ")"
+	notePrefix := "With OpenSSL " + series + "."
+	var rows [][]string
+	var notes []string
+	for _, line := range strings.Split(strings.Trim(old, "\n"), "\n") {
+		switch {
+		case strings.HasPrefix(line, "|"):
+			cells := strings.Split(strings.Trim(line, "|"), "|")
+			for k := range cells {
+				cells[k] = strings.TrimSpace(cells[k])
+			}
+			rows = append(rows, cells)
+		case line != "" && !strings.HasPrefix(line, notePrefix):
+			notes = append(notes, line)
+		}
+	}
+	if len(rows) != 2+len(readmeRows) {
+		return "", fmt.Errorf("the table has %d lines, want %d: write it with -matrix.readme alone first", len(rows), 2+len(readmeRows))
+	}
+	// Drop this series' columns of an earlier run.
+	for k := len(rows[0]) - 1; k >= 0; k-- {
+		if strings.HasSuffix(rows[0][k], suffix) {
+			for r := range rows {
+				rows[r] = slices.Delete(rows[r], k, k+1)
+			}
+		}
+	}
+	var changed []string
+	for _, p := range everyPeer {
+		k := slices.Index(rows[0], p.name)
+		if k < 0 {
+			return "", fmt.Errorf("the table has no column %q", p.name)
+		}
+		cells := []string{p.name + suffix, "---"}
+		differs := false
+		for r, row := range readmeRows {
+			if rows[2+r][0] != row.heading {
+				return "", fmt.Errorf("row %d is %q, want %q", r, rows[2+r][0], row.heading)
+			}
+			cell := readmeCell(p.name, row.number)
+			if cell == rows[2+r][k] {
+				cell = "same"
+			} else {
+				differs = true
+			}
+			cells = append(cells, cell)
+		}
+		if !differs {
+			continue
+		}
+		changed = append(changed, p.name)
+		for r := range rows {
+			rows[r] = slices.Insert(rows[r], k+1, cells[r])
+		}
+	}
+	var b strings.Builder
+	for r, row := range rows {
+		if r == 1 {
+			b.WriteString(strings.Repeat("|---", len(row)) + "|\n")
+			continue
+		}
+		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
+	}
+	b.WriteString("\n")
+	for _, n := range notes {
+		b.WriteString(n + "\n\n")
+	}
+	b.WriteString("With " + shortVersion() + " on our side, as s_server and as s_client, ")
+	if len(changed) == 0 {
+		b.WriteString("every cell was the same.\n")
+	} else {
+		b.WriteString("the columns marked" + suffix + " show where it differed (\"same\": as in the column before); the other peers' cells were the same.\n")
+	}
+	return b.String(), nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl/internal/peer"
+	"github.com/closenotify/openssl/internal/tlstest"
 )
 
 // serverCmdRenegotiate makes s_server (TLS 1.2) send a HelloRequest; it
@@ -16,19 +17,25 @@ const serverCmdRenegotiate = "r\n"
 // renegotiation while our client reads. The HelloRequest is handled inside
 // SSL_read (whose answer, a new ClientHello, is a read that needs a write);
 // data after it goes through both ways and the shutdown completes.
+// It runs on both of our paths: on the generic path, the new ClientHello
+// goes out through the wrapper's Write from inside Read.
 func TestRenegotiationRequestDuringRead(t *testing.T) {
 	v := versions[0]
 	require.Equal(t, "TLS1.2", v.name)
-	c, srv := sServer(t, v, nil)
+	for _, path := range tlstest.Paths {
+		t.Run(path.Name, func(t *testing.T) {
+			c, srv := sServerOn(t, v, path.Wrap, nil)
 
-	require.NoError(t, srv.Send(serverCmdRenegotiate))
-	require.NoError(t, srv.WaitFor(peer.ServerKeyUpdated, wait))
-	const line = "after the hello request\n"
-	require.NoError(t, srv.Send(line))
-	require.Equal(t, line, readN(t, c, len(line)))
+			require.NoError(t, srv.Send(serverCmdRenegotiate))
+			require.NoError(t, srv.WaitFor(peer.ServerKeyUpdated, wait))
+			const line = "after the hello request\n"
+			require.NoError(t, srv.Send(line))
+			require.Equal(t, line, readN(t, c, len(line)))
 
-	say(t, c, srv, "still talking\n")
-	requireAnsweredBy(t, c, "Shutdown", srv, 0, peer.ServerCloseNotifyReceived)
+			say(t, c, srv, "still talking\n")
+			requireAnsweredBy(t, c, "Shutdown", srv, 0, peer.ServerCloseNotifyReceived)
+		})
+	}
 }
 
 // TestRenegotiationRequestAfterOurCloseNotify (matrix scenario 14): the

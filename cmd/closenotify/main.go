@@ -29,6 +29,7 @@ type command struct {
 // commands are the subcommands, in the order usage lists them.
 var commands = []command{
 	{"demo", "run our Conn against crypto/tls for each way a peer ends a connection", demoCommand},
+	{"probe", "report what a TLS server at host:port does at shutdown", probeCommand},
 }
 
 func main() {

@@ -110,3 +110,15 @@ func listeningPortOf(pid int) (int, error) {
 	}
 	return 0, nil
 }
+
+// StartServer is Start for a server program that does not report its
+// address: it waits, at most StartTimeout and never past ctx, until the
+// program listens on an IPv4 TCP port, and Addr then returns 127.0.0.1 with
+// that port. On error nothing is left running.
+func StartServer(ctx context.Context, name string, args ...string) (*Process, error) {
+	p, err := Start(ctx, name, args...)
+	if err != nil {
+		return nil, err
+	}
+	return listening(ctx, p, waitListening)
+}

@@ -5,14 +5,19 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+
+	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/peer"
 )
 
 // Main is the body of TestMain for tests that run the peer programs of
 // internal/peer. It checks that openssl is on PATH and prints its version,
-// writes [DefaultPKI]'s files into a temporary directory and stores their
-// paths in *files, runs the tests with run (with leakcheck.Run, which fails
-// a run that leaves anything behind), and removes the directory. It returns
-// the exit code, 1 if a step before the tests failed.
+// checks that it and the package run the OpenSSL the run is for
+// ([peer.CheckOpenSSLVersions]), writes [DefaultPKI]'s files into a
+// temporary directory and stores their paths in *files, runs the tests with
+// run (with leakcheck.Run, which fails a run that leaves anything behind),
+// and removes the directory. It returns the exit code, 1 if a step before
+// the tests failed.
 func Main(files *Files, run func() int) int {
 	path, err := exec.LookPath("openssl")
 	if err != nil {
@@ -28,6 +33,14 @@ func Main(files *Files, run func() int) int {
 		return 1
 	}
 	fmt.Printf("peer: %s", version)
+	// A run meant for another OpenSSL must not pass on the system's.
+	ctx, cancel = context.WithTimeout(context.Background(), Timeout)
+	err = peer.CheckOpenSSLVersions(ctx, openssl.Version())
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
 	dir, err := os.MkdirTemp("", "tlstest-files-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -80,6 +80,9 @@ type Spec struct {
 	// Recorder and crypto/tls: the matrix's peers that stop reading or
 	// cork their writes.
 	WrapPeer func(Sock) net.Conn
+	// WrapOurs, when set, wraps our socket before our Conn is made on it:
+	// [Generic] makes our Conn take the generic path.
+	WrapOurs func(Sock) net.Conn
 	// PeerArgs are extra command-line arguments of a process peer (after
 	// the version's, for openssl and GnuTLS).
 	PeerArgs []string
@@ -90,6 +93,36 @@ type Spec struct {
 	// server listening at serverAddr (TCP only): a relay's in front of it,
 	// for instance. Nil dials the server itself.
 	Via func(serverAddr string) (string, error)
+}
+
+// Generic wraps our socket in a struct that hides everything but net.Conn,
+// for [Spec.WrapOurs]: our Conn then runs on the generic path (a BIO pair
+// and the wrapper's Read and Write) over the same socket.
+func Generic(s Sock) net.Conn { return struct{ net.Conn }{s} }
+
+// Path is one of our Conn's two paths, as [Spec.WrapOurs] chooses it.
+type Path struct {
+	Name string                // "fd" or "generic"
+	Wrap func(s Sock) net.Conn // for Spec.WrapOurs
+}
+
+// Paths are our Conn's two paths over the same socket: the socket-fd path
+// (the socket itself) and the generic path ([Generic]).
+var Paths = []Path{{"fd", nil}, {"generic", Generic}}
+
+// EachPath runs f as a subtest named after each of [Paths].
+func EachPath(t *testing.T, f func(t *testing.T, path Path)) {
+	for _, p := range Paths {
+		t.Run(p.Name, func(t *testing.T) { f(t, p) })
+	}
+}
+
+// EachOnPaths runs f for each of [Paths] and, inside, each of [Cases]:
+// subtests such as "generic/TLS 1.3/we-client".
+func EachOnPaths(t *testing.T, f func(t *testing.T, c Case, path Path)) {
+	EachPath(t, func(t *testing.T, p Path) {
+		Each(t, func(t *testing.T, c Case) { f(t, c, p) })
+	})
 }
 
 // route returns the address the client dials to reach serverAddr.
@@ -156,10 +189,14 @@ func Open(spec Spec) (p *Pair, err error) {
 			return p, err
 		}
 	}
+	var ourConn net.Conn = p.OurSock
+	if spec.WrapOurs != nil {
+		ourConn = spec.WrapOurs(p.OurSock)
+	}
 	if spec.Role == WeClient {
-		p.Ours, err = openssl.Client(p.OurSock, sslCtx)
+		p.Ours, err = openssl.Client(ourConn, sslCtx)
 	} else {
-		p.Ours, err = openssl.Server(p.OurSock, sslCtx)
+		p.Ours, err = openssl.Server(ourConn, sslCtx)
 	}
 	if err != nil {
 		return p, err

@@ -92,6 +92,7 @@ var errNames = []struct {
 	{openssl.ErrShutdownTimeout, "ErrShutdownTimeout"},
 	{openssl.ErrTruncated, "ErrTruncated"},
 	{openssl.ErrWriteAfterShutdown, "ErrWriteAfterShutdown"},
+	{openssl.ErrWriteIncomplete, "ErrWriteIncomplete"},
 	{openssl.ErrHandshakeIncomplete, "ErrHandshakeIncomplete"},
 	{openssl.ErrWantRead, "ErrWantRead"},
 	{openssl.ErrWantWrite, "ErrWantWrite"},
