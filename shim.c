@@ -179,7 +179,7 @@ int go_ossl_bio_give(BIO *network, const unsigned char *buf, int len) {
 }
 
 void go_ossl_bio_close_write(BIO *network) {
-	BIO_shutdown_wr(network);
+	(void)BIO_shutdown_wr(network);
 }
 
 void go_ossl_bio_free(BIO *network) {
