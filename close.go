@@ -249,6 +249,9 @@ func (c *Conn) freeSSL() {
 		c.netBIO = nil
 	}
 	liveSSL.Add(-1)
+	if c.idleTimer != nil {
+		c.idleTimer.Stop() // it would find c.ssl nil, but need not fire at all
+	}
 	if c.hooks.handle != 0 {
 		c.hooks.handle.Delete() // after SSL_free: no callback can run now
 		c.hooks.switched = nil
