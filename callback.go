@@ -241,13 +241,11 @@ func goOsslKeyLog(h C.uintptr_t, line *C.char) {
 }
 
 //export goOsslNewSession
-func goOsslNewSession(h C.uintptr_t, sess *C.SSL_SESSION) {
+func goOsslNewSession(h C.uintptr_t, sess *C.SSL_SESSION) C.int {
 	c := connOf(h)
 	cache := c.sslCtx.hooks.sessions.Load()
-	if cache == nil || c.hooks.sessionKey == "" {
-		return
+	if cache == nil || c.hooks.sessionKey == "" || !cache.put(c.hooks.sessionKey, sess) {
+		return 0
 	}
-	if der := sessionDER(sess); der != nil {
-		cache.put(c.hooks.sessionKey, der)
-	}
+	return 1
 }

@@ -23,8 +23,7 @@ func TestCallbacksConcurrent(t *testing.T) {
 	server.SetServerNameCallback(func(string) (*openssl.Ctx, error) { return nil, nil })
 	addr, results := startOurServer(t, server)
 
-	client := ctxOf(t, clientPKI, 0)
-	client.SetClientSessionCache(2)
+	client := withSessionCache(t, ctxOf(t, clientPKI, 0), 2)
 	verify := func(ok bool, _ *openssl.CertificateStoreCtx) bool { return ok }
 	client.SetVerify(openssl.VerifyPeer, verify)
 	peerChain := func([]*x509.Certificate) error { return nil }

@@ -3,8 +3,9 @@ package openssl
 import "sync/atomic"
 
 // liveCtx and liveSSL count the SSL_CTX and SSL objects this package has
-// created and not yet freed, for leak checks.
-var liveCtx, liveSSL atomic.Int64
+// created and not yet freed, for leak checks; liveSessions counts the
+// SSL_SESSION references client session caches hold.
+var liveCtx, liveSSL, liveSessions atomic.Int64
 
 // LiveObjects returns how many SSL and SSL_CTX objects made by this package
 // are not yet freed. A [Conn] frees its SSL in [Conn.Close]; a [Ctx]'s

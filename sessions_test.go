@@ -3,6 +3,7 @@ package openssl_test
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -72,6 +73,16 @@ func clientCtxFor(t testing.TB, version uint16) *openssl.Ctx {
 	return ctxOf(t, clientPKI, version)
 }
 
+// withSessionCache gives sslCtx a client session cache of capacity
+// sessions, which cleanup removes: the sessions of a cache left to the
+// garbage collector would be freed whenever it runs, and the tests that
+// count live sessions could not tell theirs apart.
+func withSessionCache(t testing.TB, sslCtx *openssl.Ctx, capacity int) *openssl.Ctx {
+	sslCtx.SetClientSessionCache(capacity)
+	t.Cleanup(func() { sslCtx.SetClientSessionCache(0) })
+	return sslCtx
+}
+
 // firstSession dials addr for a full handshake, fetches a page (TLS 1.3
 // tickets arrive on the way) and returns the connection's session.
 func firstSession(t *testing.T, addr string, sslCtx *openssl.Ctx) []byte {
@@ -100,8 +111,7 @@ func TestResumption(t *testing.T) {
 				}
 				t.Run(name, func(t *testing.T) {
 					addr, results := srv.start(t, version, mutualTLS)
-					cached := clientCtxFor(t, version)
-					cached.SetClientSessionCache(8)
+					cached := withSessionCache(t, clientCtxFor(t, version), 8)
 					checkServer := func(resumed bool) {
 						if results == nil {
 							return
@@ -232,8 +242,7 @@ func TestResumptionExpired(t *testing.T) {
 // next Dial makes a full handshake, without error.
 func TestGetSessionBeforeTicket(t *testing.T) {
 	addr, _ := startOurServer(t, ctxOf(t, pki, tls.VersionTLS13))
-	cached := clientCtxFor(t, tls.VersionTLS13)
-	cached.SetClientSessionCache(4)
+	cached := withSessionCache(t, clientCtxFor(t, tls.VersionTLS13), 4)
 	dial := func(wantResumed bool) *openssl.Conn {
 		c, err := openssl.Dial("tcp", addr, cached, 0)
 		require.NoError(t, err)
@@ -292,8 +301,7 @@ func TestServerSessionSettings(t *testing.T) {
 			sslCtx := ctxOf(t, pki, tc.version)
 			tc.set(t, sslCtx)
 			addr, _ := startOurServer(t, sslCtx)
-			cached := clientCtxFor(t, tc.version)
-			cached.SetClientSessionCache(1)
+			cached := withSessionCache(t, clientCtxFor(t, tc.version), 1)
 			for i, want := range []bool{false, tc.resumes} {
 				c, err := openssl.Dial("tcp", addr, cached, 0)
 				require.NoError(t, err)
@@ -329,4 +337,94 @@ func TestSessionErrors(t *testing.T) {
 	require.Error(t, conn.SetSession(nil))
 	_, err = conn.GetSession()
 	require.ErrorIs(t, err, openssl.ErrSessionNotResumable)
+}
+
+// TestClientSessionCacheLRU: a cache of one session keeps the last
+// server's; a session it evicted is not offered again, and every session
+// it drops is freed: it holds one reference per entry, none once
+// SetClientSessionCache replaces or removes it.
+func TestClientSessionCacheLRU(t *testing.T) {
+	tlstest.EachVersion(t, func(t *testing.T, version uint16) {
+		// Not parallel: the count of live sessions is the process's.
+		a, _ := startOurServer(t, ctxOf(t, pki, version))
+		b, _ := startOurServer(t, ctxOf(t, pki, version))
+		cached := withSessionCache(t, clientCtxFor(t, version), 1)
+		before := openssl.LiveClientSessions()
+		dial := func(addr string, wantResumed bool) {
+			t.Helper()
+			c, err := openssl.Dial("tcp", addr, cached, 0)
+			require.NoError(t, err)
+			require.Equal(t, wantResumed, c.ConnectionState().DidResume)
+			get(t, c) // TLS 1.3 tickets arrive on the way
+			c.Close()
+			require.Equal(t, before+1, openssl.LiveClientSessions(), "sessions held after a connection to %s", addr)
+		}
+		dial(a, false)
+		dial(b, false) // evicts a's
+		dial(a, false)
+		dial(a, true)
+		dial(b, false)
+
+		cached.SetClientSessionCache(1) // a new, empty cache
+		require.Equal(t, before, openssl.LiveClientSessions(), "sessions held after the cache was replaced")
+		dial(b, false)
+		cached.SetClientSessionCache(0)
+		require.Equal(t, before, openssl.LiveClientSessions(), "sessions held after the cache was removed")
+		c, err := openssl.Dial("tcp", b, cached, 0)
+		require.NoError(t, err)
+		require.False(t, c.ConnectionState().DidResume, "Dial without a cache")
+		get(t, c)
+		c.Close()
+		require.Equal(t, before, openssl.LiveClientSessions(), "sessions held without a cache")
+	})
+}
+
+// TestClientSessionCacheConcurrent: dials that share a cache, while it is
+// replaced and removed under them, all succeed, and the sessions they
+// stored are freed (under the race detector and asan this also catches a
+// session freed while offered).
+func TestClientSessionCacheConcurrent(t *testing.T) {
+	const dialers, dials = 4, 8
+	addr, results := startOurServer(t, ctxOf(t, pki, tls.VersionTLS13))
+	cached := withSessionCache(t, clientCtxFor(t, tls.VersionTLS13), 2)
+	before := openssl.LiveClientSessions()
+	errs := make(chan error, dialers)
+	for range dialers {
+		go func() {
+			errs <- func() error {
+				for range dials {
+					c, err := openssl.Dial("tcp", addr, cached, 0)
+					if err != nil {
+						return err
+					}
+					_, err = io.WriteString(c, request)
+					if err == nil {
+						_, err = io.ReadAll(c) // TLS 1.3 tickets arrive on the way
+					}
+					c.Close()
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	// Each connection the server finished replaces the cache (capacity 0
+	// removes it), so that dials load, offer and fill caches being closed.
+	for swaps, running := 0, dialers; running > 0; {
+		select {
+		case s := <-results:
+			require.NoError(t, s.err, "server")
+			swaps++
+			cached.SetClientSessionCache(swaps % 3)
+		case err := <-errs:
+			require.NoError(t, err)
+			running--
+		case <-time.After(tlstest.Timeout):
+			t.Fatal("the dialers did not finish")
+		}
+	}
+	cached.SetClientSessionCache(0)
+	require.Equal(t, before, openssl.LiveClientSessions())
 }

@@ -291,14 +291,14 @@ void go_ossl_ctx_set_keylog_hook(SSL_CTX *ctx) {
 	SSL_CTX_set_keylog_callback(ctx, keylog_trampoline);
 }
 
-// new_session_trampoline hands a client's new session to Go, which copies
-// it as DER: 0 tells OpenSSL no reference was kept.
+// new_session_trampoline hands a client's new session to Go, which answers
+// 1 when its cache kept the reference OpenSSL passes, 0 when not.
 static int new_session_trampoline(SSL *ssl, SSL_SESSION *sess) {
 	uintptr_t h = conn_handle(ssl);
-	if (h != 0 && !SSL_is_server(ssl)) {
-		goOsslNewSession(h, sess);
+	if (h == 0 || SSL_is_server(ssl)) {
+		return 0;
 	}
-	return 0;
+	return goOsslNewSession(h, sess);
 }
 
 void go_ossl_ctx_set_new_session_hook(SSL_CTX *ctx) {
@@ -368,6 +368,11 @@ void go_ossl_set_session(SSL *ssl, const unsigned char *der, long len, go_ossl_r
 	}
 	SSL_SESSION_free(sess);
 	finish_ret(r, ok);
+}
+
+void go_ossl_set_session_object(SSL *ssl, SSL_SESSION *sess, go_ossl_result *r) {
+	begin(r);
+	finish_ret(r, SSL_set_session(ssl, sess));
 }
 
 X509 *go_ossl_peer_leaf(SSL *ssl) {

@@ -131,6 +131,9 @@ void go_ossl_ctx_set_session_id(SSL_CTX *ctx, const unsigned char *id, unsigned 
 int go_ossl_get_session(SSL *ssl, SSL_SESSION **out, int *resumable);
 int go_ossl_session_der(SSL_SESSION *sess, unsigned char *buf, int len);
 void go_ossl_set_session(SSL *ssl, const unsigned char *der, long len, go_ossl_result *r);
+// go_ossl_set_session_object offers a session object the caller holds
+// (the client session cache's); ssl takes a reference of its own.
+void go_ossl_set_session_object(SSL *ssl, SSL_SESSION *sess, go_ossl_result *r);
 
 // go_ossl_peer_leaf returns the peer's certificate, or the first of its
 // chain when a failed verification left no peer certificate, for the
