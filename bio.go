@@ -354,13 +354,6 @@ func (t *bioTransport) take() (int, error) {
 	return int(C.go_ossl_bio_take(c.netBIO, (*C.uchar)(unsafe.SliceData(t.outBuf)), C.int(len(t.outBuf)))), nil
 }
 
-// markAlertFlushed records that our close_notify reached the transport.
-func (c *Conn) markAlertFlushed() {
-	c.sslMu.Lock()
-	c.alertFlushed = true
-	c.sslMu.Unlock()
-}
-
 // transportError classifies an inner conn's error for op. A timeout, and
 // any error once the Conn is closed, pass through: the first leaves the
 // Conn usable for Read. Any other failure is fatal, as SSL_ERROR_SYSCALL is

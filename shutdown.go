@@ -269,6 +269,15 @@ func (c *Conn) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// markAlertFlushed records that our close_notify reached the kernel (or,
+// on the generic path, the inner conn). Each transport decides when: see
+// fdTransport.noteShutdown and bioTransport.flushAlert.
+func (c *Conn) markAlertFlushed() {
+	c.sslMu.Lock()
+	c.alertFlushed = true
+	c.sslMu.Unlock()
+}
+
 // sendCloseNotify sends our close_notify, unless it already reached the
 // kernel, and reports whether the peer's had arrived too.
 func (c *Conn) sendCloseNotify(ctx context.Context) (complete bool, err error) {

@@ -79,12 +79,6 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *sslResult) error {
 		C.go_ossl_write(c.ssl, ptr, C.size_t(len(buf)), &r.shimResult)
 	case opShutdown:
 		C.go_ossl_shutdown(c.ssl, &r.shimResult)
-		// On the socket-fd path, 0 and 1 mean our alert reached the kernel;
-		// so does WANT_READ, which only a later call (one that reads) can
-		// return. The generic path marks it after writing the pair's output.
-		if c.netBIO == nil && (r.ret >= 0 || ErrorCode(r.ssl_error) == ErrorWantRead) {
-			c.alertFlushed = true
-		}
 	}
 	r.queue = takeQueue(&r.shimResult)
 	if ErrorCode(r.ssl_error).fatal() {
@@ -222,6 +216,9 @@ func (t *fdTransport) run(s *sslStep, wait direction) error {
 		if err != nil {
 			return err
 		}
+		if s.op == opShutdown {
+			t.noteShutdown(&s.res)
+		}
 		switch ErrorCode(s.res.ssl_error) {
 		case ErrorWantRead:
 			if s.op == opShutdown {
@@ -243,7 +240,20 @@ func (t *fdTransport) shutdownOnce(r *sslResult) error {
 	if err := t.raw.Control(func(uintptr) { skipped = t.c.callSSL(opShutdown, nil, r) }); err != nil {
 		return err
 	}
+	if skipped == nil {
+		t.noteShutdown(r)
+	}
 	return skipped
+}
+
+// noteShutdown records, after an SSL_shutdown call that was made, whether
+// our close_notify reached the kernel: 0 and 1 say so, and so does
+// WANT_READ, which only a later call (one that reads) can return. The
+// generic path records it once the pair's output is written (flushAlert).
+func (t *fdTransport) noteShutdown(r *sslResult) {
+	if r.ret >= 0 || ErrorCode(r.ssl_error) == ErrorWantRead {
+		t.c.markAlertFlushed()
+	}
 }
 
 // waitReady waits until the socket is readable or writable, as dir says.

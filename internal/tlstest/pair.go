@@ -83,6 +83,11 @@ type Spec struct {
 	// WrapOurs, when set, wraps our socket before our Conn is made on it:
 	// [Generic] makes our Conn take the generic path.
 	WrapOurs func(Sock) net.Conn
+	// Inner, when not Bare, is the conn our Conn runs over instead of its
+	// socket (a crypto/tls peer over TCP only, without WrapOurs and
+	// WrapPeer): Pipe replaces the sockets with net.Pipe, TLSInTLS puts
+	// crypto/tls between them and both sides.
+	Inner Inner
 	// PeerArgs are extra command-line arguments of a process peer (after
 	// the version's, for openssl and GnuTLS).
 	PeerArgs []string
@@ -133,6 +138,15 @@ func (s Spec) route(serverAddr string) (string, error) {
 	return s.Via(serverAddr)
 }
 
+// byRole returns the dialing and the accepting side's ends (or the
+// client's and the server's) as ours and the peer's, for our role r.
+func byRole[T any](r Role, dialed, accepted T) (ours, peer T) {
+	if r == WeServer {
+		return accepted, dialed
+	}
+	return dialed, accepted
+}
+
 // Pair is our Conn and its peer. Tests may use every field; [Pair.Close]
 // releases them all.
 type Pair struct {
@@ -144,7 +158,16 @@ type Pair struct {
 	// vanish without close_notify.
 	Peer     *tls.Conn
 	PeerSock Sock
-	Rec      *Recorder // with Spec.Record
+	// PeerEnd is a crypto/tls peer's end of the transport, under
+	// PeerCount and Rec: PeerSock, or with Spec.Inner Pipe net.Pipe's end
+	// (PeerSock and OurSock are then nil), with TLSInTLS the outer
+	// crypto/tls Conn.
+	PeerEnd net.Conn
+	Rec     *Recorder // with Spec.Record
+	// OurCount and PeerCount count the bytes through our Conn's conn and
+	// through PeerEnd, with Spec.Inner.
+	OurCount, PeerCount *Counter
+	ourEnd              net.Conn // the transport's end our Conn is made on
 	// Proc is a process peer; Files are the PEM files it reads.
 	Proc  *peer.Process
 	Files Files
@@ -189,9 +212,12 @@ func Open(spec Spec) (p *Pair, err error) {
 			return p, err
 		}
 	}
-	var ourConn net.Conn = p.OurSock
+	ourConn := p.ourEnd
 	if spec.WrapOurs != nil {
 		ourConn = spec.WrapOurs(p.OurSock)
+	}
+	if spec.Inner != Bare {
+		ourConn, p.OurCount = spec.Inner.wrap(p.ourEnd)
 	}
 	if spec.Role == WeClient {
 		p.Ours, err = openssl.Client(ourConn, sslCtx)
@@ -209,14 +235,27 @@ func Open(spec Spec) (p *Pair, err error) {
 
 func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 	spec := p.Spec
-	dialed, accepted, err := socketPair(spec.Transport, spec.MSS, spec.Via)
-	if err != nil {
-		return err
+	if spec.Inner != Bare && (spec.Transport != TCP || spec.WrapOurs != nil || spec.WrapPeer != nil) ||
+		spec.Inner == Pipe && (spec.MSS != 0 || spec.OurSndBuf != 0 || spec.PeerRcvBuf != 0 || spec.Via != nil) {
+		return fmt.Errorf("tlstest: Inner %v needs TCP and neither WrapOurs nor WrapPeer; net.Pipe has no socket options or route", spec.Inner)
 	}
-	p.OurSock, p.PeerSock = dialed, accepted
-	if spec.Role == WeServer {
-		p.OurSock, p.PeerSock = accepted, dialed
+	var dialed, accepted net.Conn
+	if spec.Inner == Pipe {
+		dialed, accepted = net.Pipe()
+	} else {
+		d, a, err := socketPair(spec.Transport, spec.MSS, spec.Via)
+		if err != nil {
+			return err
+		}
+		p.OurSock, p.PeerSock = byRole(spec.Role, d, a)
+		dialed, accepted = d, a
 	}
+	if spec.Inner == TLSInTLS {
+		// PeerConfig(b, 0, WeServer) is a client's, trusting b.
+		dialed = tls.Client(dialed, PeerConfig(b, 0, WeServer))
+		accepted = tls.Server(accepted, PeerConfig(b, 0, WeClient))
+	}
+	p.ourEnd, p.PeerEnd = byRole(spec.Role, dialed, accepted)
 	if spec.PeerRcvBuf > 0 {
 		if err := p.PeerSock.SetReadBuffer(spec.PeerRcvBuf); err != nil {
 			return err
@@ -226,10 +265,14 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 	if deadline.IsZero() {
 		deadline = time.Now().Add(Timeout)
 	}
-	if err := p.PeerSock.SetDeadline(deadline); err != nil {
+	if err := p.PeerEnd.SetDeadline(deadline); err != nil {
 		return err
 	}
-	var conn net.Conn = p.PeerSock
+	conn := p.PeerEnd
+	if spec.Inner != Bare {
+		p.PeerCount = &Counter{Conn: conn}
+		conn = p.PeerCount
+	}
 	if spec.WrapPeer != nil {
 		conn = spec.WrapPeer(p.PeerSock)
 	}
@@ -253,8 +296,8 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 // server, or accept a client on a listener of our own.
 func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 	spec := p.Spec
-	if spec.Transport != TCP || spec.PeerRcvBuf != 0 || spec.Record || spec.Config != nil || spec.WrapPeer != nil {
-		return fmt.Errorf("tlstest: a %v peer needs TCP, and has no socket, Recorder or crypto/tls Config of ours", spec.Peer)
+	if spec.Transport != TCP || spec.Inner != Bare || spec.PeerRcvBuf != 0 || spec.Record || spec.Config != nil || spec.WrapPeer != nil {
+		return fmt.Errorf("tlstest: a %v peer needs TCP and a bare socket, and has no socket, Recorder or crypto/tls Config of ours", spec.Peer)
 	}
 	if p.dir, err = os.MkdirTemp("", "tlstest-peer-"); err != nil {
 		return err
@@ -289,7 +332,7 @@ func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 		if err != nil {
 			return err
 		}
-		p.OurSock = c
+		p.OurSock, p.ourEnd = c, c
 		return nil
 	}
 	ln, err := Listen(spec.MSS)
@@ -316,7 +359,7 @@ func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 	if err != nil {
 		return fmt.Errorf("accepting %s: %w", p.Proc.Name(), err)
 	}
-	p.OurSock = c
+	p.OurSock, p.ourEnd = c, c
 	return nil
 }
 
@@ -376,17 +419,21 @@ func (p *Pair) peerReady() string {
 	return ""
 }
 
-// Close closes our Conn (under its close policy) and both sockets, kills a
+// Close closes our Conn (under its close policy) and both ends, kills a
 // process peer and removes its files. It returns our Conn's Close error.
-// It may be called more than once.
+// It may be called more than once. Over net.Pipe the peer's end goes
+// first: our close_notify would wait for a reader.
 func (p *Pair) Close() error {
 	var err error
+	if p.Spec.Inner == Pipe && p.PeerEnd != nil {
+		p.PeerEnd.Close()
+	}
 	if p.Ours != nil {
 		err = p.Ours.Close()
 	}
-	for _, s := range []Sock{p.OurSock, p.PeerSock} {
-		if s != nil {
-			s.Close()
+	for _, c := range []net.Conn{p.ourEnd, p.PeerEnd, p.OurSock, p.PeerSock} {
+		if c != nil {
+			c.Close()
 		}
 	}
 	if p.Proc != nil {
