@@ -77,11 +77,9 @@ type bioTransport struct {
 
 func newBIOTransport(c *Conn) *bioTransport {
 	return &bioTransport{
-		c:         c,
-		fillLock:  newGate(),
-		flushLock: newGate(),
-		inBuf:     make([]byte, bioBufSize),
-		outBuf:    make([]byte, bioBufSize),
+		c:      c,
+		inBuf:  make([]byte, bioBufSize),
+		outBuf: make([]byte, bioBufSize),
 	}
 }
 

@@ -156,7 +156,6 @@ func newConn(conn net.Conn, sslCtx *Ctx, server bool) (*Conn, error) {
 		c.freeSSL()
 		return nil, err
 	}
-	c.in.lock, c.out.lock = newGate(), newGate()
 	c.in.step.init(c)
 	c.out.step.init(c)
 	c.handshakeStep.init(c)
