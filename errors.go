@@ -317,14 +317,15 @@ func sslError(op string, r *sslResult) *Error {
 // takeQueue converts the error queue the shim copied out of a failed call
 // and frees the shim's copy.
 func takeQueue(r *C.go_ossl_result) []QueueEntry {
-	if r.errors == nil {
+	if r.errors == 0 {
 		return nil
 	}
+	first := C.go_ossl_errors_at(r.errors)
 	defer func() {
-		C.free(unsafe.Pointer(r.errors))
-		r.errors, r.nerrors = nil, 0
+		C.free(unsafe.Pointer(first))
+		r.errors, r.nerrors = 0, 0
 	}()
-	entries := unsafe.Slice(r.errors, int(r.nerrors))
+	entries := unsafe.Slice(first, int(r.nerrors))
 	q := make([]QueueEntry, len(entries))
 	for i := range q {
 		ent := &entries[i]

@@ -55,12 +55,13 @@ static void finish(go_ossl_result *r, int saved_errno, int failed) {
 	if (n == 0) {
 		return;
 	}
-	r->errors = malloc(n * sizeof entries[0]);
-	if (r->errors == NULL) {
+	go_ossl_error_entry *copy = malloc(n * sizeof entries[0]);
+	if (copy == NULL) {
 		r->dropped += n;
 		return;
 	}
-	memcpy(r->errors, entries, n * sizeof entries[0]);
+	memcpy(copy, entries, n * sizeof entries[0]);
+	r->errors = (uintptr_t)copy;
 	r->nerrors = n;
 }
 
@@ -593,16 +594,17 @@ void go_ossl_fips_load_providers(go_ossl_result *r) {
 	// The caller frees r->errors: it gets its own copy of the once-made
 	// result's entries, which stay for the next caller.
 	*r = fips_load_result;
-	r->errors = NULL;
+	r->errors = 0;
 	r->nerrors = 0;
 	if (fips_load_result.nerrors > 0) {
-		size_t size = fips_load_result.nerrors * sizeof *r->errors;
-		r->errors = malloc(size);
-		if (r->errors == NULL) {
+		size_t size = fips_load_result.nerrors * sizeof(go_ossl_error_entry);
+		go_ossl_error_entry *copy = malloc(size);
+		if (copy == NULL) {
 			r->dropped += fips_load_result.nerrors;
 			return;
 		}
-		memcpy(r->errors, fips_load_result.errors, size);
+		memcpy(copy, go_ossl_errors_at(fips_load_result.errors), size);
+		r->errors = (uintptr_t)copy;
 		r->nerrors = fips_load_result.nerrors;
 	}
 }

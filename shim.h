@@ -40,8 +40,18 @@ typedef struct {
 	int nerrors;   // entries in errors
 	int dropped;   // entries that did not fit, or found no memory
 	size_t n;      // bytes read or written (SSL_read_ex / SSL_write_ex)
-	go_ossl_error_entry *errors; // NULL, or nerrors entries to free()
+	// errors is the address of nerrors entries to free(), or 0. It is an
+	// integer, not a pointer, so that the struct holds no pointers and cgo
+	// passes it to C without its runtime pointer check, which otherwise
+	// walked the struct on every SSL call. Read it with go_ossl_errors_at.
+	uintptr_t errors;
 } go_ossl_result;
+
+// go_ossl_errors_at is the go_ossl_error_entry array at a go_ossl_result's
+// errors.
+static inline go_ossl_error_entry *go_ossl_errors_at(uintptr_t errors) {
+	return (go_ossl_error_entry *)errors;
+}
 
 // SSL operations: one OpenSSL call each.
 void go_ossl_do_handshake(SSL *ssl, go_ossl_result *r);
