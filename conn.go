@@ -56,8 +56,12 @@ type Conn struct {
 	fatalErr     error         // protected by sslMu; first SSL_ERROR_SSL or SSL_ERROR_SYSCALL
 	alertFlushed bool          // protected by sslMu; our close_notify reached the kernel
 	finalState   ShutdownState // protected by sslMu; SSL_get_shutdown when ssl was freed
-	idleTimer    *time.Timer   // protected by sslMu; see armIdleRelease
-	waitedOnce   bool          // protected by sslMu; see armIdleRelease
+	// idleTimer, waitedOnce, idleArmed and waitedAgain are the idle
+	// release's state (see armIdleRelease), protected by sslMu.
+	idleTimer   *time.Timer
+	waitedOnce  bool // a Read waited for the peer before
+	idleArmed   bool // idleTimer is running
+	waitedAgain bool // a Read waited since idleTimer started or fired
 
 	handshakeMu   sync.Mutex      // serialises handshakes
 	handshakeErr  error           // protected by handshakeMu; sticky

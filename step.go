@@ -88,7 +88,7 @@ func (c *Conn) callSSL(op sslOp, buf []byte, r *sslResult) error {
 }
 
 // idleRelease is how long a Read waits for the peer before OpenSSL's
-// buffers are released.
+// buffers are released (at most twice that: see armIdleRelease).
 const idleRelease = time.Millisecond
 
 // armIdleRelease, called with c.sslMu held when a Read is about to wait for
@@ -100,32 +100,47 @@ const idleRelease = time.Millisecond
 //     per connection, little next to a handshake, and a connection that
 //     goes idle then holds no more than it must, nor a timer (which, made
 //     for every connection, measured 2 KiB of resident memory each).
-//   - Later waits push back a timer that releases them after idleRelease.
-//     Releasing at once would cost every wait the free and allocation, and
-//     a busy connection (a request and its answer) waits on every
-//     exchange; a pushed-back timer costs it a Reset and never fires.
+//   - A later wait starts a timer, or, when one is running, only notes
+//     that it waited. Releasing at once would cost every wait a free and an
+//     allocation, and a busy connection (a request and its answer) waits on
+//     every exchange; pushing a timer back on every wait cost a timer
+//     update each (3% of a 64-byte ping-pong's CPU). The timer, when it
+//     fires, looks again later if the connection waited meanwhile, and
+//     releases the buffers if not: idleRelease to twice that after the
+//     last wait began, and one timer event per idleRelease on a busy
+//     connection.
 func (c *Conn) armIdleRelease() {
 	switch {
 	case !c.waitedOnce:
 		c.waitedOnce = true
 		C.go_ossl_release_buffers(c.ssl)
+	case c.idleArmed:
+		c.waitedAgain = true
 	case c.idleTimer == nil:
-		c.idleTimer = time.AfterFunc(idleRelease, c.releaseBuffers)
+		c.idleArmed = true
+		c.idleTimer = time.AfterFunc(idleRelease, c.idleTick)
 	default:
+		c.idleArmed = true
 		c.idleTimer.Reset(idleRelease)
 	}
 }
 
-// releaseBuffers frees OpenSSL's read and write buffers unless one holds
-// data; OpenSSL allocates them again for the next read or write, so a
-// connection that woke up meanwhile loses nothing but the allocation.
-// After Close it does nothing.
-func (c *Conn) releaseBuffers() {
+// idleTick is the idle timer's event: it releases OpenSSL's buffers unless
+// a Read waited again since the timer started or last fired (see
+// armIdleRelease). After Close it does nothing.
+func (c *Conn) idleTick() {
 	c.sslMu.Lock()
 	defer c.sslMu.Unlock()
-	if c.ssl != nil {
-		C.go_ossl_release_buffers(c.ssl)
+	if c.ssl == nil {
+		return
 	}
+	if c.waitedAgain {
+		c.waitedAgain = false
+		c.idleTimer.Reset(idleRelease)
+		return
+	}
+	c.idleArmed = false
+	C.go_ossl_release_buffers(c.ssl)
 }
 
 // transport is how a Conn's SSL object reaches the peer and how a Conn
