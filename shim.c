@@ -390,10 +390,17 @@ X509 *go_ossl_peer_leaf(SSL *ssl) {
 	return leaf;
 }
 
-void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r) {
+X509_STORE *go_ossl_store_new(go_ossl_result *r) {
+	begin(r);
+	X509_STORE *store = X509_STORE_new();
+	finish_ret(r, store != NULL);
+	return store;
+}
+
+void go_ossl_store_add_cert(X509_STORE *store, X509 *cert, go_ossl_result *r) {
 	begin(r);
 	// The store takes its own reference.
-	finish_ret(r, X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), cert));
+	finish_ret(r, X509_STORE_add_cert(store, cert));
 }
 
 // ---- end of the section ----

@@ -150,8 +150,10 @@ void go_ossl_set_session_object(SSL *ssl, SSL_SESSION *sess, go_ossl_result *r);
 // error of a host name mismatch; the caller frees it.
 X509 *go_ossl_peer_leaf(SSL *ssl);
 
-// Trust from memory.
-void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
+// Trust from memory: a new, empty store, and a certificate added to a store
+// (a Ctx's, from SSL_CTX_get_cert_store, or a new one).
+X509_STORE *go_ossl_store_new(go_ossl_result *r);
+void go_ossl_store_add_cert(X509_STORE *store, X509 *cert, go_ossl_result *r);
 // ---- end of the section ----
 
 // SSL_CTX set-up: the macros of ssl.h are not callable from cgo.
