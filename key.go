@@ -31,6 +31,15 @@ type PublicKey interface {
 	// BaseType is KeyType, with aliases of one algorithm folded into one
 	// (corresponds to EVP_PKEY_get_base_id).
 	BaseType() NID
+	// VerifyPKCS1v15 checks that sig is the key's signature of data
+	// hashed with method, as [PrivateKey.SignPKCS1v15] makes it:
+	// RSASSA-PKCS1-v1_5 for RSA, ECDSA in ASN.1 DER for EC, EdDSA over
+	// data with a nil method for Ed25519 and Ed448. A signature that does
+	// not match data, or is damaged, is an *Error wrapping
+	// [ErrVerification]; a method that does not suit the key is an *Error
+	// as for SignPKCS1v15 (corresponds to EVP_DigestVerifyInit_ex and
+	// EVP_DigestVerify).
+	VerifyPKCS1v15(method Method, data, sig []byte) error
 
 	evpPKey() *C.EVP_PKEY
 }
@@ -53,6 +62,21 @@ type PrivateKey interface {
 	// MarshalPKCS8PrivateKeyDER is MarshalPKCS8PrivateKeyPEM without the
 	// PEM.
 	MarshalPKCS8PrivateKeyDER() ([]byte, error)
+	// SignPKCS1v15 signs data with the key, which hashes it with method
+	// first. The signature is the key type's usual one, whatever the
+	// name:
+	//   - RSA: RSASSA-PKCS1-v1_5, as crypto/rsa's SignPKCS1v15 makes;
+	//   - EC: ECDSA in ASN.1 DER, as crypto/ecdsa's SignASN1 makes (with
+	//     a new random nonce each time, so two signatures of data differ);
+	//   - Ed25519, Ed448: EdDSA over data itself, as crypto/ed25519's
+	//     Sign; method must be nil. Empty data is signed, as Go does
+	//     (spacemonkeygo refused it).
+	//
+	// A nil method for a key that needs one, a method for Ed25519 or
+	// Ed448, an RSA-PSS key (which signs with PSS only) or a key type that
+	// cannot sign (X25519) is an *Error (corresponds to
+	// EVP_DigestSignInit_ex and EVP_DigestSign).
+	SignPKCS1v15(method Method, data []byte) ([]byte, error)
 }
 
 // Key types, as KeyType returns them.

@@ -757,6 +757,31 @@ EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_os
 	return key;
 }
 
+void go_ossl_pkey_sign(EVP_PKEY *key, const char *md, const unsigned char *data, size_t len, unsigned char *sig,
+                       size_t *sig_len, go_ossl_result *r) {
+	begin(r);
+	EVP_MD_CTX *mdctx = EVP_MD_CTX_new();
+	int ok = mdctx != NULL && EVP_DigestSignInit_ex(mdctx, NULL, md, NULL, NULL, key, NULL) == 1 &&
+	         EVP_DigestSign(mdctx, sig, sig_len, data, len) == 1;
+	EVP_MD_CTX_free(mdctx);
+	finish_ret(r, ok);
+}
+
+void go_ossl_pkey_verify(EVP_PKEY *key, const char *md, const unsigned char *data, size_t len,
+                         const unsigned char *sig, size_t sig_len, go_ossl_result *r) {
+	begin(r);
+	EVP_MD_CTX *mdctx = EVP_MD_CTX_new();
+	int ret = -1;
+	if (mdctx != NULL && EVP_DigestVerifyInit_ex(mdctx, NULL, md, NULL, NULL, key, NULL) == 1) {
+		// EVP_DigestVerify returns 0 for a signature that does not match
+		// and a negative value for one it cannot parse: both are a
+		// signature that does not verify.
+		ret = EVP_DigestVerify(mdctx, sig, sig_len, data, len) == 1 ? 1 : 0;
+	}
+	EVP_MD_CTX_free(mdctx);
+	finish_ret(r, ret);
+}
+
 void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const char *structure,
                          unsigned char **out, size_t *out_len, go_ossl_result *r) {
 	begin(r);

@@ -213,6 +213,18 @@ long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear);
 // key of bits, an EC key on the curve of ec_nid: EVP_PKEY_Q_keygen is
 // variadic, which cgo cannot call.
 EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_ossl_result *r);
+// go_ossl_pkey_sign signs data with key in one call (EVP_DigestSignInit_ex,
+// then EVP_DigestSign) into sig, of *sig_len bytes on entry and the
+// signature's length on return: md names the digest, NULL for key types
+// that sign the message itself (Ed25519, Ed448).
+void go_ossl_pkey_sign(EVP_PKEY *key, const char *md, const unsigned char *data, size_t len, unsigned char *sig,
+                       size_t *sig_len, go_ossl_result *r);
+// go_ossl_pkey_verify checks sig over data with key (EVP_DigestVerifyInit_ex,
+// then EVP_DigestVerify); r->ret is 1 when it verifies, 0 when it does not,
+// -1 when the check could not start (no such digest, a key that cannot
+// verify).
+void go_ossl_pkey_verify(EVP_PKEY *key, const char *md, const unsigned char *data, size_t len,
+                         const unsigned char *sig, size_t sig_len, go_ossl_result *r);
 // go_ossl_pkey_encode encodes the parts of key in selection (EVP_PKEY_KEYPAIR,
 // EVP_PKEY_PUBLIC_KEY) as format ("PEM", "DER") in structure ("type-specific",
 // "PrivateKeyInfo", "SubjectPublicKeyInfo") into *out, allocated by OpenSSL:
