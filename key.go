@@ -279,12 +279,30 @@ func (s secret) free() {
 
 // GenerateRSAKey makes an RSA key of bits (2048 or more for TLS at
 // OpenSSL 3's default security level) with exponent 65537
-// (corresponds to EVP_PKEY_Q_keygen).
+// (spacemonkeygo's used 3): [GenerateRSAKeyWithExponent] with 65537.
 func GenerateRSAKey(bits int) (PrivateKey, error) {
+	return GenerateRSAKeyWithExponent(bits, 65537)
+}
+
+// GenerateRSAKeyWithExponent makes an RSA key of bits with public exponent
+// exponent, which must be odd and at least 3 (65537 is the usual one; 3 is
+// faster to verify with). A bits of 0 or less, an even exponent or one
+// below 3 is an *Error saying so; sizes OpenSSL refuses (below 512 bits)
+// are an *Error naming its reason (corresponds to EVP_PKEY_keygen with
+// OSSL_PKEY_PARAM_RSA_BITS and OSSL_PKEY_PARAM_RSA_E).
+func GenerateRSAKeyWithExponent(bits int, exponent int) (PrivateKey, error) {
 	if bits <= 0 {
 		return nil, &Error{Op: "generate key", Err: fmt.Errorf("openssl: RSA key size %d", bits)}
 	}
-	return generateKey("RSA", bits, C.NID_undef)
+	if exponent < 3 || exponent%2 == 0 {
+		return nil, &Error{Op: "generate key", Err: fmt.Errorf("openssl: RSA public exponent %d: it must be odd and at least 3", exponent)}
+	}
+	var r C.go_ossl_result
+	k := C.go_ossl_rsa_generate(C.size_t(bits), C.ulong(exponent), &r)
+	if k == nil {
+		return nil, callError("generate key", &r)
+	}
+	return newPrivateKey(k), nil
 }
 
 // GenerateECKey makes an ECDSA key on curve
@@ -293,20 +311,20 @@ func GenerateECKey(curve EllipticCurve) (PrivateKey, error) {
 	if curve == C.NID_undef {
 		return nil, &Error{Op: "generate key", Err: errors.New("openssl: no curve")}
 	}
-	return generateKey("EC", 0, C.int(curve))
+	return generateKey("EC", C.int(curve))
 }
 
 // GenerateED25519Key makes an Ed25519 key
 // (corresponds to EVP_PKEY_Q_keygen).
 func GenerateED25519Key() (PrivateKey, error) {
-	return generateKey("ED25519", 0, C.NID_undef)
+	return generateKey("ED25519", C.NID_undef)
 }
 
-func generateKey(keyType string, bits int, ecNID C.int) (PrivateKey, error) {
+func generateKey(keyType string, ecNID C.int) (PrivateKey, error) {
 	ctype := C.CString(keyType)
 	defer C.free(unsafe.Pointer(ctype))
 	var r C.go_ossl_result
-	k := C.go_ossl_pkey_generate(ctype, C.size_t(bits), ecNID, &r)
+	k := C.go_ossl_pkey_generate(ctype, ecNID, &r)
 	if k == nil {
 		return nil, callError("generate key", &r)
 	}

@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 #include <openssl/encoder.h>
 #include <openssl/pem.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 
 // begin prepares r for one call: the queue and errno must hold only what the
@@ -738,12 +739,10 @@ long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear) {
 	return SSL_CTX_get_mode(ctx);
 }
 
-EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_ossl_result *r) {
+EVP_PKEY *go_ossl_pkey_generate(const char *type, int ec_nid, go_ossl_result *r) {
 	begin(r);
 	EVP_PKEY *key = NULL;
-	if (bits > 0) {
-		key = EVP_PKEY_Q_keygen(NULL, NULL, type, bits);
-	} else if (ec_nid != NID_undef) {
+	if (ec_nid != NID_undef) {
 		// OBJ_nid2sn gives names such as "prime256v1", which the EC key
 		// manager accepts as group names.
 		const char *group = OBJ_nid2sn(ec_nid);
@@ -753,6 +752,23 @@ EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_os
 	} else {
 		key = EVP_PKEY_Q_keygen(NULL, NULL, type);
 	}
+	finish_ret(r, key != NULL);
+	return key;
+}
+
+EVP_PKEY *go_ossl_rsa_generate(size_t bits, unsigned long exponent, go_ossl_result *r) {
+	begin(r);
+	EVP_PKEY *key = NULL;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_size_t(OSSL_PKEY_PARAM_RSA_BITS, &bits),
+		OSSL_PARAM_construct_ulong(OSSL_PKEY_PARAM_RSA_E, &exponent),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_PKEY_CTX *kctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	if (kctx != NULL && EVP_PKEY_keygen_init(kctx) == 1 && EVP_PKEY_CTX_set_params(kctx, params) == 1) {
+		EVP_PKEY_generate(kctx, &key);
+	}
+	EVP_PKEY_CTX_free(kctx);
 	finish_ret(r, key != NULL);
 	return key;
 }

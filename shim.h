@@ -209,10 +209,13 @@ void go_ossl_ctx_set_curve(SSL_CTX *ctx, int nid, go_ossl_result *r);
 // go_ossl_ctx_mode sets, then clears, mode bits and returns the modes set.
 long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear);
 
-// go_ossl_pkey_generate makes a key of type ("RSA", "EC", "ED25519"): an RSA
-// key of bits, an EC key on the curve of ec_nid: EVP_PKEY_Q_keygen is
-// variadic, which cgo cannot call.
-EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_ossl_result *r);
+// go_ossl_pkey_generate makes a key of type ("EC", "ED25519"): an EC key on
+// the curve of ec_nid: EVP_PKEY_Q_keygen is variadic, which cgo cannot call.
+EVP_PKEY *go_ossl_pkey_generate(const char *type, int ec_nid, go_ossl_result *r);
+// go_ossl_rsa_generate makes an RSA key of bits with public exponent
+// exponent, passed as key generation parameters (EVP_PKEY_CTX_set_params):
+// EVP_PKEY_Q_keygen has no exponent.
+EVP_PKEY *go_ossl_rsa_generate(size_t bits, unsigned long exponent, go_ossl_result *r);
 // go_ossl_pkey_sign signs data with key in one call (EVP_DigestSignInit_ex,
 // then EVP_DigestSign) into sig, of *sig_len bytes on entry and the
 // signature's length on return: md names the digest, NULL for key types
