@@ -278,17 +278,18 @@ func (s secret) free() {
 }
 
 // GenerateRSAKey makes an RSA key of bits (2048 or more for TLS at
-// OpenSSL 3's default security level) with exponent 65537
-// (spacemonkeygo's used 3): [GenerateRSAKeyWithExponent] with 65537.
+// OpenSSL 3's default security level) with exponent 65537, as
+// [GenerateRSAKeyWithExponent] does (spacemonkeygo's used 3)
+// (corresponds to EVP_PKEY_keygen).
 func GenerateRSAKey(bits int) (PrivateKey, error) {
 	return GenerateRSAKeyWithExponent(bits, 65537)
 }
 
 // GenerateRSAKeyWithExponent makes an RSA key of bits with public exponent
 // exponent, which must be odd and at least 3 (65537 is the usual one; 3 is
-// faster to verify with). A bits of 0 or less, an even exponent or one
-// below 3 is an *Error saying so; sizes OpenSSL refuses (below 512 bits)
-// are an *Error naming its reason (corresponds to EVP_PKEY_keygen with
+// faster to verify with). A size of 0 bits or less, an even exponent or
+// one below 3 is an *Error saying so; a size OpenSSL refuses (below 512
+// bits) is an *Error naming its reason (corresponds to EVP_PKEY_keygen with
 // OSSL_PKEY_PARAM_RSA_BITS and OSSL_PKEY_PARAM_RSA_E).
 func GenerateRSAKeyWithExponent(bits int, exponent int) (PrivateKey, error) {
 	if bits <= 0 {

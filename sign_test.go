@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -201,4 +202,37 @@ func TestSignBadArguments(t *testing.T) {
 			require.ErrorContains(t, err, tc.text)
 		})
 	}
+}
+
+// genpkey makes a key with openssl genpkey, for the types Go cannot make.
+func genpkey(t testing.TB, args ...string) openssl.PrivateKey {
+	t.Helper()
+	out, err := exec.Command("openssl", append([]string{"genpkey"}, args...)...).Output()
+	require.NoError(t, err)
+	key, err := openssl.LoadPrivateKeyFromPEM(out)
+	require.NoError(t, err)
+	return key
+}
+
+// TestSignOpenSSLOnlyKeys: Ed448 signs and verifies with a nil method, as
+// Ed25519; an RSA-PSS key is refused, since it cannot make PKCS #1 v1.5
+// signatures.
+func TestSignOpenSSLOnlyKeys(t *testing.T) {
+	ed448 := genpkey(t, "-algorithm", "ED448")
+	require.Equal(t, openssl.KeyTypeED448, ed448.KeyType())
+	msg := []byte("Ed448")
+	sig, err := ed448.SignPKCS1v15(nil, msg)
+	require.NoError(t, err)
+	require.Len(t, sig, 114)
+	require.NoError(t, ed448.VerifyPKCS1v15(nil, msg, sig))
+	requireVerification(t, ed448.VerifyPKCS1v15(nil, []byte("Ed449"), sig))
+	_, err = ed448.SignPKCS1v15(openssl.SHA512_Method, msg)
+	require.ErrorContains(t, err, "method must be nil")
+
+	pss := genpkey(t, "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048")
+	require.Equal(t, openssl.KeyTypeRSAPSS, pss.KeyType())
+	sig, err = pss.SignPKCS1v15(openssl.SHA256_Method, msg)
+	require.Nil(t, sig)
+	require.Equal(t, "sign", asError(t, err).Op)
+	require.ErrorContains(t, err, "PSS signatures only")
 }
