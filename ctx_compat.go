@@ -35,12 +35,7 @@ func NewCtxFromFiles(certFile, keyFile string) (*Ctx, error) {
 	if err != nil {
 		return nil, &Error{Op: "load private key", Err: err}
 	}
-	var chain [][]byte
-	for _, block := range SplitPEM(certPEM) {
-		if bytes.HasPrefix(block, []byte("-----BEGIN CERTIFICATE-----")) {
-			chain = append(chain, block)
-		}
-	}
+	chain := certificateBlocks(certPEM)
 	if len(chain) == 0 {
 		return nil, &Error{Op: "load certificate", Err: fmt.Errorf("openssl: no PEM CERTIFICATE block in %s", certFile)}
 	}
@@ -82,6 +77,18 @@ func SplitPEM(data []byte) [][]byte {
 		}
 		blocks = append(blocks, pem.EncodeToMemory(block))
 	}
+}
+
+// certificateBlocks returns the CERTIFICATE blocks of data, each
+// re-encoded on its own, in order.
+func certificateBlocks(data []byte) [][]byte {
+	var blocks [][]byte
+	for _, block := range SplitPEM(data) {
+		if bytes.HasPrefix(block, []byte("-----BEGIN CERTIFICATE-----")) {
+			blocks = append(blocks, block)
+		}
+	}
+	return blocks
 }
 
 // SSLVersion names the protocol versions of [NewCtxWithVersion].

@@ -141,6 +141,9 @@ var (
 	// no socket to reach (net.Pipe, a *tls.Conn, a wrapper that does not
 	// expose syscall.Conn).
 	ErrNoSocket = errors.New("openssl: the connection has no socket")
+	// ErrVerification: PublicKey.VerifyPKCS1v15 found that the signature
+	// does not match the data and key (or is damaged).
+	ErrVerification = errors.New("openssl: signature does not verify")
 )
 
 // QueueEntry is one entry of OpenSSL's error queue.

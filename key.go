@@ -31,6 +31,15 @@ type PublicKey interface {
 	// BaseType is KeyType, with aliases of one algorithm folded into one
 	// (corresponds to EVP_PKEY_get_base_id).
 	BaseType() NID
+	// VerifyPKCS1v15 checks that sig is the key's signature of data
+	// hashed with method, as [PrivateKey.SignPKCS1v15] makes it:
+	// RSASSA-PKCS1-v1_5 for RSA, ECDSA in ASN.1 DER for EC, EdDSA over
+	// data with a nil method for Ed25519 and Ed448. A signature that does
+	// not match data, or is damaged, is an *Error wrapping
+	// [ErrVerification]; a method that does not suit the key is an *Error
+	// as for SignPKCS1v15 (corresponds to EVP_DigestVerifyInit_ex and
+	// EVP_DigestVerify).
+	VerifyPKCS1v15(method Method, data, sig []byte) error
 
 	evpPKey() *C.EVP_PKEY
 }
@@ -53,6 +62,21 @@ type PrivateKey interface {
 	// MarshalPKCS8PrivateKeyDER is MarshalPKCS8PrivateKeyPEM without the
 	// PEM.
 	MarshalPKCS8PrivateKeyDER() ([]byte, error)
+	// SignPKCS1v15 signs data with the key, which hashes it with method
+	// first. The signature is the key type's usual one, whatever the
+	// name:
+	//   - RSA: RSASSA-PKCS1-v1_5, as crypto/rsa's SignPKCS1v15 makes;
+	//   - EC: ECDSA in ASN.1 DER, as crypto/ecdsa's SignASN1 makes (with
+	//     a new random nonce each time, so two signatures of data differ);
+	//   - Ed25519, Ed448: EdDSA over data itself, as crypto/ed25519's
+	//     Sign; method must be nil. Empty data is signed, as Go does
+	//     (spacemonkeygo refused it).
+	//
+	// A nil method for a key that needs one, a method for Ed25519 or
+	// Ed448, an RSA-PSS key (which signs with PSS only) or a key type that
+	// cannot sign (X25519) is an *Error (corresponds to
+	// EVP_DigestSignInit_ex and EVP_DigestSign).
+	SignPKCS1v15(method Method, data []byte) ([]byte, error)
 }
 
 // Key types, as KeyType returns them.
@@ -254,13 +278,32 @@ func (s secret) free() {
 }
 
 // GenerateRSAKey makes an RSA key of bits (2048 or more for TLS at
-// OpenSSL 3's default security level) with exponent 65537
-// (corresponds to EVP_PKEY_Q_keygen).
+// OpenSSL 3's default security level) with exponent 65537, as
+// [GenerateRSAKeyWithExponent] does (spacemonkeygo's used 3)
+// (corresponds to EVP_PKEY_keygen).
 func GenerateRSAKey(bits int) (PrivateKey, error) {
+	return GenerateRSAKeyWithExponent(bits, 65537)
+}
+
+// GenerateRSAKeyWithExponent makes an RSA key of bits with public exponent
+// exponent, which must be odd and at least 3 (65537 is the usual one; 3 is
+// faster to verify with). A size of 0 bits or less, an even exponent or
+// one below 3 is an *Error saying so; a size OpenSSL refuses (below 512
+// bits) is an *Error naming its reason (corresponds to EVP_PKEY_keygen with
+// OSSL_PKEY_PARAM_RSA_BITS and OSSL_PKEY_PARAM_RSA_E).
+func GenerateRSAKeyWithExponent(bits int, exponent int) (PrivateKey, error) {
 	if bits <= 0 {
 		return nil, &Error{Op: "generate key", Err: fmt.Errorf("openssl: RSA key size %d", bits)}
 	}
-	return generateKey("RSA", bits, C.NID_undef)
+	if exponent < 3 || exponent%2 == 0 {
+		return nil, &Error{Op: "generate key", Err: fmt.Errorf("openssl: RSA public exponent %d: it must be odd and at least 3", exponent)}
+	}
+	var r C.go_ossl_result
+	k := C.go_ossl_rsa_generate(C.size_t(bits), C.ulong(exponent), &r)
+	if k == nil {
+		return nil, callError("generate key", &r)
+	}
+	return newPrivateKey(k), nil
 }
 
 // GenerateECKey makes an ECDSA key on curve
@@ -269,20 +312,20 @@ func GenerateECKey(curve EllipticCurve) (PrivateKey, error) {
 	if curve == C.NID_undef {
 		return nil, &Error{Op: "generate key", Err: errors.New("openssl: no curve")}
 	}
-	return generateKey("EC", 0, C.int(curve))
+	return generateKey("EC", C.int(curve))
 }
 
 // GenerateED25519Key makes an Ed25519 key
 // (corresponds to EVP_PKEY_Q_keygen).
 func GenerateED25519Key() (PrivateKey, error) {
-	return generateKey("ED25519", 0, C.NID_undef)
+	return generateKey("ED25519", C.NID_undef)
 }
 
-func generateKey(keyType string, bits int, ecNID C.int) (PrivateKey, error) {
+func generateKey(keyType string, ecNID C.int) (PrivateKey, error) {
 	ctype := C.CString(keyType)
 	defer C.free(unsafe.Pointer(ctype))
 	var r C.go_ossl_result
-	k := C.go_ossl_pkey_generate(ctype, C.size_t(bits), ecNID, &r)
+	k := C.go_ossl_pkey_generate(ctype, ecNID, &r)
 	if k == nil {
 		return nil, callError("generate key", &r)
 	}

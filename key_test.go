@@ -183,6 +183,61 @@ func TestGenerateKeyBadArguments(t *testing.T) {
 	}
 }
 
+// TestGenerateRSAKeyWithExponent: the key has the exponent asked for, as
+// crypto/x509 reads it, and its signatures verify with crypto/rsa.
+func TestGenerateRSAKeyWithExponent(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		generate func() (openssl.PrivateKey, error)
+		exponent int
+	}{
+		{"3", func() (openssl.PrivateKey, error) { return openssl.GenerateRSAKeyWithExponent(2048, 3) }, 3},
+		{"17", func() (openssl.PrivateKey, error) { return openssl.GenerateRSAKeyWithExponent(2048, 17) }, 17},
+		{"65537", func() (openssl.PrivateKey, error) { return openssl.GenerateRSAKeyWithExponent(3072, 65537) }, 65537},
+		{"GenerateRSAKey", func() (openssl.PrivateKey, error) { return openssl.GenerateRSAKey(2048) }, 65537},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key, err := tc.generate()
+			require.NoError(t, err)
+			require.Equal(t, openssl.KeyTypeRSA, key.KeyType())
+			der, err := key.MarshalPKCS1PrivateKeyDER()
+			require.NoError(t, err)
+			goKey, err := x509.ParsePKCS1PrivateKey(der)
+			require.NoError(t, err)
+			require.Equal(t, tc.exponent, goKey.E)
+			require.NoError(t, goKey.Validate())
+
+			msg := []byte("exponent")
+			sig, err := key.SignPKCS1v15(openssl.SHA256_Method, msg)
+			require.NoError(t, err)
+			require.NoError(t, goVerify(&goKey.PublicKey, crypto.SHA256, msg, sig))
+		})
+	}
+}
+
+// TestGenerateRSAKeyWithExponentBad: an exponent that is even or below 3,
+// or a size OpenSSL refuses, is an *Error that says why.
+func TestGenerateRSAKeyWithExponentBad(t *testing.T) {
+	for _, tc := range []struct {
+		bits, exponent int
+		text           string
+	}{
+		{2048, 1, "RSA public exponent 1: it must be odd and at least 3"},
+		{2048, 2, "RSA public exponent 2: it must be odd and at least 3"},
+		{2048, 65536, "RSA public exponent 65536: it must be odd and at least 3"},
+		{2048, 0, "RSA public exponent 0"},
+		{2048, -65537, "RSA public exponent -65537"},
+		{0, 65537, "RSA key size 0"},
+		{100, 65537, "key size too small"},
+	} {
+		key, err := openssl.GenerateRSAKeyWithExponent(tc.bits, tc.exponent)
+		require.Nil(t, key)
+		e := asError(t, err)
+		require.Equal(t, "generate key", e.Op)
+		require.ErrorContains(t, err, tc.text)
+	}
+}
+
 // encryptPKCS8 encrypts keyPEM with openssl pkcs8, as users do.
 func encryptPKCS8(t testing.TB, keyPEM []byte, password string) []byte {
 	t.Helper()

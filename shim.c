@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 #include <openssl/encoder.h>
 #include <openssl/pem.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 
 // begin prepares r for one call: the queue and errno must hold only what the
@@ -390,10 +391,17 @@ X509 *go_ossl_peer_leaf(SSL *ssl) {
 	return leaf;
 }
 
-void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r) {
+X509_STORE *go_ossl_store_new(go_ossl_result *r) {
+	begin(r);
+	X509_STORE *store = X509_STORE_new();
+	finish_ret(r, store != NULL);
+	return store;
+}
+
+void go_ossl_store_add_cert(X509_STORE *store, X509 *cert, go_ossl_result *r) {
 	begin(r);
 	// The store takes its own reference.
-	finish_ret(r, X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), cert));
+	finish_ret(r, X509_STORE_add_cert(store, cert));
 }
 
 // ---- end of the section ----
@@ -731,12 +739,10 @@ long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear) {
 	return SSL_CTX_get_mode(ctx);
 }
 
-EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_ossl_result *r) {
+EVP_PKEY *go_ossl_pkey_generate(const char *type, int ec_nid, go_ossl_result *r) {
 	begin(r);
 	EVP_PKEY *key = NULL;
-	if (bits > 0) {
-		key = EVP_PKEY_Q_keygen(NULL, NULL, type, bits);
-	} else if (ec_nid != NID_undef) {
+	if (ec_nid != NID_undef) {
 		// OBJ_nid2sn gives names such as "prime256v1", which the EC key
 		// manager accepts as group names.
 		const char *group = OBJ_nid2sn(ec_nid);
@@ -748,6 +754,48 @@ EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_os
 	}
 	finish_ret(r, key != NULL);
 	return key;
+}
+
+EVP_PKEY *go_ossl_rsa_generate(size_t bits, unsigned long exponent, go_ossl_result *r) {
+	begin(r);
+	EVP_PKEY *key = NULL;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_size_t(OSSL_PKEY_PARAM_RSA_BITS, &bits),
+		OSSL_PARAM_construct_ulong(OSSL_PKEY_PARAM_RSA_E, &exponent),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_PKEY_CTX *kctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	if (kctx != NULL && EVP_PKEY_keygen_init(kctx) == 1 && EVP_PKEY_CTX_set_params(kctx, params) == 1) {
+		EVP_PKEY_generate(kctx, &key);
+	}
+	EVP_PKEY_CTX_free(kctx);
+	finish_ret(r, key != NULL);
+	return key;
+}
+
+void go_ossl_pkey_sign(EVP_PKEY *key, const char *md, const unsigned char *data, size_t len, unsigned char *sig,
+                       size_t *sig_len, go_ossl_result *r) {
+	begin(r);
+	EVP_MD_CTX *mdctx = EVP_MD_CTX_new();
+	int ok = mdctx != NULL && EVP_DigestSignInit_ex(mdctx, NULL, md, NULL, NULL, key, NULL) == 1 &&
+	         EVP_DigestSign(mdctx, sig, sig_len, data, len) == 1;
+	EVP_MD_CTX_free(mdctx);
+	finish_ret(r, ok);
+}
+
+void go_ossl_pkey_verify(EVP_PKEY *key, const char *md, const unsigned char *data, size_t len,
+                         const unsigned char *sig, size_t sig_len, go_ossl_result *r) {
+	begin(r);
+	EVP_MD_CTX *mdctx = EVP_MD_CTX_new();
+	int ret = -1;
+	if (mdctx != NULL && EVP_DigestVerifyInit_ex(mdctx, NULL, md, NULL, NULL, key, NULL) == 1) {
+		// EVP_DigestVerify returns 0 for a signature that does not match
+		// and a negative value for one it cannot parse: both are a
+		// signature that does not verify.
+		ret = EVP_DigestVerify(mdctx, sig, sig_len, data, len) == 1 ? 1 : 0;
+	}
+	EVP_MD_CTX_free(mdctx);
+	finish_ret(r, ret);
 }
 
 void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const char *structure,

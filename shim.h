@@ -150,8 +150,10 @@ void go_ossl_set_session_object(SSL *ssl, SSL_SESSION *sess, go_ossl_result *r);
 // error of a host name mismatch; the caller frees it.
 X509 *go_ossl_peer_leaf(SSL *ssl);
 
-// Trust from memory.
-void go_ossl_ctx_add_trusted(SSL_CTX *ctx, X509 *cert, go_ossl_result *r);
+// Trust from memory: a new, empty store, and a certificate added to a store
+// (a Ctx's, from SSL_CTX_get_cert_store, or a new one).
+X509_STORE *go_ossl_store_new(go_ossl_result *r);
+void go_ossl_store_add_cert(X509_STORE *store, X509 *cert, go_ossl_result *r);
 // ---- end of the section ----
 
 // SSL_CTX set-up: the macros of ssl.h are not callable from cgo.
@@ -207,10 +209,25 @@ void go_ossl_ctx_set_curve(SSL_CTX *ctx, int nid, go_ossl_result *r);
 // go_ossl_ctx_mode sets, then clears, mode bits and returns the modes set.
 long go_ossl_ctx_mode(SSL_CTX *ctx, long set, long clear);
 
-// go_ossl_pkey_generate makes a key of type ("RSA", "EC", "ED25519"): an RSA
-// key of bits, an EC key on the curve of ec_nid: EVP_PKEY_Q_keygen is
-// variadic, which cgo cannot call.
-EVP_PKEY *go_ossl_pkey_generate(const char *type, size_t bits, int ec_nid, go_ossl_result *r);
+// go_ossl_pkey_generate makes a key of type ("EC", "ED25519"): an EC key on
+// the curve of ec_nid: EVP_PKEY_Q_keygen is variadic, which cgo cannot call.
+EVP_PKEY *go_ossl_pkey_generate(const char *type, int ec_nid, go_ossl_result *r);
+// go_ossl_rsa_generate makes an RSA key of bits with public exponent
+// exponent, passed as key generation parameters (EVP_PKEY_CTX_set_params):
+// EVP_PKEY_Q_keygen has no exponent.
+EVP_PKEY *go_ossl_rsa_generate(size_t bits, unsigned long exponent, go_ossl_result *r);
+// go_ossl_pkey_sign signs data with key in one call (EVP_DigestSignInit_ex,
+// then EVP_DigestSign) into sig, of *sig_len bytes on entry and the
+// signature's length on return: md names the digest, NULL for key types
+// that sign the message itself (Ed25519, Ed448).
+void go_ossl_pkey_sign(EVP_PKEY *key, const char *md, const unsigned char *data, size_t len, unsigned char *sig,
+                       size_t *sig_len, go_ossl_result *r);
+// go_ossl_pkey_verify checks sig over data with key (EVP_DigestVerifyInit_ex,
+// then EVP_DigestVerify); r->ret is 1 when it verifies, 0 when it does not,
+// -1 when the check could not start (no such digest, a key that cannot
+// verify).
+void go_ossl_pkey_verify(EVP_PKEY *key, const char *md, const unsigned char *data, size_t len,
+                         const unsigned char *sig, size_t sig_len, go_ossl_result *r);
 // go_ossl_pkey_encode encodes the parts of key in selection (EVP_PKEY_KEYPAIR,
 // EVP_PKEY_PUBLIC_KEY) as format ("PEM", "DER") in structure ("type-specific",
 // "PrivateKeyInfo", "SubjectPublicKeyInfo") into *out, allocated by OpenSSL:

@@ -9,6 +9,7 @@ import "C"
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"runtime"
 	"unsafe"
 )
@@ -173,28 +174,132 @@ func storeChain(store *C.X509_STORE_CTX) ([]*x509.Certificate, error) {
 	return chain, nil
 }
 
-// CertificateStore is the set of certificates a Ctx trusts.
+// CertificateStore is a set of trusted certificates: a Ctx's own, from
+// [Ctx.GetCertificateStore], or one of [NewCertificateStore], which
+// [Ctx.SetCertificateStore] shares between Ctxs. OpenSSL locks the store
+// itself, so certificates may be added while handshakes use it.
 type CertificateStore struct {
-	sslCtx *Ctx // constant; the store lives inside its SSL_CTX
+	// Exactly one of the two is set.
+	sslCtx *Ctx          // constant; the store is whichever its SSL_CTX has
+	store  *C.X509_STORE // constant; from NewCertificateStore, one reference held
+}
+
+// NewCertificateStore returns an empty store of trusted certificates that
+// belongs to no Ctx: fill it with [CertificateStore.AddCertificate] or
+// [CertificateStore.LoadCertificatesFromPEM] and give it to Ctxs with
+// [Ctx.SetCertificateStore]. It is freed when garbage collected and no Ctx
+// uses it. It fails only when OpenSSL cannot allocate one
+// (corresponds to X509_STORE_new).
+func NewCertificateStore() (*CertificateStore, error) {
+	var r C.go_ossl_result
+	store := C.go_ossl_store_new(&r)
+	if store == nil {
+		return nil, callError("new certificate store", &r)
+	}
+	s := &CertificateStore{store: store}
+	runtime.AddCleanup(s, func(store *C.X509_STORE) { C.X509_STORE_free(store) }, store)
+	return s, nil
 }
 
 // GetCertificateStore returns the store of the CAs the Ctx trusts, which
-// [LoadVerifyLocations] and [CertificateStore.AddCertificate] fill
+// [LoadVerifyLocations] and [CertificateStore.AddCertificate] fill: after
+// [Ctx.SetCertificateStore], the store set there
 // (corresponds to SSL_CTX_get_cert_store).
 func (c *Ctx) GetCertificateStore() *CertificateStore {
 	return &CertificateStore{sslCtx: c}
 }
 
+// SetCertificateStore makes the Ctx trust the certificates of store
+// instead of those it trusted before. The store is shared, not copied: a
+// certificate added to it later is trusted by every Ctx that uses it, and
+// [Ctx.LoadVerifyLocations] on any of them loads into it. Handshakes that
+// start afterwards verify with store; one running meanwhile verifies with
+// either. The replaced store is kept until the Ctx is freed. A nil store
+// is an *Error (corresponds to SSL_CTX_set1_cert_store).
+func (c *Ctx) SetCertificateStore(store *CertificateStore) error {
+	const op = "set certificate store"
+	if store == nil {
+		return &Error{Op: op, Err: errors.New("openssl: nil certificate store")}
+	}
+	x := store.ref()
+	defer C.X509_STORE_free(x)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// A handshake reads the SSL_CTX's store when it verifies, without
+	// taking a reference or c.mu: the store replaced here stays alive as
+	// long as the Ctx, which each Conn keeps alive.
+	old := C.SSL_CTX_get_cert_store(c.sslCtx)
+	C.X509_STORE_up_ref(old)
+	runtime.AddCleanup(c, func(old *C.X509_STORE) { C.X509_STORE_free(old) }, old)
+	C.SSL_CTX_set1_cert_store(c.sslCtx, x) // takes its own reference
+	return nil
+}
+
+// ref returns the store with a reference for the caller. A Ctx's store is
+// read under that Ctx's lock, which is released before the caller takes
+// its own Ctx's: two Ctxs setting each other's store cannot deadlock.
+func (s *CertificateStore) ref() *C.X509_STORE {
+	if s.store != nil {
+		C.X509_STORE_up_ref(s.store)
+		runtime.KeepAlive(s)
+		return s.store
+	}
+	s.sslCtx.mu.RLock()
+	defer s.sslCtx.mu.RUnlock()
+	defer runtime.KeepAlive(s.sslCtx)
+	x := C.SSL_CTX_get_cert_store(s.sslCtx.sslCtx)
+	C.X509_STORE_up_ref(x)
+	return x
+}
+
 // AddCertificate trusts cert, as LoadVerifyLocations trusts the
-// certificates of a file. Connections made afterwards see it
+// certificates of a file. Connections made afterwards see it; a
+// certificate already in the store is not an error. A nil cert is an *Error
 // (corresponds to X509_STORE_add_cert).
 func (s *CertificateStore) AddCertificate(cert *Certificate) error {
+	const op = "add certificate"
 	if cert == nil {
-		return &Error{Op: "add certificate", Err: errors.New("openssl: nil certificate")}
+		return &Error{Op: op, Err: errors.New("openssl: nil certificate")}
 	}
-	err := s.sslCtx.lockedCall("add certificate", func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
-		C.go_ossl_ctx_add_trusted(sslCtx, cert.x, r)
-	})
+	var err error
+	if s.store != nil {
+		var r C.go_ossl_result
+		if C.go_ossl_store_add_cert(s.store, cert.x, &r); r.ret != 1 {
+			err = callError(op, &r)
+		}
+		runtime.KeepAlive(s)
+	} else {
+		err = s.sslCtx.lockedCall(op, func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
+			C.go_ossl_store_add_cert(C.SSL_CTX_get_cert_store(sslCtx), cert.x, r)
+		})
+	}
 	runtime.KeepAlive(cert)
 	return err
+}
+
+// LoadCertificatesFromPEM trusts every certificate of data, PEM with one
+// or more CERTIFICATE blocks such as a CA bundle; blocks of other types
+// are skipped. All are parsed before any is added, so data without a
+// CERTIFICATE block, or with one that does not parse, is an *Error and
+// leaves the store as it was (corresponds to PEM_read_bio_X509 and
+// X509_STORE_add_cert).
+func (s *CertificateStore) LoadCertificatesFromPEM(data []byte) error {
+	blocks := certificateBlocks(data)
+	if len(blocks) == 0 {
+		return &Error{Op: "load certificate", Err: errors.New("openssl: no PEM CERTIFICATE block")}
+	}
+	certs := make([]*Certificate, len(blocks))
+	for i, block := range blocks {
+		cert, err := LoadCertificateFromPEM(block)
+		if err != nil {
+			return fmt.Errorf("certificate %d of %d: %w", i+1, len(blocks), err)
+		}
+		certs[i] = cert
+	}
+	for _, cert := range certs {
+		if err := s.AddCertificate(cert); err != nil {
+			return err
+		}
+	}
+	return nil
 }
