@@ -191,6 +191,28 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
+// TestVerifiedChains: over our Transport and httpssl.Serve with mutual
+// TLS, HTTP/1.1 and HTTP/2, Response.TLS.VerifiedChains is the server's
+// leaf and the CA, and the handler's Request.TLS.VerifiedChains the
+// client's leaf and the CA, the chains OpenSSL verified on each side.
+func TestVerifiedChains(t *testing.T) {
+	client, err := pki.ClientBundle("client.test")
+	require.NoError(t, err)
+	for _, h2 := range []bool{false, true} {
+		t.Run(alpnName(h2), func(t *testing.T) {
+			sslCtx := mtlsServerCtx(t)
+			require.NoError(t, sslCtx.SetNextProtos([]string{alpnName(h2)}))
+			s := startServer(t, sslCtx, report, nil)
+			resp, err := (&http.Client{Transport: ourTransport(t, client), Timeout: wait}).Get(s.url + "/")
+			require.NoError(t, err)
+			got := decodeSeen(t, resp)
+			require.Equal(t, protoName(h2), got.Proto)
+			require.Equal(t, [][][]byte{{client.Leaf.Raw, pki.CA.Raw}}, got.VerifiedChains, "the handler's Request.TLS")
+			require.Equal(t, [][][]byte{{pki.Leaf.Raw, pki.CA.Raw}}, rawChains(resp.TLS.VerifiedChains), "Response.TLS")
+		})
+	}
+}
+
 // mtlsServerCtx is serverCtx requiring a client certificate from pki's CA.
 func mtlsServerCtx(t *testing.T) *openssl.Ctx {
 	ctx := serverCtx(t, 0)
