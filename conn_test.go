@@ -400,6 +400,7 @@ func TestConnectionState(t *testing.T) {
 			require.Len(t, st.PeerCertificates, 2, "leaf and CA as the server sent them")
 			require.True(t, st.PeerCertificates[1].Equal(pki.CA))
 		}
+		requireVerifiedChain(t, st, wantPeerLeaf, pki.CA)
 
 		// The IANA number, and the crypto/tls form, match what crypto/tls saw.
 		require.Equal(t, pst.CipherSuite, st.CipherSuiteID)
@@ -412,6 +413,7 @@ func TestConnectionState(t *testing.T) {
 			NegotiatedProtocolIsMutual: true,
 			ServerName:                 pst.ServerName,
 			PeerCertificates:           st.PeerCertificates,
+			VerifiedChains:             st.VerifiedChains,
 		}, ts)
 		require.Equal(t, ts, ours.TLSConnectionState())
 	})

@@ -137,6 +137,12 @@ var (
 	ErrWriteAfterShutdown = errors.New("openssl: write after shutdown")
 	// ErrNilContext: a method that takes a context.Context was given nil.
 	ErrNilContext = errors.New("openssl: nil context")
+	// ErrHTTPRequest: a server's handshake found a plaintext HTTP request
+	// (GET, POST, HEAD or PUT) where the ClientHello belongs; OpenSSL sent
+	// nothing back (reason "http request"). An HTTPS server may answer in
+	// plaintext on the net.Conn under the Conn, as net/http does with
+	// crypto/tls (see the httpssl package), then close it.
+	ErrHTTPRequest = errors.New("openssl: the client sent a plaintext HTTP request, not a TLS handshake")
 	// ErrNoSocket: SetLinger or SendQueueLen on a Conn whose net.Conn has
 	// no socket to reach (net.Pipe, a *tls.Conn, a wrapper that does not
 	// expose syscall.Conn).
@@ -307,8 +313,11 @@ func sslError(op string, r *sslResult) *Error {
 			e.Err = ErrTruncated
 		}
 	case ErrorSSL:
-		if e.hasReason(C.ERR_LIB_SSL, C.SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+		switch {
+		case e.hasReason(C.ERR_LIB_SSL, C.SSL_R_UNEXPECTED_EOF_WHILE_READING):
 			e.Err = ErrTruncated
+		case e.hasReason(C.ERR_LIB_SSL, C.SSL_R_HTTP_REQUEST):
+			e.Err = ErrHTTPRequest
 		}
 	}
 	if e.Err == ErrTruncated {

@@ -188,6 +188,7 @@ func TestSentinelIdentities(t *testing.T) {
 	for _, s := range []error{
 		openssl.ErrWantRead, openssl.ErrWantWrite, openssl.ErrTruncated, openssl.ErrShutdownTimeout,
 		openssl.ErrHandshakeIncomplete, openssl.ErrWriteAfterShutdown, openssl.ErrNilContext,
+		openssl.ErrHTTPRequest,
 	} {
 		require.True(t, strings.HasPrefix(s.Error(), "openssl: "), s.Error())
 		e := &openssl.Error{Op: "op", Err: s}

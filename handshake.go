@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/x509"
 	"runtime"
+	"slices"
 	"sync"
 	"unsafe"
 )
@@ -39,30 +40,59 @@ type ConnectionState struct {
 	// PeerCertificates is the peer's chain, leaf first; nil when the peer
 	// sent none.
 	PeerCertificates []*x509.Certificate
+	// VerifiedChains holds one chain, the one OpenSSL's verification
+	// built: leaf first, ending at the trust anchor, with the certificates
+	// the peer sent as the same pointers as in PeerCertificates. It is
+	// nil:
+	//   - when verification was off ([VerifyNone], as crypto/tls's
+	//     InsecureSkipVerify), even though a client's OpenSSL checks the
+	//     server's chain all the same;
+	//   - when it failed (VerifyResult is not VerifyOK: a VerifyCallback
+	//     accepted a certificate OpenSSL rejected), or the peer sent no
+	//     certificate;
+	//   - on a resumed session (DidResume): OpenSSL does not verify again
+	//     and keeps no chain, where crypto/tls returns the chains it
+	//     stored in the session;
+	//   - when the verified chain is longer than 16 certificates, or
+	//     crypto/x509 cannot parse one of them.
+	//
+	// Corresponds to SSL_get0_verified_chain.
+	VerifiedChains [][]*x509.Certificate
 	// VerifyResult is the verification result of the peer's certificate
 	// (VerifyOK also when the peer sent none).
 	VerifyResult VerifyResult
 
-	// peerChain fills PeerCertificates when ConnectionState is called.
+	// peerChain fills PeerCertificates and VerifiedChains when
+	// ConnectionState is called.
 	peerChain *peerChain
 }
 
-// peerChain is the peer's certificate chain as OpenSSL holds it, parsed into
-// crypto/x509's form only when [Conn.ConnectionState] is first called: most
-// connections never ask, and the parse costs allocations a handshake need
-// not make (OpenSSL has parsed and verified the chain already).
+// peerChain is the peer's certificate chain and the chain OpenSSL verified,
+// as OpenSSL holds them, parsed into crypto/x509's form only when
+// [Conn.ConnectionState] is first called: most connections never ask, and
+// the parse costs allocations a handshake need not make (OpenSSL has parsed
+// and verified the chain already).
 type peerChain struct {
-	x509s []*C.X509 // references of our own, freed once the Conn is unreachable
-	once  sync.Once
-	certs []*x509.Certificate // protected by once
+	// x509s is the peer's chain, then a nil and the verified chain when
+	// there is one: references of our own, freed once the Conn is
+	// unreachable. Constant.
+	x509s []*C.X509
+
+	once     sync.Once
+	certs    []*x509.Certificate   // protected by once
+	verified [][]*x509.Certificate // protected by once
 }
 
-// newPeerChain takes references to the peer's chain, nil when the peer sent
-// none. The references are freed after owner becomes unreachable.
-func newPeerChain(ssl *C.SSL, owner *Conn) *peerChain {
-	const maxChain = 16
-	var chain [maxChain]*C.X509
-	n := int(C.go_ossl_peer_chain(ssl, &chain[0], maxChain))
+// maxChains bounds the certificates kept of the peer's chain and of the
+// verified chain, each.
+const maxChains = 16
+
+// newPeerChain takes references to the peer's chain and, when verified,
+// to the chain OpenSSL verified; nil when there is neither. The references
+// are freed after owner becomes unreachable.
+func newPeerChain(ssl *C.SSL, owner *Conn, verified bool) *peerChain {
+	var chain [2*maxChains + 1]*C.X509
+	n := int(C.go_ossl_peer_chains(ssl, &chain[0], maxChains, boolInt(verified)))
 	if n == 0 {
 		return nil
 	}
@@ -73,26 +103,54 @@ func newPeerChain(ssl *C.SSL, owner *Conn) *peerChain {
 
 func freeX509s(x509s []*C.X509) {
 	for _, x := range x509s {
+		// X509_free(NULL), the chains' separator, does nothing.
 		C.X509_free(x)
 	}
 }
 
-// certificates parses the chain on the first call.
-func (p *peerChain) certificates() []*x509.Certificate {
-	if p == nil {
-		return nil
+// parse parses both chains on the first call.
+func (p *peerChain) parse() {
+	peer, verified, hasVerified := p.x509s, []*C.X509(nil), false
+	if i := slices.Index(p.x509s, nil); i >= 0 {
+		peer, verified, hasVerified = p.x509s[:i], p.x509s[i+1:], true
 	}
-	p.once.Do(func() {
-		for _, x := range p.x509s {
-			// A certificate OpenSSL accepted but crypto/x509 cannot
-			// parse is left out rather than failing a working
-			// connection.
-			if cert, err := parseX509(x); err == nil {
-				p.certs = append(p.certs, cert)
-			}
+	parsed := make([]*x509.Certificate, len(peer))
+	for i, x := range peer {
+		// A certificate OpenSSL accepted but crypto/x509 cannot parse
+		// is left out rather than failing a working connection.
+		if cert, err := parseX509(x); err == nil {
+			parsed[i] = cert
+			p.certs = append(p.certs, cert)
 		}
-	})
-	return p.certs
+	}
+	if !hasVerified {
+		return
+	}
+	chain := make([]*x509.Certificate, 0, len(verified))
+	for _, x := range verified {
+		// OpenSSL builds the chain from the peer's X509 objects:
+		// those are shared, as crypto/tls shares them.
+		if i := slices.Index(peer, x); i >= 0 && parsed[i] != nil {
+			chain = append(chain, parsed[i])
+			continue
+		}
+		cert, err := parseX509(x)
+		if err != nil {
+			return // a partial chain would misstate what was verified
+		}
+		chain = append(chain, cert)
+	}
+	p.verified = [][]*x509.Certificate{chain}
+}
+
+// certificates returns the peer's chain and the verified chains, parsing
+// them on the first call.
+func (p *peerChain) certificates() ([]*x509.Certificate, [][]*x509.Certificate) {
+	if p == nil {
+		return nil, nil
+	}
+	p.once.Do(p.parse)
+	return p.certs, p.verified
 }
 
 // Handshake runs the TLS handshake if it has not run yet. Read and Write
@@ -179,7 +237,11 @@ func (c *Conn) readState() ConnectionState {
 	s.ServerName = cString(C.go_ossl_servername(c.ssl))
 	s.DidResume = C.SSL_session_reused(c.ssl) == 1
 	s.VerifyResult = VerifyResult(C.SSL_get_verify_result(c.ssl))
-	s.peerChain = newPeerChain(c.ssl, c)
+	// Verification ran, as crypto/tls means it, when the mode asked for
+	// it: a client's OpenSSL also checks under SSL_VERIFY_NONE, and then
+	// ignores the result.
+	verified := s.VerifyResult == VerifyOK && C.SSL_get_verify_mode(c.ssl)&C.SSL_VERIFY_PEER != 0
+	s.peerChain = newPeerChain(c.ssl, c, verified)
 	return s
 }
 
@@ -190,6 +252,6 @@ func (c *Conn) ConnectionState() ConnectionState {
 		return ConnectionState{}
 	}
 	s := c.state
-	s.PeerCertificates = s.peerChain.certificates()
+	s.PeerCertificates, s.VerifiedChains = s.peerChain.certificates()
 	return s
 }

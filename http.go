@@ -33,8 +33,10 @@ func ListenAndServeTLS(addr, certFile, keyFile string, handler http.Handler) err
 //
 // Handshakes run in each connection's goroutine, bounded by the shortest of
 // srv's ReadHeaderTimeout, ReadTimeout and WriteTimeout (when one is set);
-// a failed one is logged to srv.ErrorLog. Connections close with the
-// default ClosePolicy: close_notify, then TCP close.
+// a failed one is logged to srv.ErrorLog, except a plaintext HTTP request
+// ([ErrHTTPRequest]), which gets net/http's plaintext "400 Bad Request"
+// answer as the httpssl package's Serve describes. Connections close with
+// the default ClosePolicy: close_notify, then TCP close.
 func ServerListenAndServeTLS(srv *http.Server, certFile, keyFile string) error {
 	ctx, err := NewCtxFromFiles(certFile, keyFile)
 	if err != nil {
@@ -52,5 +54,5 @@ func ServerListenAndServeTLS(srv *http.Server, certFile, keyFile string) error {
 		return err
 	}
 	defer l.Close()
-	return httpserve.Serve(srv, l)
+	return httpserve.Serve(srv, l, ErrHTTPRequest)
 }

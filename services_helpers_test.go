@@ -3,6 +3,7 @@ package openssl_test
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"strings"
@@ -33,7 +34,9 @@ type served struct {
 	serverName string
 	resumed    bool
 	peerCerts  int // certificates the client sent
-	err        error
+	// verifiedChains are the chains the server verified.
+	verifiedChains [][]*x509.Certificate
+	err            error
 }
 
 // tlsServerConn is what serveHTTP needs of ours and of crypto/tls's.
@@ -105,7 +108,7 @@ func startOurServer(t testing.TB, sslCtx *openssl.Ctx) (string, <-chan served) {
 	require.NoError(t, err)
 	return l.Addr().String(), serveHTTP(t, l, func(c net.Conn) served {
 		st := c.(*openssl.Conn).ConnectionState()
-		return served{serverName: st.ServerName, resumed: st.DidResume, peerCerts: len(st.PeerCertificates)}
+		return served{serverName: st.ServerName, resumed: st.DidResume, peerCerts: len(st.PeerCertificates), verifiedChains: st.VerifiedChains}
 	})
 }
 
@@ -116,7 +119,7 @@ func startGoServer(t testing.TB, cfg *tls.Config) (string, <-chan served) {
 	require.NoError(t, err)
 	return l.Addr().String(), serveHTTP(t, tls.NewListener(l, cfg), func(c net.Conn) served {
 		st := c.(*tls.Conn).ConnectionState()
-		return served{serverName: st.ServerName, resumed: st.DidResume, peerCerts: len(st.PeerCertificates)}
+		return served{serverName: st.ServerName, resumed: st.DidResume, peerCerts: len(st.PeerCertificates), verifiedChains: st.VerifiedChains}
 	})
 }
 

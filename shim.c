@@ -715,6 +715,21 @@ int go_ossl_peer_chain(SSL *ssl, X509 **out, int max) {
 	return n;
 }
 
+int go_ossl_peer_chains(SSL *ssl, X509 **out, int max, int with_verified) {
+	int n = go_ossl_peer_chain(ssl, out, max);
+	STACK_OF(X509) *verified = with_verified ? SSL_get0_verified_chain(ssl) : NULL;
+	if (verified == NULL || sk_X509_num(verified) > max) {
+		return n; // a chain is returned whole or not at all
+	}
+	out[n++] = NULL;
+	for (int i = 0; i < sk_X509_num(verified); i++) {
+		X509 *c = sk_X509_value(verified, i);
+		X509_up_ref(c);
+		out[n++] = c;
+	}
+	return n;
+}
+
 const char *go_ossl_servername(SSL *ssl) {
 	return SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 }

@@ -199,6 +199,12 @@ int go_ossl_fips_enabled(void);
 // Connection state, read after the handshake. The peer chain is returned
 // leaf first, at most max entries, each with a reference the caller frees.
 int go_ossl_peer_chain(SSL *ssl, X509 **out, int max);
+// go_ossl_peer_chains is go_ossl_peer_chain followed, when with_verified is
+// set and the whole of it fits in max entries, by a NULL and the chain
+// OpenSSL's verification built (SSL_get0_verified_chain: leaf first, trust
+// anchor last), each with a reference too; out has room for 2*max+1. (A NULL rather than a length
+// through a pointer: a Go variable passed by address escapes to the heap.)
+int go_ossl_peer_chains(SSL *ssl, X509 **out, int max, int with_verified);
 const char *go_ossl_servername(SSL *ssl);
 
 // Keys, certificates and Ctx settings of the spacemonkeygo surface.

@@ -5,11 +5,13 @@ import "crypto/tls"
 // TLSConnectionState returns s in crypto/tls's form, for APIs that take a
 // tls.ConnectionState, such as net/http's Request.TLS and Response.TLS or
 // grpc's credentials.TLSInfo. Version, CipherSuite (CipherSuiteID),
-// NegotiatedProtocol, ServerName, PeerCertificates, DidResume and
-// HandshakeComplete are copied; NegotiatedProtocolIsMutual is true (it is
-// deprecated and always true in crypto/tls). VerifiedChains,
+// NegotiatedProtocol, ServerName, PeerCertificates, VerifiedChains,
+// DidResume and HandshakeComplete are copied; NegotiatedProtocolIsMutual is
+// true (it is deprecated and always true in crypto/tls).
 // SignedCertificateTimestamps, OCSPResponse, TLSUnique, ECHAccepted and
-// CurveID are left zero: OpenSSL's verification result is VerifyResult.
+// CurveID are left zero. VerifiedChains is nil on a resumed session, where
+// crypto/tls would give the chains stored in the session (see
+// [ConnectionState].VerifiedChains).
 func (s ConnectionState) TLSConnectionState() tls.ConnectionState {
 	return tls.ConnectionState{
 		Version:                    s.Version,
@@ -20,6 +22,7 @@ func (s ConnectionState) TLSConnectionState() tls.ConnectionState {
 		NegotiatedProtocolIsMutual: s.HandshakeComplete,
 		ServerName:                 s.ServerName,
 		PeerCertificates:           s.PeerCertificates,
+		VerifiedChains:             s.VerifiedChains,
 	}
 }
 

@@ -97,6 +97,7 @@ func TestVerifyCallbackOverrides(t *testing.T) {
 			require.False(t, calls()[0].ok)
 			require.Error(t, calls()[0].err)
 			require.NotEqual(t, openssl.VerifyOK, p.Ours.ConnectionState().VerifyResult)
+			require.Nil(t, p.Ours.ConnectionState().VerifiedChains, "the callback's acceptance is no verification")
 		})
 		t.Run("rejects a trusted chain", func(t *testing.T) {
 			sslCtx := tlstest.ClientCtx(t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,6 +176,8 @@ type seen struct {
 	HandshakeComplete  bool
 	DidResume          bool
 	PeerCommonName     string
+	// VerifiedChains are Request.TLS.VerifiedChains in DER.
+	VerifiedChains [][][]byte
 	// ConnCipherSuiteID is the *openssl.Conn's, from ConnFromContext.
 	ConnCipherSuiteID uint16
 	HaveConn          bool
@@ -194,6 +197,7 @@ var report = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.TLS.PeerCertificates) > 0 {
 			s.PeerCommonName = r.TLS.PeerCertificates[0].Subject.CommonName
 		}
+		s.VerifiedChains = rawChains(r.TLS.VerifiedChains)
 	}
 	if c := httpssl.ConnFromContext(r.Context()); c != nil {
 		s.HaveConn, s.ConnCipherSuiteID = true, c.ConnectionState().CipherSuiteID
@@ -223,6 +227,19 @@ func decodeSeen(t testing.TB, resp *http.Response) seen {
 	var s seen
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&s))
 	return s
+}
+
+// rawChains returns the DER of chains' certificates, nil for nil.
+func rawChains(chains [][]*x509.Certificate) [][][]byte {
+	var raw [][][]byte
+	for _, chain := range chains {
+		var c [][]byte
+		for _, cert := range chain {
+			c = append(c, cert.Raw)
+		}
+		raw = append(raw, c)
+	}
+	return raw
 }
 
 func sha(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }

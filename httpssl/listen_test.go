@@ -18,7 +18,8 @@ import (
 
 // TestServerListenAndServeTLS: the root package's spacemonkeygo-style
 // function serves a PEM chain file over HTTP/1.1 and HTTP/2, with
-// Request.TLS and ConnFromContext, until Shutdown.
+// Request.TLS and ConnFromContext, until Shutdown; it answers a plaintext
+// HTTP request as net/http does.
 func TestServerListenAndServeTLS(t *testing.T) {
 	listening := make(chan net.Addr, 1)
 	srv := &http.Server{
@@ -53,6 +54,7 @@ func TestServerListenAndServeTLS(t *testing.T) {
 		require.True(t, got.HaveTLS && got.HaveConn)
 		require.Equal(t, resp.TLS.CipherSuite, got.CipherSuite)
 	}
+	require.Equal(t, plaintextAnswer, plaintextExchange(t, addr.String(), "GET / HTTP/1.0\r\n\r\n"), "a plaintext request")
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	require.NoError(t, srv.Shutdown(ctx))

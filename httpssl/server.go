@@ -53,7 +53,13 @@ func NextProtos() []string { return []string{"h2", "http/1.1"} }
 // bounded like net/http bounds a crypto/tls handshake (the shortest of
 // ReadHeaderTimeout, ReadTimeout and WriteTimeout, when one is set); a
 // failure is logged to srv.ErrorLog as "http: TLS handshake error from
-// ADDR: ERR".
+// ADDR: ERR", except when the client sent a plaintext HTTP request
+// (openssl.ErrHTTPRequest: GET, POST, HEAD or PUT). That one is answered as
+// net/http answers it over crypto/tls, in plaintext, "HTTP/1.0 400 Bad
+// Request" with the body "Client sent an HTTP request to an HTTPS
+// server.", and the connection closed, after reading what the client sent
+// until it closes (at most half a second) so that the answer is not lost
+// to a TCP reset.
 //
 // Connections end with Conn.Close and so with the listener Ctx's
 // ClosePolicy: after a "Connection: close" response net/http first calls
@@ -62,7 +68,7 @@ func NextProtos() []string { return []string{"h2", "http/1.1"} }
 // and close once their streams are done. srv.Close closes every
 // connection, one after the other, each within its ClosePolicy's Timeout.
 func Serve(srv *http.Server, l net.Listener) error {
-	return httpserve.Serve(srv, l)
+	return httpserve.Serve(srv, l, openssl.ErrHTTPRequest)
 }
 
 // ListenAndServeTLS serves handler over HTTPS on addr with the PEM

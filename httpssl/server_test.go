@@ -191,6 +191,28 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
+// TestVerifiedChains: over our Transport and httpssl.Serve with mutual
+// TLS, HTTP/1.1 and HTTP/2, Response.TLS.VerifiedChains is the server's
+// leaf and the CA, and the handler's Request.TLS.VerifiedChains the
+// client's leaf and the CA, the chains OpenSSL verified on each side.
+func TestVerifiedChains(t *testing.T) {
+	client, err := pki.ClientBundle("client.test")
+	require.NoError(t, err)
+	for _, h2 := range []bool{false, true} {
+		t.Run(alpnName(h2), func(t *testing.T) {
+			sslCtx := mtlsServerCtx(t)
+			require.NoError(t, sslCtx.SetNextProtos([]string{alpnName(h2)}))
+			s := startServer(t, sslCtx, report, nil)
+			resp, err := (&http.Client{Transport: ourTransport(t, client), Timeout: wait}).Get(s.url + "/")
+			require.NoError(t, err)
+			got := decodeSeen(t, resp)
+			require.Equal(t, protoName(h2), got.Proto)
+			require.Equal(t, [][][]byte{{client.Leaf.Raw, pki.CA.Raw}}, got.VerifiedChains, "the handler's Request.TLS")
+			require.Equal(t, [][][]byte{{pki.Leaf.Raw, pki.CA.Raw}}, rawChains(resp.TLS.VerifiedChains), "Response.TLS")
+		})
+	}
+}
+
 // mtlsServerCtx is serverCtx requiring a client certificate from pki's CA.
 func mtlsServerCtx(t *testing.T) *openssl.Ctx {
 	ctx := serverCtx(t, 0)
@@ -394,4 +416,67 @@ func TestServeKeepsServerSettings(t *testing.T) {
 	// malformed HTTP/1 request.
 	_, err = goClient(t, true, nil, nil).Get(s.url + "/")
 	require.Error(t, err)
+}
+
+// plaintextAnswer is what net/http over crypto/tls answers to a plaintext
+// HTTP request on its HTTPS port; TestPlaintextHTTPRequest checks that
+// net/http's server does send it, in the same run.
+const plaintextAnswer = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+// TestPlaintextHTTPRequest: a plaintext HTTP request to httpssl.Serve's
+// HTTPS port gets net/http's plaintext 400 answer, then EOF, exactly as
+// from net/http's own HTTPS server: from a plain TCP client and from curl
+// with an http:// URL.
+func TestPlaintextHTTPRequest(t *testing.T) {
+	for _, tg := range []target{goServer(false), ourServer(true)} {
+		t.Run(tg.name, func(t *testing.T) {
+			addr := strings.TrimPrefix(tg.start(t, report), "https://")
+			t.Run("tcp", func(t *testing.T) {
+				// Both servers read the whole request, sent in one write,
+				// before they close: nothing unread makes them send RST.
+				require.Equal(t, plaintextAnswer, plaintextExchange(t, addr, "GET / HTTP/1.0\r\n\r\n"))
+			})
+			t.Run("curl", func(t *testing.T) {
+				res := peer.CurlT(t, files.CA, "http://"+addr+"/", "-i")
+				require.Equal(t, 0, res.ExitCode, "curl stderr:\n%s", res.Stderr)
+				require.Equal(t, plaintextAnswer, res.Stdout)
+			})
+		})
+	}
+}
+
+// TestPlaintextHTTPRequestNotLogged: the answered request is not logged as
+// a handshake error, as net/http does not log it; other plaintext that
+// fails the handshake still is.
+func TestPlaintextHTTPRequestNotLogged(t *testing.T) {
+	s := startServer(t, serverCtx(t, 0), report, nil)
+	addr := strings.TrimPrefix(s.url, "https://")
+	require.Equal(t, plaintextAnswer, plaintextExchange(t, addr, "GET / HTTP/1.0\r\n\r\n"))
+
+	// OpenSSL does not take OPTIONS for HTTP: a logged handshake error,
+	// the first line of the log.
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(wait)))
+	_, err = io.WriteString(c, "OPTIONS * HTTP/1.1\r\n\r\n")
+	require.NoError(t, err)
+	line := s.log.next(t)
+	require.True(t, strings.HasPrefix(line, "http: TLS handshake error from "+c.LocalAddr().String()+": "), line)
+	require.Contains(t, line, "wrong version number")
+}
+
+// plaintextExchange sends request on a new TCP connection to addr and
+// returns all it reads until the server closes.
+func plaintextExchange(t *testing.T, addr, request string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(wait)))
+	_, err = io.WriteString(c, request)
+	require.NoError(t, err)
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	return string(got)
 }

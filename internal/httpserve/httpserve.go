@@ -20,7 +20,9 @@ package httpserve
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -30,21 +32,26 @@ import (
 
 // Conn is what serving needs of a server TLS connection; *openssl.Conn has
 // it. The handshake must not have run yet: Serve runs it, bounded as
-// net/http bounds a crypto/tls handshake, and logs its failure.
+// net/http bounds a crypto/tls handshake, and logs its failure. NetConn is
+// the connection under TLS, on which a plaintext HTTP request is answered.
 type Conn interface {
 	net.Conn
 	HandshakeContext(ctx context.Context) error
 	CloseWrite() error
 	TLSConnectionState() tls.ConnectionState
+	NetConn() net.Conn
 }
 
 // Serve configures srv (see Configure) and serves on l, whose Accept must
-// return Conns. It returns srv.Serve's error: http.ErrServerClosed after
-// srv.Shutdown or srv.Close, or an error naming the connection type when l
-// returns a connection that is not a Conn.
-func Serve(srv *http.Server, l net.Listener) error {
+// return Conns. A handshake that fails with an error for which
+// errors.Is(err, errHTTPRequest) (the client sent a plaintext HTTP
+// request) is answered as net/http answers it over crypto/tls, and not
+// logged; see answerHTTPRequest. It returns srv.Serve's error:
+// http.ErrServerClosed after srv.Shutdown or srv.Close, or an error naming
+// the connection type when l returns a connection that is not a Conn.
+func Serve(srv *http.Server, l net.Listener, errHTTPRequest error) error {
 	Configure(srv)
-	return srv.Serve(&listener{Listener: l, srv: srv})
+	return srv.Serve(&listener{Listener: l, srv: srv, errHTTPRequest: errHTTPRequest})
 }
 
 // Configure prepares srv for Serve, once; later calls change nothing:
@@ -120,7 +127,8 @@ func (h tlsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // listener hands net/http serverConns.
 type listener struct {
 	net.Listener
-	srv *http.Server // constant
+	srv            *http.Server // constant
+	errHTTPRequest error        // constant
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -133,7 +141,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("openssl: the listener returned a %T, not a TLS connection (use openssl.Listen or openssl.NewListener)", c)
 	}
-	return &serverConn{Conn: tc, srv: l.srv}, nil
+	return &serverConn{Conn: tc, srv: l.srv, errHTTPRequest: l.errHTTPRequest}, nil
 }
 
 // serverConn runs the handshake on its first Read, which net/http makes
@@ -143,7 +151,8 @@ func (l *listener) Accept() (net.Conn, error) {
 // preface (see the package doc).
 type serverConn struct {
 	Conn
-	srv *http.Server // constant
+	srv            *http.Server // constant
+	errHTTPRequest error        // constant; see Serve
 
 	once         sync.Once
 	handshakeErr error                // set inside once
@@ -174,11 +183,41 @@ func (c *serverConn) handshake() {
 	}
 	if err := c.Conn.HandshakeContext(ctx); err != nil {
 		c.handshakeErr = err
+		if errors.Is(err, c.errHTTPRequest) {
+			c.answerHTTPRequest()
+			return
+		}
 		c.logf("http: TLS handshake error from %s: %v", c.RemoteAddr(), err)
 		return
 	}
 	st := c.Conn.TLSConnectionState()
 	c.state = &st
+}
+
+// httpRequestAnswer is net/http's answer to a plaintext HTTP request on a
+// TLS connection.
+const httpRequestAnswer = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+// lingerTimeout bounds answerHTTPRequest's wait for the client to close,
+// as net/http's rstAvoidanceDelay bounds its own.
+const lingerTimeout = 500 * time.Millisecond
+
+// answerHTTPRequest answers a client that sent a plaintext HTTP request as
+// net/http does for crypto/tls: httpRequestAnswer in plaintext on the
+// connection under TLS (OpenSSL has sent nothing on it), then close. Unlike
+// net/http it half-closes first and reads what the client sent until the
+// client closes, for at most lingerTimeout: the rest of the request is
+// still unread, and closing over unread input makes the kernel send RST,
+// which can destroy the answer before the client reads it.
+func (c *serverConn) answerHTTPRequest() {
+	nc := c.Conn.NetConn()
+	nc.SetDeadline(time.Now().Add(lingerTimeout))
+	if _, err := io.WriteString(nc, httpRequestAnswer); err == nil {
+		if cw, ok := nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			io.Copy(io.Discard, nc)
+		}
+	}
+	c.Conn.Close()
 }
 
 func handshakeTimeout(srv *http.Server) time.Duration {
