@@ -138,7 +138,8 @@ var (
 	// ErrNilContext: a method that takes a context.Context was given nil.
 	ErrNilContext = errors.New("openssl: nil context")
 	// ErrHTTPRequest: a server's handshake found a plaintext HTTP request
-	// (GET, POST, HEAD or PUT) where the ClientHello belongs; OpenSSL sent
+	// where the ClientHello belongs (GET, POST, HEAD or PUT; OpenSSL 3.5
+	// also recognises PATCH, OPTIONS, DELETE and TRACE); OpenSSL sent
 	// nothing back (reason "http request"). An HTTPS server may answer in
 	// plaintext on the net.Conn under the Conn, as net/http does with
 	// crypto/tls (see the httpssl package), then close it.

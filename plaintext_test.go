@@ -27,10 +27,12 @@ func TestPlaintextHTTPRequest(t *testing.T) {
 		{"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", true},
 		{"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", true},
 		{"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", true},
-		// OpenSSL does not recognise OPTIONS (net/http does) and has its
-		// own reason for CONNECT.
-		{"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		// CONNECT has a reason of its own, and text that is no request
+		// is "wrong version number". (OpenSSL 3.5 also recognises PATCH,
+		// OPTIONS, DELETE and TRACE, which 3.0 does not: they are left
+		// out, as their outcome depends on the version.)
 		{"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"HELLO\r\n", false},
 	}
 	tlstest.EachPath(t, func(t *testing.T, path tlstest.Path) {
 		for _, tc := range cases {
