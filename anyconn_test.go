@@ -29,9 +29,9 @@ import (
 // counts see the handshake), a SocketFD that opts in is bypassed (its counts
 // stay 0), and data flows either way.
 func TestGenericPathChosen(t *testing.T) {
-	for _, k := range []tlstest.Inner{tlstest.TCPEmbed, tlstest.OptIn} {
+	for _, k := range []tlstest.Path{tlstest.TCPEmbed, tlstest.OptIn} {
 		t.Run(k.String(), func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Inner: k})
+			p := tlstest.Connect(t, tlstest.Spec{Path: k})
 			p.Exchange(t)
 			if k == tlstest.OptIn {
 				require.Zero(t, p.OurCount.BytesRead.Load()+p.OurCount.BytesWritten.Load())
@@ -49,8 +49,8 @@ func TestGenericPathChosen(t *testing.T) {
 // next call returns 1. The peer reads from the start: over net.Pipe, a
 // Write (ShutdownOnce's too) waits until the peer reads.
 func TestGenericShutdownOnceSequence(t *testing.T) {
-	tlstest.EachInner(t, func(t *testing.T, tc tlstest.Case, k tlstest.Inner) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, k tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k})
 		p.Exchange(t)
 		peer := p.PeerAnswer()
 		rec := &tlstest.Steps{Conn: p.Ours}
@@ -71,7 +71,7 @@ func TestGenericShutdownOnceSequence(t *testing.T) {
 		n, err := p.Ours.Read(make([]byte, 10))
 		require.Zero(t, n)
 		require.Equal(t, io.EOF, err)
-	})
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericShutdownOnceWantWrite: on the generic path WANT_WRITE means the
@@ -81,7 +81,7 @@ func TestGenericShutdownOnceSequence(t *testing.T) {
 // whole alert record.
 func TestGenericShutdownOnceWantWrite(t *testing.T) {
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: tlstest.Pipe, Record: true})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: tlstest.Pipe, Record: true})
 		p.Exchange(t)
 		mark := p.Rec.Mark()
 		rec := &tlstest.Steps{Conn: p.Ours}
@@ -102,9 +102,9 @@ func TestGenericShutdownOnceWantWrite(t *testing.T) {
 
 // TestGenericShutdown: the bidirectional Shutdown against each kind of peer.
 func TestGenericShutdown(t *testing.T) {
-	tlstest.EachInner(t, func(t *testing.T, tc tlstest.Case, k tlstest.Inner) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, k tlstest.Path) {
 		t.Run("peer answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k})
 			data := tlstest.Pattern(256 << 10)
 			peer := tlstest.Go(func() error {
 				got, err := io.ReadAll(p.Peer)
@@ -125,7 +125,7 @@ func TestGenericShutdown(t *testing.T) {
 			require.NoError(t, p.Ours.Shutdown(tlstest.Context(t)))
 		})
 		t.Run("peer closes without close_notify", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k})
 			p.Exchange(t)
 			peer := tlstest.Go(func() error {
 				if err := tlstest.ReadEOF(p.Peer); err != nil {
@@ -140,7 +140,7 @@ func TestGenericShutdown(t *testing.T) {
 			require.Equal(t, openssl.ErrorSyscall, asError(t, err).Code)
 		})
 		t.Run("peer never answers, context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k})
 			p.Exchange(t)
 			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
 			ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
@@ -154,7 +154,7 @@ func TestGenericShutdown(t *testing.T) {
 			tlstest.Wait(t, peer, "peer's read of our close_notify")
 		})
 		t.Run("peer never answers, deadline", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k})
 			p.Exchange(t)
 			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
 			require.NoError(t, p.Ours.SetDeadline(time.Now().Add(shortTimeout)))
@@ -167,7 +167,7 @@ func TestGenericShutdown(t *testing.T) {
 		})
 		t.Run("peer keeps sending", func(t *testing.T) {
 			const n = 4 << 20
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k})
 			peer := tlstest.Go(func() error {
 				if err := tlstest.ReadEOF(p.Peer); err != nil {
 					return err
@@ -182,15 +182,15 @@ func TestGenericShutdown(t *testing.T) {
 			require.Equal(t, int64(n), p.Ours.DiscardedBytes())
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
-	})
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericCloseWrite: request, close_notify and, when the inner conn
 // has one, its own CloseWrite (the peer's end then reads EOF below
 // crypto/tls), then the whole response.
 func TestGenericCloseWrite(t *testing.T) {
-	tlstest.EachInner(t, func(t *testing.T, tc tlstest.Case, k tlstest.Inner) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, k tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k})
 		_, halfCloses := p.Ours.NetConn().(interface{ CloseWrite() error })
 		request, response := tlstest.Pattern(100<<10), tlstest.Pattern(300 << 10)[7:]
 		peer := tlstest.Go(func() error {
@@ -219,16 +219,16 @@ func TestGenericCloseWrite(t *testing.T) {
 		require.NoError(t, err, "io.EOF after the response")
 		require.Equal(t, response, got)
 		tlstest.Wait(t, peer, "peer")
-		require.Equal(t, k == tlstest.TCPEmbed || k == tlstest.TLSInTLS, halfCloses)
-	})
+		require.Equal(t, k.HalfCloses(), halfCloses)
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericClose: each ClosePolicy over the generic path, judged by the
 // records the peer read.
 func TestGenericClose(t *testing.T) {
-	tlstest.EachInner(t, func(t *testing.T, tc tlstest.Case, k tlstest.Inner) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, k tlstest.Path) {
 		t.Run("default", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Record: true})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k, Record: true})
 			p.Exchange(t)
 			mark := p.Rec.Mark()
 			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
@@ -239,7 +239,7 @@ func TestGenericClose(t *testing.T) {
 			require.ErrorIs(t, p.Ours.Close(), net.ErrClosed)
 		})
 		t.Run("WaitForPeer", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
 			p.Exchange(t)
 			peer := p.PeerAnswer()
 			require.NoError(t, p.Ours.Close())
@@ -247,7 +247,7 @@ func TestGenericClose(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("WaitForPeer, peer never answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
 			p.Exchange(t)
 			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
 			var err error
@@ -257,7 +257,7 @@ func TestGenericClose(t *testing.T) {
 			tlstest.Wait(t, peer, "peer")
 		})
 		t.Run("Quiet", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Record: true, Policy: &openssl.ClosePolicy{Quiet: true}})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k, Record: true, Policy: &openssl.ClosePolicy{Quiet: true}})
 			p.Exchange(t)
 			mark := p.Rec.Mark()
 			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
@@ -267,79 +267,75 @@ func TestGenericClose(t *testing.T) {
 			require.Empty(t, p.Rec.Since(mark))
 		})
 		t.Run("Lingering and DrainSendQueue", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Policy: &openssl.ClosePolicy{Lingering: true, DrainSendQueue: true, Timeout: tlstest.Timeout}})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k, Policy: &openssl.ClosePolicy{Lingering: true, DrainSendQueue: true, Timeout: tlstest.Timeout}})
 			p.Exchange(t)
 			peer := p.PeerAnswer()
 			require.NoError(t, p.Ours.Close())
 			tlstest.Wait(t, peer, "peer")
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
-	})
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericSocketOptions: SetLinger and SendQueueLen reach the socket of
 // a wrapper that exposes one, and fail with ErrNoSocket otherwise.
 func TestGenericSocketOptions(t *testing.T) {
-	for _, k := range tlstest.Inners {
-		t.Run(k.String(), func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13}, Inner: k})
-			p.Exchange(t)
-			n, qerr := p.Ours.SendQueueLen()
-			lerr := p.Ours.SetLinger(0)
-			if k != tlstest.TCPEmbed {
-				for _, err := range []error{qerr, lerr} {
-					require.ErrorIs(t, err, openssl.ErrNoSocket)
-					require.Contains(t, err.Error(), "openssl: ")
-				}
-				require.Equal(t, "send queue", asError(t, qerr).Op)
-				require.Equal(t, "set linger", asError(t, lerr).Op)
-				return
+	tlstest.EachPath(t, func(t *testing.T, k tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13}, Path: k})
+		p.Exchange(t)
+		n, qerr := p.Ours.SendQueueLen()
+		lerr := p.Ours.SetLinger(0)
+		if k != tlstest.TCPEmbed {
+			for _, err := range []error{qerr, lerr} {
+				require.ErrorIs(t, err, openssl.ErrNoSocket)
+				require.Contains(t, err.Error(), "openssl: ")
 			}
-			require.NoError(t, qerr)
-			require.Zero(t, n, "the pong acknowledged everything")
-			require.NoError(t, lerr)
-			require.NoError(t, p.Ours.Close())
-			require.False(t, p.Ours.ShutdownState().Sent(), "abortive: no alert")
-			_, err := p.Peer.Read(make([]byte, 10))
-			require.ErrorIs(t, err, syscall.ECONNRESET)
-		})
-	}
+			require.Equal(t, "send queue", asError(t, qerr).Op)
+			require.Equal(t, "set linger", asError(t, lerr).Op)
+			return
+		}
+		require.NoError(t, qerr)
+		require.Zero(t, n, "the pong acknowledged everything")
+		require.NoError(t, lerr)
+		require.NoError(t, p.Ours.Close())
+		require.False(t, p.Ours.ShutdownState().Sent(), "abortive: no alert")
+		_, err := p.Peer.Read(make([]byte, 10))
+		require.ErrorIs(t, err, syscall.ECONNRESET)
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericCloseWakesBlockedCalls: Close ends a Read waiting in the inner
 // conn and a Write whose peer does not read.
 func TestGenericCloseWakesBlockedCalls(t *testing.T) {
-	for _, k := range tlstest.Inners {
-		t.Run(k.String(), func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13}, Inner: k, Policy: &openssl.ClosePolicy{Timeout: shortTimeout}})
-			p.Exchange(t)
-			read := tlstest.Go(func() error {
-				_, err := p.Ours.Read(make([]byte, 16))
-				return err
-			})
-			wrote := tlstest.Go(func() error {
-				_, err := p.Ours.Write(make([]byte, 64<<20)) // more than any pipe holds
-				return err
-			})
-			// Each call is blocked once the peer stops hearing from us: the
-			// Write's first records are in flight, the Read has nothing.
-			require.Eventually(t, func() bool { return p.OurCount.BytesWritten.Load() > 0 }, tlstest.Timeout, time.Millisecond)
-			tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { p.Ours.Close() })
-			for op, ch := range map[string]<-chan error{"read": read, "write": wrote} {
-				err := tlstest.Result(t, ch, op)
-				require.ErrorIs(t, err, net.ErrClosed, op)
-				require.Equal(t, op, asError(t, err).Op)
-			}
+	tlstest.EachPath(t, func(t *testing.T, k tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13}, Path: k, Policy: &openssl.ClosePolicy{Timeout: shortTimeout}})
+		p.Exchange(t)
+		read := tlstest.Go(func() error {
+			_, err := p.Ours.Read(make([]byte, 16))
+			return err
 		})
-	}
+		wrote := tlstest.Go(func() error {
+			_, err := p.Ours.Write(make([]byte, 64<<20)) // more than any pipe holds
+			return err
+		})
+		// Each call is blocked once the peer stops hearing from us: the
+		// Write's first records are in flight, the Read has nothing.
+		require.Eventually(t, func() bool { return p.OurCount.BytesWritten.Load() > 0 }, tlstest.Timeout, time.Millisecond)
+		tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { p.Ours.Close() })
+		for op, ch := range map[string]<-chan error{"read": read, "write": wrote} {
+			err := tlstest.Result(t, ch, op)
+			require.ErrorIs(t, err, net.ErrClosed, op)
+			require.Equal(t, op, asError(t, err).Op)
+		}
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericCountsEveryByte: every byte of the TLS stream goes through the
 // wrapper, both ways: what it counts is exactly what the peer's end carried,
 // handshake and both close_notify alerts included.
 func TestGenericCountsEveryByte(t *testing.T) {
-	tlstest.EachInner(t, func(t *testing.T, tc tlstest.Case, k tlstest.Inner) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, k tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
 		up, down := tlstest.Pattern(300<<10), tlstest.Pattern(200 << 10)[3:]
 		peer := tlstest.Go(func() error {
 			got := make([]byte, len(up))
@@ -369,7 +365,7 @@ func TestGenericCountsEveryByte(t *testing.T) {
 		require.Greater(t, p.OurCount.BytesRead.Load(), int64(len(down)))
 		require.Equal(t, p.PeerCount.BytesRead.Load(), p.OurCount.BytesWritten.Load(), "bytes we sent")
 		require.Equal(t, p.PeerCount.BytesWritten.Load(), p.OurCount.BytesRead.Load(), "bytes we received")
-	})
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericSniffingListener: a cmux-style listener peeks at the first

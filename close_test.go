@@ -55,7 +55,7 @@ func requireOneAlertRecord(t *testing.T, tc tlstest.Case, raw []byte) {
 // is closed; a second Close says net.ErrClosed.
 func TestCloseDefault(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Record: true})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Record: true})
 		p.Exchange(t)
 		mark := p.Rec.Mark()
 		// The peer never answers: Close must not wait for it.
@@ -71,7 +71,7 @@ func TestCloseDefault(t *testing.T) {
 		require.ErrorIs(t, err, net.ErrClosed)
 		_, err = p.Ours.Write([]byte("x"))
 		require.ErrorIs(t, err, net.ErrClosed)
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestDefaultCloseTimeout: a zero ClosePolicy.Timeout means 5 s.
@@ -84,7 +84,7 @@ func TestDefaultCloseTimeout(t *testing.T) {
 func TestCloseWaitForPeer(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("peer answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
 			p.Exchange(t)
 			peer := p.PeerAnswer()
 			require.NoError(t, p.Ours.Close())
@@ -92,7 +92,7 @@ func TestCloseWaitForPeer(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer never answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
 			p.Exchange(t)
 			var err error
 			tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { err = p.Ours.Close() })
@@ -106,7 +106,7 @@ func TestCloseWaitForPeer(t *testing.T) {
 			require.NoError(t, tlstest.ReadEOF(p.Peer))
 			requirePeerSawFIN(t, p)
 		})
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestCloseQuiet: no alert at all (SSL_set_quiet_shutdown); crypto/tls
@@ -115,7 +115,7 @@ func TestCloseWaitForPeer(t *testing.T) {
 // TestCloseDefault shows the one record a normal Close sends.
 func TestCloseQuiet(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &openssl.ClosePolicy{Quiet: true}, Record: true})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &openssl.ClosePolicy{Quiet: true}, Record: true})
 		p.Exchange(t)
 		mark := p.Rec.Mark()
 		require.NoError(t, p.Ours.Close())
@@ -123,7 +123,7 @@ func TestCloseQuiet(t *testing.T) {
 			"a quiet shutdown sets both flags")
 		require.NoError(t, tlstest.ReadEOF(p.Peer))
 		require.Empty(t, p.Rec.Since(mark))
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestSetLingerZero: Close sends no alert and the kernel resets the
@@ -216,7 +216,7 @@ func TestCloseLingering(t *testing.T) {
 	const unread = 16 << 10
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		setup := func(t *testing.T, policy openssl.ClosePolicy) (*tlstest.Pair, []byte) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, OurSndBuf: tlstest.FillSndBuf, PeerRcvBuf: 32 << 10, Policy: &policy})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, OurSndBuf: tlstest.FillSndBuf, PeerRcvBuf: 32 << 10, Policy: &policy})
 			p.Exchange(t)
 			tlstest.Wait(t, tlstest.Go(func() error {
 				_, err := p.Peer.Write(tlstest.Pattern(unread))
@@ -256,7 +256,7 @@ func TestCloseLingering(t *testing.T) {
 			require.ErrorIs(t, err, syscall.ECONNRESET)
 			require.Less(t, len(<-got), len(data), "the reset destroyed data")
 		})
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestCloseStalledPeer: the peer stopped reading, so our close_notify cannot
@@ -292,7 +292,7 @@ func TestCloseAfterReadEOF(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		for name, policy := range policies {
 			t.Run(name, func(t *testing.T) {
-				p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &policy, Record: true})
+				p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &policy, Record: true})
 				p.Exchange(t)
 				mark := p.Rec.Mark()
 				peer := tlstest.Go(func() error {
@@ -312,7 +312,7 @@ func TestCloseAfterReadEOF(t *testing.T) {
 				requireOneAlertRecord(t, tc, p.Rec.Since(mark))
 			})
 		}
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestCloseRacesShutdown: Close while another goroutine waits in Shutdown
@@ -326,7 +326,7 @@ func TestCloseRacesShutdown(t *testing.T) {
 				name = "WaitForPeer"
 			}
 			t.Run(name, func(t *testing.T) {
-				p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &policy})
+				p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &policy})
 				p.Exchange(t)
 				shut := tlstest.Go(func() error { return p.Ours.Shutdown(context.Background()) })
 				// Once the peer has our alert, Shutdown waits (or is about
@@ -345,5 +345,5 @@ func TestCloseRacesShutdown(t *testing.T) {
 					"Shutdown: %v", err)
 			})
 		}
-	})
+	}, tlstest.Path.OnSocket)
 }

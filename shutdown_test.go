@@ -215,7 +215,7 @@ func TestShutdownOnceBeforeHandshake(t *testing.T) {
 // (every call returns the very same *Error).
 func TestShutdownOnceAfterFatalError(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 		p.Exchange(t)
 		require.NoError(t, p.ResetPeer())
 
@@ -235,7 +235,7 @@ func TestShutdownOnceAfterFatalError(t *testing.T) {
 		require.Equal(t, syscall.ECONNRESET, e.Errno)
 		require.False(t, p.Ours.ShutdownState().Sent())
 		require.ErrorIs(t, p.Ours.Shutdown(context.Background()), syscall.ECONNRESET)
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestShutdownOnceApplicationDataAfterCloseNotify documents what a second
@@ -286,7 +286,7 @@ func TestShutdownOnceApplicationDataAfterCloseNotify(t *testing.T) {
 func TestRetryBounds(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			rec := &tlstest.Steps{Conn: p.Ours}
 			_, err := rec.Once()
 			require.NoError(t, err)
@@ -304,7 +304,7 @@ func TestRetryBounds(t *testing.T) {
 			}
 		})
 		t.Run("deadline", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			rec := &tlstest.Steps{Conn: p.Ours}
 			_, err := rec.Once()
 			require.NoError(t, err)
@@ -315,20 +315,20 @@ func TestRetryBounds(t *testing.T) {
 			require.NotErrorIs(t, err, context.DeadlineExceeded)
 		})
 		t.Run("nil context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			called := false
 			err := p.Ours.Retry(nil, func() error { called = true; return nil }) //nolint:staticcheck // nil ctx on purpose
 			require.ErrorIs(t, err, openssl.ErrNilContext)
 			require.False(t, called)
 		})
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestShutdown covers the bidirectional Shutdown against each kind of peer.
 func TestShutdown(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("peer answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			data := tlstest.Pattern(256 << 10)
 			peer := tlstest.Go(func() error {
 				got, err := io.ReadAll(p.Peer) // up to our close_notify
@@ -355,7 +355,7 @@ func TestShutdown(t *testing.T) {
 			require.Equal(t, io.EOF, err)
 		})
 		t.Run("peer closes TCP without close_notify", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			p.Exchange(t)
 			peer := tlstest.Go(func() error {
 				if err := tlstest.ReadEOF(p.Peer); err != nil { // our close_notify
@@ -373,7 +373,7 @@ func TestShutdown(t *testing.T) {
 			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer never answers, context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
 			defer cancel()
 			var err error
@@ -388,7 +388,7 @@ func TestShutdown(t *testing.T) {
 			require.NoError(t, tlstest.ReadEOF(p.Peer))
 		})
 		t.Run("peer never answers, deadline", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			require.NoError(t, p.Ours.SetDeadline(time.Now().Add(shortTimeout)))
 			var err error
 			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = p.Ours.Shutdown(context.Background()) })
@@ -401,7 +401,7 @@ func TestShutdown(t *testing.T) {
 		})
 		t.Run("peer keeps sending", func(t *testing.T) {
 			const n = 4 << 20
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			peer := tlstest.Go(func() error {
 				if err := tlstest.ReadEOF(p.Peer); err != nil { // our close_notify
 					return err
@@ -418,7 +418,7 @@ func TestShutdown(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("after Read returned io.EOF", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			p.Exchange(t)
 			require.NoError(t, p.Peer.Close())
 			n, err := p.Ours.Read(make([]byte, 10))
@@ -431,18 +431,18 @@ func TestShutdown(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("nil context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			require.ErrorIs(t, p.Ours.Shutdown(nil), openssl.ErrNilContext) //nolint:staticcheck // nil ctx on purpose
 			require.Equal(t, "sent=false received=false", p.Ours.ShutdownState().String())
 		})
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestCloseWrite: half-close in both directions.
 func TestCloseWrite(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("request then response", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			request, response := tlstest.Pattern(100<<10), tlstest.Pattern(300 << 10)[7:]
 			peer := tlstest.Go(func() error {
 				got, err := io.ReadAll(p.Peer) // the request, up to our close_notify
@@ -471,7 +471,7 @@ func TestCloseWrite(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer half-closes, we keep writing", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			data := tlstest.Pattern(200 << 10)
 			peer := make(chan []byte, 1)
 			peerErr := tlstest.Go(func() error {
@@ -492,7 +492,7 @@ func TestCloseWrite(t *testing.T) {
 			tlstest.Wait(t, peerErr, "peer's read")
 			require.Equal(t, data, <-peer)
 		})
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestShutdownOnceDuringParkedWrite: while a Write is parked mid-record
@@ -542,7 +542,7 @@ func TestShutdownOnceDuringParkedWrite(t *testing.T) {
 // ErrShutdownTimeout, and its Timeout() is false.
 func TestShutdownCanceledIsNotTimeout(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 		p.Exchange(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := tlstest.Go(func() error { return p.Ours.Shutdown(ctx) })
@@ -555,7 +555,7 @@ func TestShutdownCanceledIsNotTimeout(t *testing.T) {
 		var ne net.Error
 		require.ErrorAs(t, err, &ne)
 		require.False(t, ne.Timeout())
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestShutdownExpiredContextStillSendsAlert: a context that has already
