@@ -21,14 +21,16 @@ import (
 // Tests of Close and its ClosePolicy, SetLinger and SendQueueLen against
 // crypto/tls peers, TLS 1.2 and 1.3, with our Conn as client and as server.
 // Tests that run under tlstest.EachOnPaths do so on both of our paths over
-// the same socket (the generic path through tlstest.Generic).
+// the same socket (Path.OnSocket) or over every Path; over net.Pipe the
+// peer must read for our close_notify to go out, so it reads from the start.
 
-// requirePeerSawFIN reads the peer's socket directly, below crypto/tls:
-// io.EOF with no byte shows that our side closed its fd.
-func requirePeerSawFIN(t *testing.T, p *tlstest.Pair) {
+// requirePeerSawClose reads the peer's end directly, below crypto/tls:
+// io.EOF with no byte shows that our side closed its conn (its fd: FIN).
+// The pair's deadline on that end bounds the read (net.Pipe refuses a new
+// one once either end is closed).
+func requirePeerSawClose(t *testing.T, p *tlstest.Pair) {
 	t.Helper()
-	require.NoError(t, p.PeerSock.SetReadDeadline(time.Now().Add(tlstest.Timeout)))
-	n, err := p.PeerSock.Read(make([]byte, 1))
+	n, err := p.PeerEnd.Read(make([]byte, 1))
 	require.Zero(t, n)
 	require.Equal(t, io.EOF, err)
 }
@@ -58,20 +60,21 @@ func TestCloseDefault(t *testing.T) {
 		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Record: true})
 		p.Exchange(t)
 		mark := p.Rec.Mark()
-		// The peer never answers: Close must not wait for it.
+		// The peer reads but never answers: Close must not wait for it.
+		peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
 		var err error
 		tlstest.Within(t, boundMargin, "Close", func() { err = p.Ours.Close() })
 		require.NoError(t, err)
 		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-		require.NoError(t, tlstest.ReadEOF(p.Peer))
+		tlstest.Wait(t, peer, "peer's read of our close_notify")
 		requireOneAlertRecord(t, tc, p.Rec.Since(mark))
-		requirePeerSawFIN(t, p)
+		requirePeerSawClose(t, p)
 
 		err = p.Ours.Close()
 		require.ErrorIs(t, err, net.ErrClosed)
 		_, err = p.Ours.Write([]byte("x"))
 		require.ErrorIs(t, err, net.ErrClosed)
-	}, tlstest.Path.OnSocket)
+	})
 }
 
 // TestDefaultCloseTimeout: a zero ClosePolicy.Timeout means 5 s.
@@ -94,19 +97,18 @@ func TestCloseWaitForPeer(t *testing.T) {
 		t.Run("peer never answers", func(t *testing.T) {
 			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
 			p.Exchange(t)
+			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
 			var err error
 			tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { err = p.Ours.Close() })
 			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
 			require.ErrorIs(t, err, context.DeadlineExceeded)
-			var e *openssl.Error
-			require.ErrorAs(t, err, &e)
-			require.Equal(t, "close", e.Op)
+			require.Equal(t, "close", asError(t, err).Op)
 			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-			// The fd is closed all the same: close_notify, then FIN.
-			require.NoError(t, tlstest.ReadEOF(p.Peer))
-			requirePeerSawFIN(t, p)
+			// The conn is closed all the same: close_notify, then FIN.
+			tlstest.Wait(t, peer, "peer's read of our close_notify")
+			requirePeerSawClose(t, p)
 		})
-	}, tlstest.Path.OnSocket)
+	})
 }
 
 // TestCloseQuiet: no alert at all (SSL_set_quiet_shutdown); crypto/tls
@@ -118,12 +120,13 @@ func TestCloseQuiet(t *testing.T) {
 		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &openssl.ClosePolicy{Quiet: true}, Record: true})
 		p.Exchange(t)
 		mark := p.Rec.Mark()
+		peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
 		require.NoError(t, p.Ours.Close())
 		require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String(),
 			"a quiet shutdown sets both flags")
-		require.NoError(t, tlstest.ReadEOF(p.Peer))
+		tlstest.Wait(t, peer, "peer's read up to our close")
 		require.Empty(t, p.Rec.Since(mark))
-	}, tlstest.Path.OnSocket)
+	})
 }
 
 // TestSetLingerZero: Close sends no alert and the kernel resets the

@@ -14,7 +14,7 @@ import (
 // ([Pair.OurCount], and the peer's end's in [Pair.PeerCount]).
 //
 // Kinds differ in what a test may assume of them; the methods say what:
-// [Path.OnSocket], [Path.HalfCloses], [Path.Counts].
+// [Path.OnSocket], [Path.HalfCloses], [Path.Buffers], [Path.Counts].
 type Path int
 
 const (
@@ -61,6 +61,11 @@ func (k Path) OnSocket() bool { return k == FD || k == Generic }
 // which [openssl.Conn.CloseWrite] calls after the alert: the peer's end
 // then reads EOF below TLS.
 func (k Path) HalfCloses() bool { return k != Generic && k != Pipe }
+
+// Buffers reports whether a Write returns before the other side reads (a
+// kernel buffer takes the bytes): not over net.Pipe, where a Write waits
+// for the reader and fails once the reader closed its end.
+func (k Path) Buffers() bool { return k != Pipe }
 
 // Counts reports whether [Pair.OurCount] and [Pair.PeerCount] count the
 // TLS stream: every kind on the generic path.
