@@ -2,13 +2,10 @@ package openssl_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -22,16 +19,16 @@ import (
 // Tests of the generic path: our Conn over net.Conns that are not exactly
 // *net.TCPConn or *net.UnixConn (net.Pipe, wrappers over TCP, *tls.Conn),
 // against crypto/tls peers, TLS 1.2 and 1.3, with our Conn as client and as
-// server. Shutdown and close tests that only need a socket wrapped in a
-// plain struct run on both paths in shutdown_test.go and close_test.go.
+// server: what only the generic path does. Shutdown and close tests run
+// over every tlstest.Path in shutdown_test.go and close_test.go.
 
 // TestGenericPathChosen: wrappers go through their own Read and Write (the
 // counts see the handshake), a SocketFD that opts in is bypassed (its counts
 // stay 0), and data flows either way.
 func TestGenericPathChosen(t *testing.T) {
-	for _, k := range []tlstest.Inner{tlstest.TCPEmbed, tlstest.OptIn} {
+	for _, k := range []tlstest.Path{tlstest.TCPEmbed, tlstest.OptIn} {
 		t.Run(k.String(), func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Inner: k})
+			p := tlstest.Connect(t, tlstest.Spec{Path: k})
 			p.Exchange(t)
 			if k == tlstest.OptIn {
 				require.Zero(t, p.OurCount.BytesRead.Load()+p.OurCount.BytesWritten.Load())
@@ -49,29 +46,15 @@ func TestGenericPathChosen(t *testing.T) {
 // next call returns 1. The peer reads from the start: over net.Pipe, a
 // Write (ShutdownOnce's too) waits until the peer reads.
 func TestGenericShutdownOnceSequence(t *testing.T) {
-	tlstest.EachInner(t, func(t *testing.T, tc tlstest.Case, k tlstest.Inner) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, k tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k})
 		p.Exchange(t)
 		peer := p.PeerAnswer()
-		rec := &tlstest.Steps{Conn: p.Ours}
-		r, err := rec.Once()
-		require.NoError(t, err)
-		require.Equal(t, openssl.ShutdownSent, r)
-		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-		r, err = rec.Once()
-		require.Equal(t, openssl.ShutdownFailed, r)
-		requireShutdownError(t, err, openssl.ErrorWantRead, openssl.ErrWantRead, wantReadMsg)
-		_, err = p.Ours.Write([]byte("x"))
-		require.ErrorIs(t, err, openssl.ErrWriteAfterShutdown)
-
+		rec := shutdownOnceTwice(t, p)
 		require.NoError(t, p.Ours.Retry(tlstest.Context(t), rec.Step))
 		tlstest.Wait(t, peer, "peer's answer")
-		require.Equal(t, []string{"0", "-1/WANT_READ", "-1/WANT_READ", "1"}, rec.Seq)
-		require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
-		n, err := p.Ours.Read(make([]byte, 10))
-		require.Zero(t, n)
-		require.Equal(t, io.EOF, err)
-	})
+		requireShutdownDone(t, p, rec, "0", "-1/WANT_READ", "-1/WANT_READ", "1")
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericShutdownOnceWantWrite: on the generic path WANT_WRITE means the
@@ -81,7 +64,7 @@ func TestGenericShutdownOnceSequence(t *testing.T) {
 // whole alert record.
 func TestGenericShutdownOnceWantWrite(t *testing.T) {
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: tlstest.Pipe, Record: true})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: tlstest.Pipe, Record: true})
 		p.Exchange(t)
 		mark := p.Rec.Mark()
 		rec := &tlstest.Steps{Conn: p.Ours}
@@ -100,246 +83,81 @@ func TestGenericShutdownOnceWantWrite(t *testing.T) {
 	})
 }
 
-// TestGenericShutdown: the bidirectional Shutdown against each kind of peer.
-func TestGenericShutdown(t *testing.T) {
-	tlstest.EachInner(t, func(t *testing.T, tc tlstest.Case, k tlstest.Inner) {
-		t.Run("peer answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
-			data := tlstest.Pattern(256 << 10)
-			peer := tlstest.Go(func() error {
-				got, err := io.ReadAll(p.Peer)
-				if err != nil {
-					return err
-				}
-				if string(got) != string(data) {
-					return errors.New("peer received other bytes than we wrote")
-				}
-				return p.Peer.Close()
-			})
-			_, err := p.Ours.Write(data)
-			require.NoError(t, err)
-			require.NoError(t, p.Ours.Shutdown(tlstest.Context(t)))
-			tlstest.Wait(t, peer, "peer")
-			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
-			require.Zero(t, p.Ours.DiscardedBytes())
-			require.NoError(t, p.Ours.Shutdown(tlstest.Context(t)))
-		})
-		t.Run("peer closes without close_notify", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
-			p.Exchange(t)
-			peer := tlstest.Go(func() error {
-				if err := tlstest.ReadEOF(p.Peer); err != nil {
-					return err
-				}
-				return p.PeerEnd.Close()
-			})
-			err := p.Ours.Shutdown(tlstest.Context(t))
-			tlstest.Wait(t, peer, "peer")
-			require.ErrorIs(t, err, openssl.ErrTruncated)
-			require.ErrorIs(t, err, io.ErrUnexpectedEOF)
-			require.Equal(t, openssl.ErrorSyscall, asError(t, err).Code)
-		})
-		t.Run("peer never answers, context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
-			p.Exchange(t)
-			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
-			ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
-			defer cancel()
-			var err error
-			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = p.Ours.Shutdown(ctx) })
-			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
-			require.ErrorIs(t, err, context.DeadlineExceeded)
-			require.True(t, asError(t, err).Timeout())
-			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-			tlstest.Wait(t, peer, "peer's read of our close_notify")
-		})
-		t.Run("peer never answers, deadline", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
-			p.Exchange(t)
-			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
-			require.NoError(t, p.Ours.SetDeadline(time.Now().Add(shortTimeout)))
-			var err error
-			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = p.Ours.Shutdown(context.Background()) })
-			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
-			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-			require.NotErrorIs(t, err, context.DeadlineExceeded)
-			tlstest.Wait(t, peer, "peer's read of our close_notify")
-		})
-		t.Run("peer keeps sending", func(t *testing.T) {
-			const n = 4 << 20
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
-			peer := tlstest.Go(func() error {
-				if err := tlstest.ReadEOF(p.Peer); err != nil {
-					return err
-				}
-				if _, err := p.Peer.Write(tlstest.Pattern(n)); err != nil {
-					return err
-				}
-				return p.Peer.Close()
-			})
-			require.NoError(t, p.Ours.Shutdown(tlstest.Context(t)))
-			tlstest.Wait(t, peer, "peer")
-			require.Equal(t, int64(n), p.Ours.DiscardedBytes())
-			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
-		})
-	})
-}
-
-// TestGenericCloseWrite: request, close_notify and, when the inner conn
-// has one, its own CloseWrite (the peer's end then reads EOF below
-// crypto/tls), then the whole response.
-func TestGenericCloseWrite(t *testing.T) {
-	tlstest.EachInner(t, func(t *testing.T, tc tlstest.Case, k tlstest.Inner) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k})
-		_, halfCloses := p.Ours.NetConn().(interface{ CloseWrite() error })
-		request, response := tlstest.Pattern(100<<10), tlstest.Pattern(300 << 10)[7:]
-		peer := tlstest.Go(func() error {
-			got, err := io.ReadAll(p.Peer)
-			if err != nil {
-				return err
-			}
-			if string(got) != string(request) {
-				return errors.New("peer received other bytes than the request")
-			}
-			if halfCloses {
-				if n, err := p.PeerEnd.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-					return fmt.Errorf("below the alert: %d bytes, %v; want the inner conn's EOF", n, err)
-				}
-			}
-			if _, err := p.Peer.Write(response); err != nil {
-				return err
-			}
-			return p.Peer.Close()
-		})
-		_, err := p.Ours.Write(request)
-		require.NoError(t, err)
-		require.NoError(t, p.Ours.CloseWrite())
-		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-		got, err := io.ReadAll(p.Ours)
-		require.NoError(t, err, "io.EOF after the response")
-		require.Equal(t, response, got)
+// TestGenericCloseLingeringDrainSendQueue: the policies that act on a
+// socket (Lingering half-closes it, DrainSendQueue asks its send queue)
+// over conns without one or with TLS above it: Close still completes the
+// exchange. TestCloseLingering and TestCloseDrainSendQueue test what they
+// do to a socket.
+func TestGenericCloseLingeringDrainSendQueue(t *testing.T) {
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, k tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k, Policy: &openssl.ClosePolicy{Lingering: true, DrainSendQueue: true, Timeout: tlstest.Timeout}})
+		p.Exchange(t)
+		peer := p.PeerAnswer()
+		require.NoError(t, p.Ours.Close())
 		tlstest.Wait(t, peer, "peer")
-		require.Equal(t, k == tlstest.TCPEmbed || k == tlstest.TLSInTLS, halfCloses)
-	})
-}
-
-// TestGenericClose: each ClosePolicy over the generic path, judged by the
-// records the peer read.
-func TestGenericClose(t *testing.T) {
-	tlstest.EachInner(t, func(t *testing.T, tc tlstest.Case, k tlstest.Inner) {
-		t.Run("default", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Record: true})
-			p.Exchange(t)
-			mark := p.Rec.Mark()
-			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
-			tlstest.Within(t, boundMargin, "Close", func() { require.NoError(t, p.Ours.Close()) })
-			tlstest.Wait(t, peer, "peer")
-			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-			requireOneAlertRecord(t, tc, p.Rec.Since(mark))
-			require.ErrorIs(t, p.Ours.Close(), net.ErrClosed)
-		})
-		t.Run("WaitForPeer", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
-			p.Exchange(t)
-			peer := p.PeerAnswer()
-			require.NoError(t, p.Ours.Close())
-			tlstest.Wait(t, peer, "peer's answer")
-			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
-		})
-		t.Run("WaitForPeer, peer never answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
-			p.Exchange(t)
-			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
-			var err error
-			tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { err = p.Ours.Close() })
-			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
-			require.Equal(t, "close", asError(t, err).Op)
-			tlstest.Wait(t, peer, "peer")
-		})
-		t.Run("Quiet", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Record: true, Policy: &openssl.ClosePolicy{Quiet: true}})
-			p.Exchange(t)
-			mark := p.Rec.Mark()
-			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
-			require.NoError(t, p.Ours.Close())
-			tlstest.Wait(t, peer, "peer")
-			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
-			require.Empty(t, p.Rec.Since(mark))
-		})
-		t.Run("Lingering and DrainSendQueue", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Policy: &openssl.ClosePolicy{Lingering: true, DrainSendQueue: true, Timeout: tlstest.Timeout}})
-			p.Exchange(t)
-			peer := p.PeerAnswer()
-			require.NoError(t, p.Ours.Close())
-			tlstest.Wait(t, peer, "peer")
-			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
-		})
-	})
+		require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericSocketOptions: SetLinger and SendQueueLen reach the socket of
 // a wrapper that exposes one, and fail with ErrNoSocket otherwise.
 func TestGenericSocketOptions(t *testing.T) {
-	for _, k := range tlstest.Inners {
-		t.Run(k.String(), func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13}, Inner: k})
-			p.Exchange(t)
-			n, qerr := p.Ours.SendQueueLen()
-			lerr := p.Ours.SetLinger(0)
-			if k != tlstest.TCPEmbed {
-				for _, err := range []error{qerr, lerr} {
-					require.ErrorIs(t, err, openssl.ErrNoSocket)
-					require.Contains(t, err.Error(), "openssl: ")
-				}
-				require.Equal(t, "send queue", asError(t, qerr).Op)
-				require.Equal(t, "set linger", asError(t, lerr).Op)
-				return
+	tlstest.EachPath(t, func(t *testing.T, k tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13}, Path: k})
+		p.Exchange(t)
+		n, qerr := p.Ours.SendQueueLen()
+		lerr := p.Ours.SetLinger(0)
+		if k != tlstest.TCPEmbed {
+			for _, err := range []error{qerr, lerr} {
+				require.ErrorIs(t, err, openssl.ErrNoSocket)
+				require.Contains(t, err.Error(), "openssl: ")
 			}
-			require.NoError(t, qerr)
-			require.Zero(t, n, "the pong acknowledged everything")
-			require.NoError(t, lerr)
-			require.NoError(t, p.Ours.Close())
-			require.False(t, p.Ours.ShutdownState().Sent(), "abortive: no alert")
-			_, err := p.Peer.Read(make([]byte, 10))
-			require.ErrorIs(t, err, syscall.ECONNRESET)
-		})
-	}
+			require.Equal(t, "send queue", asError(t, qerr).Op)
+			require.Equal(t, "set linger", asError(t, lerr).Op)
+			return
+		}
+		require.NoError(t, qerr)
+		require.Zero(t, n, "the pong acknowledged everything")
+		require.NoError(t, lerr)
+		require.NoError(t, p.Ours.Close())
+		require.False(t, p.Ours.ShutdownState().Sent(), "abortive: no alert")
+		_, err := p.Peer.Read(make([]byte, 10))
+		require.ErrorIs(t, err, syscall.ECONNRESET)
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericCloseWakesBlockedCalls: Close ends a Read waiting in the inner
 // conn and a Write whose peer does not read.
 func TestGenericCloseWakesBlockedCalls(t *testing.T) {
-	for _, k := range tlstest.Inners {
-		t.Run(k.String(), func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13}, Inner: k, Policy: &openssl.ClosePolicy{Timeout: shortTimeout}})
-			p.Exchange(t)
-			read := tlstest.Go(func() error {
-				_, err := p.Ours.Read(make([]byte, 16))
-				return err
-			})
-			wrote := tlstest.Go(func() error {
-				_, err := p.Ours.Write(make([]byte, 64<<20)) // more than any pipe holds
-				return err
-			})
-			// Each call is blocked once the peer stops hearing from us: the
-			// Write's first records are in flight, the Read has nothing.
-			require.Eventually(t, func() bool { return p.OurCount.BytesWritten.Load() > 0 }, tlstest.Timeout, time.Millisecond)
-			tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { p.Ours.Close() })
-			for op, ch := range map[string]<-chan error{"read": read, "write": wrote} {
-				err := tlstest.Result(t, ch, op)
-				require.ErrorIs(t, err, net.ErrClosed, op)
-				require.Equal(t, op, asError(t, err).Op)
-			}
+	tlstest.EachPath(t, func(t *testing.T, k tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tlstest.Case{Version: tls.VersionTLS13}, Path: k, Policy: &openssl.ClosePolicy{Timeout: shortTimeout}})
+		p.Exchange(t)
+		read := tlstest.Go(func() error {
+			_, err := p.Ours.Read(make([]byte, 16))
+			return err
 		})
-	}
+		wrote := tlstest.Go(func() error {
+			_, err := p.Ours.Write(make([]byte, 64<<20)) // more than any pipe holds
+			return err
+		})
+		// Each call is blocked once the peer stops hearing from us: the
+		// Write's first records are in flight, the Read has nothing.
+		require.Eventually(t, func() bool { return p.OurCount.BytesWritten.Load() > 0 }, tlstest.Timeout, time.Millisecond)
+		tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { p.Ours.Close() })
+		for op, ch := range map[string]<-chan error{"read": read, "write": wrote} {
+			err := tlstest.Result(t, ch, op)
+			require.ErrorIs(t, err, net.ErrClosed, op)
+			require.Equal(t, op, asError(t, err).Op)
+		}
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericCountsEveryByte: every byte of the TLS stream goes through the
 // wrapper, both ways: what it counts is exactly what the peer's end carried,
 // handshake and both close_notify alerts included.
 func TestGenericCountsEveryByte(t *testing.T) {
-	tlstest.EachInner(t, func(t *testing.T, tc tlstest.Case, k tlstest.Inner) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Inner: k, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
+	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, k tlstest.Path) {
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: k, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
 		up, down := tlstest.Pattern(300<<10), tlstest.Pattern(200 << 10)[3:]
 		peer := tlstest.Go(func() error {
 			got := make([]byte, len(up))
@@ -369,7 +187,7 @@ func TestGenericCountsEveryByte(t *testing.T) {
 		require.Greater(t, p.OurCount.BytesRead.Load(), int64(len(down)))
 		require.Equal(t, p.PeerCount.BytesRead.Load(), p.OurCount.BytesWritten.Load(), "bytes we sent")
 		require.Equal(t, p.PeerCount.BytesWritten.Load(), p.OurCount.BytesRead.Load(), "bytes we received")
-	})
+	}, tlstest.Path.Counts)
 }
 
 // TestGenericSniffingListener: a cmux-style listener peeks at the first

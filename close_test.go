@@ -21,14 +21,16 @@ import (
 // Tests of Close and its ClosePolicy, SetLinger and SendQueueLen against
 // crypto/tls peers, TLS 1.2 and 1.3, with our Conn as client and as server.
 // Tests that run under tlstest.EachOnPaths do so on both of our paths over
-// the same socket (the generic path through tlstest.Generic).
+// the same socket (Path.OnSocket) or over every Path; over net.Pipe the
+// peer must read for our close_notify to go out, so it reads from the start.
 
-// requirePeerSawFIN reads the peer's socket directly, below crypto/tls:
-// io.EOF with no byte shows that our side closed its fd.
-func requirePeerSawFIN(t *testing.T, p *tlstest.Pair) {
+// requirePeerSawClose reads the peer's end directly, below crypto/tls:
+// io.EOF with no byte shows that our side closed its conn (its fd: FIN).
+// The pair's deadline on that end bounds the read (net.Pipe refuses a new
+// one once either end is closed).
+func requirePeerSawClose(t *testing.T, p *tlstest.Pair) {
 	t.Helper()
-	require.NoError(t, p.PeerSock.SetReadDeadline(time.Now().Add(tlstest.Timeout)))
-	n, err := p.PeerSock.Read(make([]byte, 1))
+	n, err := p.PeerEnd.Read(make([]byte, 1))
 	require.Zero(t, n)
 	require.Equal(t, io.EOF, err)
 }
@@ -55,17 +57,18 @@ func requireOneAlertRecord(t *testing.T, tc tlstest.Case, raw []byte) {
 // is closed; a second Close says net.ErrClosed.
 func TestCloseDefault(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Record: true})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Record: true})
 		p.Exchange(t)
 		mark := p.Rec.Mark()
-		// The peer never answers: Close must not wait for it.
+		// The peer reads but never answers: Close must not wait for it.
+		peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
 		var err error
 		tlstest.Within(t, boundMargin, "Close", func() { err = p.Ours.Close() })
 		require.NoError(t, err)
 		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-		require.NoError(t, tlstest.ReadEOF(p.Peer))
+		tlstest.Wait(t, peer, "peer's read of our close_notify")
 		requireOneAlertRecord(t, tc, p.Rec.Since(mark))
-		requirePeerSawFIN(t, p)
+		requirePeerSawClose(t, p)
 
 		err = p.Ours.Close()
 		require.ErrorIs(t, err, net.ErrClosed)
@@ -84,7 +87,7 @@ func TestDefaultCloseTimeout(t *testing.T) {
 func TestCloseWaitForPeer(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("peer answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: tlstest.Timeout}})
 			p.Exchange(t)
 			peer := p.PeerAnswer()
 			require.NoError(t, p.Ours.Close())
@@ -92,19 +95,18 @@ func TestCloseWaitForPeer(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer never answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &openssl.ClosePolicy{WaitForPeer: true, Timeout: shortTimeout}})
 			p.Exchange(t)
+			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
 			var err error
 			tlstest.Within(t, shortTimeout+boundMargin, "Close", func() { err = p.Ours.Close() })
 			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
 			require.ErrorIs(t, err, context.DeadlineExceeded)
-			var e *openssl.Error
-			require.ErrorAs(t, err, &e)
-			require.Equal(t, "close", e.Op)
+			require.Equal(t, "close", asError(t, err).Op)
 			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-			// The fd is closed all the same: close_notify, then FIN.
-			require.NoError(t, tlstest.ReadEOF(p.Peer))
-			requirePeerSawFIN(t, p)
+			// The conn is closed all the same: close_notify, then FIN.
+			tlstest.Wait(t, peer, "peer's read of our close_notify")
+			requirePeerSawClose(t, p)
 		})
 	})
 }
@@ -115,13 +117,14 @@ func TestCloseWaitForPeer(t *testing.T) {
 // TestCloseDefault shows the one record a normal Close sends.
 func TestCloseQuiet(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &openssl.ClosePolicy{Quiet: true}, Record: true})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &openssl.ClosePolicy{Quiet: true}, Record: true})
 		p.Exchange(t)
 		mark := p.Rec.Mark()
+		peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
 		require.NoError(t, p.Ours.Close())
 		require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String(),
 			"a quiet shutdown sets both flags")
-		require.NoError(t, tlstest.ReadEOF(p.Peer))
+		tlstest.Wait(t, peer, "peer's read up to our close")
 		require.Empty(t, p.Rec.Since(mark))
 	})
 }
@@ -216,7 +219,7 @@ func TestCloseLingering(t *testing.T) {
 	const unread = 16 << 10
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		setup := func(t *testing.T, policy openssl.ClosePolicy) (*tlstest.Pair, []byte) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, OurSndBuf: tlstest.FillSndBuf, PeerRcvBuf: 32 << 10, Policy: &policy})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, OurSndBuf: tlstest.FillSndBuf, PeerRcvBuf: 32 << 10, Policy: &policy})
 			p.Exchange(t)
 			tlstest.Wait(t, tlstest.Go(func() error {
 				_, err := p.Peer.Write(tlstest.Pattern(unread))
@@ -256,7 +259,7 @@ func TestCloseLingering(t *testing.T) {
 			require.ErrorIs(t, err, syscall.ECONNRESET)
 			require.Less(t, len(<-got), len(data), "the reset destroyed data")
 		})
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestCloseStalledPeer: the peer stopped reading, so our close_notify cannot
@@ -292,7 +295,7 @@ func TestCloseAfterReadEOF(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		for name, policy := range policies {
 			t.Run(name, func(t *testing.T) {
-				p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &policy, Record: true})
+				p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &policy, Record: true})
 				p.Exchange(t)
 				mark := p.Rec.Mark()
 				peer := tlstest.Go(func() error {
@@ -312,7 +315,7 @@ func TestCloseAfterReadEOF(t *testing.T) {
 				requireOneAlertRecord(t, tc, p.Rec.Since(mark))
 			})
 		}
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestCloseRacesShutdown: Close while another goroutine waits in Shutdown
@@ -326,7 +329,7 @@ func TestCloseRacesShutdown(t *testing.T) {
 				name = "WaitForPeer"
 			}
 			t.Run(name, func(t *testing.T) {
-				p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap, Policy: &policy})
+				p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path, Policy: &policy})
 				p.Exchange(t)
 				shut := tlstest.Go(func() error { return p.Ours.Shutdown(context.Background()) })
 				// Once the peer has our alert, Shutdown waits (or is about
@@ -345,5 +348,5 @@ func TestCloseRacesShutdown(t *testing.T) {
 					"Shutdown: %v", err)
 			})
 		}
-	})
+	}, tlstest.Path.OnSocket)
 }

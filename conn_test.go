@@ -572,7 +572,7 @@ func TestExchangesAcrossIdleReleases(t *testing.T) {
 
 func TestReadEOFOnCloseNotify(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 		_, err := p.Peer.Write([]byte("bye"))
 		require.NoError(t, err)
 		require.NoError(t, p.Peer.CloseWrite()) // close_notify, TCP stays open
@@ -601,12 +601,12 @@ func TestReadEOFOnCloseNotify(t *testing.T) {
 		_, err = p.Ours.Write([]byte("more"))
 		require.NoError(t, err)
 		require.NoError(t, <-errc)
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 func TestReadTruncated(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 		p.SyncPeer(t)
 		_, err := p.Peer.Write([]byte("last"))
 		require.NoError(t, err)
@@ -630,12 +630,12 @@ func TestReadTruncated(t *testing.T) {
 			_, again := p.Ours.Read(buf)
 			require.Equal(t, err, again, "the error is permanent")
 		}
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 func TestReadFromResetPeer(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 		p.SyncPeer(t)
 		require.NoError(t, p.ResetPeer())
 
@@ -648,7 +648,7 @@ func TestReadFromResetPeer(t *testing.T) {
 		require.NotErrorIs(t, err, openssl.ErrTruncated)
 		_, again := p.Ours.Read(make([]byte, 16))
 		require.Equal(t, err, again, "the error is permanent")
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestWriteToResetPeer writes until the reset shows: the process must not

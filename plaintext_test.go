@@ -47,10 +47,7 @@ func TestPlaintextHTTPRequest(t *testing.T) {
 				require.NoError(t, client.SetDeadline(time.Now().Add(tlstest.Timeout)))
 				sock, err := l.Accept()
 				require.NoError(t, err)
-				var inner net.Conn = sock
-				if path.Wrap != nil {
-					inner = path.Wrap(sock.(*net.TCPConn))
-				}
+				inner, _ := path.Wrap(sock)
 				ours, err := openssl.Server(inner, tlstest.ServerCtx(t))
 				require.NoError(t, err)
 				defer ours.Close()
@@ -78,5 +75,5 @@ func TestPlaintextHTTPRequest(t *testing.T) {
 				require.Empty(t, got, "OpenSSL sent nothing")
 			})
 		}
-	})
+	}, tlstest.Path.OnSocket)
 }

@@ -23,7 +23,7 @@ import (
 // size, at most window of them in flight, each checked as it comes back.
 // It runs on the socket-fd path and on the generic path.
 func TestConcurrentReadWrite(t *testing.T) {
-	tlstest.EachPath(t, concurrentReadWrite)
+	tlstest.EachPath(t, concurrentReadWrite, tlstest.Path.OnSocket)
 }
 
 func concurrentReadWrite(t *testing.T, path tlstest.Path) {
@@ -33,7 +33,7 @@ func concurrentReadWrite(t *testing.T, path tlstest.Path) {
 	)
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		before := liveSSL()
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 		require.NoError(t, p.Ours.SetDeadline(time.Now().Add(4*tlstest.Timeout)))
 		require.NoError(t, p.PeerTCP().SetDeadline(time.Now().Add(4*tlstest.Timeout)))
 		echoDone := make(chan error, 1)
@@ -184,20 +184,20 @@ func waitParked(t testing.TB, fn, creator string) {
 func TestCloseTwice(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		before := liveSSL()
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 		require.NoError(t, p.Ours.Close())
 		err := p.Ours.Close()
 		require.ErrorIs(t, err, net.ErrClosed)
 		require.Equal(t, "close", asError(t, err).Op)
 		require.Equal(t, "openssl: close: "+net.ErrClosed.Error(), err.Error())
 		require.Equal(t, before, liveSSL())
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 func TestUseAfterClose(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		before := liveSSL()
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 		require.NoError(t, p.Ours.Close())
 		require.Equal(t, before, liveSSL())
 
@@ -217,7 +217,7 @@ func TestUseAfterClose(t *testing.T) {
 		// The state is still there, frozen at Close: our alert went out.
 		require.True(t, p.Ours.ConnectionState().HandshakeComplete)
 		require.True(t, p.Ours.ShutdownState().Sent())
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 func TestUseAfterCloseBeforeHandshake(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -52,39 +53,53 @@ func requireShutdownError(t *testing.T, err error, code openssl.ErrorCode, senti
 	require.EqualError(t, err, msg)
 }
 
+// shutdownOnceTwice calls ShutdownOnce twice on a connected pair whose
+// peer has not answered yet (or whose answer ShutdownOnce does not read):
+// 0, then -1/WANT_READ; Write then fails. It returns the recorded steps.
+func shutdownOnceTwice(t *testing.T, p *tlstest.Pair) *tlstest.Steps {
+	t.Helper()
+	rec := &tlstest.Steps{Conn: p.Ours}
+	r, err := rec.Once()
+	require.NoError(t, err)
+	require.Equal(t, openssl.ShutdownSent, r)
+	require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
+
+	r, err = rec.Once()
+	require.Equal(t, openssl.ShutdownFailed, r)
+	requireShutdownError(t, err, openssl.ErrorWantRead, openssl.ErrWantRead, wantReadMsg)
+	require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
+
+	_, err = p.Ours.Write([]byte("x"))
+	require.ErrorIs(t, err, openssl.ErrWriteAfterShutdown)
+	return rec
+}
+
+// requireShutdownDone checks a completed exchange: the steps were seq,
+// both alerts are through, and Read says io.EOF.
+func requireShutdownDone(t *testing.T, p *tlstest.Pair, rec *tlstest.Steps, seq ...string) {
+	t.Helper()
+	require.Equal(t, seq, rec.Seq)
+	require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
+	n, err := p.Ours.Read(make([]byte, 10))
+	require.Zero(t, n)
+	require.Equal(t, io.EOF, err)
+}
+
 // TestShutdownOnceSequence: 0, then -1/WANT_READ while the peer has not
 // answered, then 1 once its close_notify is in.
 func TestShutdownOnceSequence(t *testing.T) {
 	tlstest.Each(t, func(t *testing.T, tc tlstest.Case) {
 		p := tlstest.Connect(t, tlstest.Spec{Case: tc})
 		p.Exchange(t)
-		rec := &tlstest.Steps{Conn: p.Ours}
 		require.Equal(t, "sent=false received=false", p.Ours.ShutdownState().String())
-
-		r, err := rec.Once()
-		require.NoError(t, err)
-		require.Equal(t, openssl.ShutdownSent, r)
-		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-
-		r, err = rec.Once()
-		require.Equal(t, openssl.ShutdownFailed, r)
-		requireShutdownError(t, err, openssl.ErrorWantRead, openssl.ErrWantRead, wantReadMsg)
-		require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-
-		_, err = p.Ours.Write([]byte("x"))
-		require.ErrorIs(t, err, openssl.ErrWriteAfterShutdown)
+		rec := shutdownOnceTwice(t, p)
 
 		tlstest.Wait(t, p.PeerAnswer(), "peer's answer")
 		// The peer's FIN follows its close_notify: once poll reports it,
 		// the alert is in our receive queue and the next call completes.
 		require.NoError(t, tlstest.Poll(p.OurSock, unix.POLLRDHUP, tlstest.Timeout))
 		require.NoError(t, p.Ours.Retry(tlstest.Context(t), rec.Step))
-		require.Equal(t, []string{"0", "-1/WANT_READ", "1"}, rec.Seq)
-		require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
-
-		n, err := p.Ours.Read(make([]byte, 10))
-		require.Zero(t, n)
-		require.Equal(t, io.EOF, err)
+		requireShutdownDone(t, p, rec, "0", "-1/WANT_READ", "1")
 	})
 }
 
@@ -215,7 +230,7 @@ func TestShutdownOnceBeforeHandshake(t *testing.T) {
 // (every call returns the very same *Error).
 func TestShutdownOnceAfterFatalError(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 		p.Exchange(t)
 		require.NoError(t, p.ResetPeer())
 
@@ -235,7 +250,7 @@ func TestShutdownOnceAfterFatalError(t *testing.T) {
 		require.Equal(t, syscall.ECONNRESET, e.Errno)
 		require.False(t, p.Ours.ShutdownState().Sent())
 		require.ErrorIs(t, p.Ours.Shutdown(context.Background()), syscall.ECONNRESET)
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestShutdownOnceApplicationDataAfterCloseNotify documents what a second
@@ -286,7 +301,7 @@ func TestShutdownOnceApplicationDataAfterCloseNotify(t *testing.T) {
 func TestRetryBounds(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			rec := &tlstest.Steps{Conn: p.Ours}
 			_, err := rec.Once()
 			require.NoError(t, err)
@@ -304,7 +319,7 @@ func TestRetryBounds(t *testing.T) {
 			}
 		})
 		t.Run("deadline", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			rec := &tlstest.Steps{Conn: p.Ours}
 			_, err := rec.Once()
 			require.NoError(t, err)
@@ -315,20 +330,22 @@ func TestRetryBounds(t *testing.T) {
 			require.NotErrorIs(t, err, context.DeadlineExceeded)
 		})
 		t.Run("nil context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			called := false
 			err := p.Ours.Retry(nil, func() error { called = true; return nil }) //nolint:staticcheck // nil ctx on purpose
 			require.ErrorIs(t, err, openssl.ErrNilContext)
 			require.False(t, called)
 		})
-	})
+	}, tlstest.Path.OnSocket)
 }
 
-// TestShutdown covers the bidirectional Shutdown against each kind of peer.
+// TestShutdown covers the bidirectional Shutdown against each kind of peer,
+// over every Path. The peer reads while we shut down: over net.Pipe, our
+// alert's Write waits for it.
 func TestShutdown(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("peer answers", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			data := tlstest.Pattern(256 << 10)
 			peer := tlstest.Go(func() error {
 				got, err := io.ReadAll(p.Peer) // up to our close_notify
@@ -354,54 +371,57 @@ func TestShutdown(t *testing.T) {
 			require.Zero(t, n)
 			require.Equal(t, io.EOF, err)
 		})
-		t.Run("peer closes TCP without close_notify", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		t.Run("peer closes without close_notify", func(t *testing.T) {
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			p.Exchange(t)
 			peer := tlstest.Go(func() error {
 				if err := tlstest.ReadEOF(p.Peer); err != nil { // our close_notify
 					return err
 				}
-				return p.PeerTCP().Close() // FIN, no alert
+				return p.PeerEnd.Close() // FIN (or the outer alert), no alert of its own
 			})
 			err := p.Ours.Shutdown(tlstest.Context(t))
 			tlstest.Wait(t, peer, "peer")
 			require.ErrorIs(t, err, openssl.ErrTruncated)
 			require.ErrorIs(t, err, io.ErrUnexpectedEOF)
-			var e *openssl.Error
-			require.ErrorAs(t, err, &e)
-			require.Equal(t, openssl.ErrorSyscall, e.Code)
+			require.Equal(t, openssl.ErrorSyscall, asError(t, err).Code)
 			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
 		})
-		t.Run("peer never answers, context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
-			ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
-			defer cancel()
+		// The peer reads our alert and never answers.
+		neverAnswers := func(t *testing.T, shutdown func(p *tlstest.Pair) error) error {
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
+			p.Exchange(t)
+			peer := tlstest.Go(func() error { return tlstest.ReadEOF(p.Peer) })
 			var err error
-			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = p.Ours.Shutdown(ctx) })
+			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = shutdown(p) })
 			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
-			require.ErrorIs(t, err, context.DeadlineExceeded)
 			var ne net.Error
 			require.ErrorAs(t, err, &ne)
 			require.True(t, ne.Timeout())
+			require.True(t, asError(t, err).Timeout())
 			require.Equal(t, "sent=true received=false", p.Ours.ShutdownState().String())
-			// Our alert did go out.
-			require.NoError(t, tlstest.ReadEOF(p.Peer))
+			tlstest.Wait(t, peer, "peer's read of our close_notify") // our alert did go out
+			return err
+		}
+		t.Run("peer never answers, context", func(t *testing.T) {
+			err := neverAnswers(t, func(p *tlstest.Pair) error {
+				ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
+				defer cancel()
+				return p.Ours.Shutdown(ctx)
+			})
+			require.ErrorIs(t, err, context.DeadlineExceeded)
 		})
 		t.Run("peer never answers, deadline", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
-			require.NoError(t, p.Ours.SetDeadline(time.Now().Add(shortTimeout)))
-			var err error
-			tlstest.Within(t, shortTimeout+boundMargin, "Shutdown", func() { err = p.Ours.Shutdown(context.Background()) })
-			require.ErrorIs(t, err, openssl.ErrShutdownTimeout)
+			err := neverAnswers(t, func(p *tlstest.Pair) error {
+				require.NoError(t, p.Ours.SetDeadline(time.Now().Add(shortTimeout)))
+				return p.Ours.Shutdown(context.Background())
+			})
 			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 			require.NotErrorIs(t, err, context.DeadlineExceeded)
-			var ne net.Error
-			require.ErrorAs(t, err, &ne)
-			require.True(t, ne.Timeout())
 		})
 		t.Run("peer keeps sending", func(t *testing.T) {
 			const n = 4 << 20
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			peer := tlstest.Go(func() error {
 				if err := tlstest.ReadEOF(p.Peer); err != nil { // our close_notify
 					return err
@@ -418,9 +438,18 @@ func TestShutdown(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("after Read returned io.EOF", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			p.Exchange(t)
-			require.NoError(t, p.Peer.Close())
+			peer := tlstest.Go(func() error {
+				if path.Buffers() {
+					return p.Peer.Close()
+				}
+				// Our answer needs a reader on an open pipe.
+				if err := p.Peer.CloseWrite(); err != nil {
+					return err
+				}
+				return tlstest.ReadEOF(p.Peer)
+			})
 			n, err := p.Ours.Read(make([]byte, 10))
 			require.Zero(t, n)
 			require.Equal(t, io.EOF, err)
@@ -429,20 +458,25 @@ func TestShutdown(t *testing.T) {
 			tlstest.Within(t, boundMargin, "Shutdown", func() { err = p.Ours.Shutdown(context.Background()) })
 			require.NoError(t, err)
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
+			tlstest.Wait(t, peer, "peer")
 		})
 		t.Run("nil context", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			require.ErrorIs(t, p.Ours.Shutdown(nil), openssl.ErrNilContext) //nolint:staticcheck // nil ctx on purpose
 			require.Equal(t, "sent=false received=false", p.Ours.ShutdownState().String())
 		})
 	})
 }
 
-// TestCloseWrite: half-close in both directions.
+// TestCloseWrite: half-close in both directions, over every Path. Our
+// CloseWrite also half-closes a conn that has a CloseWrite of its own
+// (Path.HalfCloses): the peer's end then reads EOF below crypto/tls.
 func TestCloseWrite(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
 		t.Run("request then response", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
+			_, halfCloses := p.Ours.NetConn().(interface{ CloseWrite() error })
+			require.Equal(t, path.HalfCloses(), halfCloses)
 			request, response := tlstest.Pattern(100<<10), tlstest.Pattern(300 << 10)[7:]
 			peer := tlstest.Go(func() error {
 				got, err := io.ReadAll(p.Peer) // the request, up to our close_notify
@@ -451,6 +485,11 @@ func TestCloseWrite(t *testing.T) {
 				}
 				if string(got) != string(request) {
 					return errors.New("peer received other bytes than the request")
+				}
+				if halfCloses {
+					if n, err := p.PeerEnd.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+						return fmt.Errorf("below the alert: %d bytes, %v; want the inner conn's EOF", n, err)
+					}
 				}
 				if _, err := p.Peer.Write(response); err != nil {
 					return err
@@ -471,7 +510,7 @@ func TestCloseWrite(t *testing.T) {
 			require.Equal(t, "sent=true received=true", p.Ours.ShutdownState().String())
 		})
 		t.Run("peer half-closes, we keep writing", func(t *testing.T) {
-			p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+			p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 			data := tlstest.Pattern(200 << 10)
 			peer := make(chan []byte, 1)
 			peerErr := tlstest.Go(func() error {
@@ -542,7 +581,7 @@ func TestShutdownOnceDuringParkedWrite(t *testing.T) {
 // ErrShutdownTimeout, and its Timeout() is false.
 func TestShutdownCanceledIsNotTimeout(t *testing.T) {
 	tlstest.EachOnPaths(t, func(t *testing.T, tc tlstest.Case, path tlstest.Path) {
-		p := tlstest.Connect(t, tlstest.Spec{Case: tc, WrapOurs: path.Wrap})
+		p := tlstest.Connect(t, tlstest.Spec{Case: tc, Path: path})
 		p.Exchange(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := tlstest.Go(func() error { return p.Ours.Shutdown(ctx) })
@@ -555,7 +594,7 @@ func TestShutdownCanceledIsNotTimeout(t *testing.T) {
 		var ne net.Error
 		require.ErrorAs(t, err, &ne)
 		require.False(t, ne.Timeout())
-	})
+	}, tlstest.Path.OnSocket)
 }
 
 // TestShutdownExpiredContextStillSendsAlert: a context that has already

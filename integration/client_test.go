@@ -87,9 +87,9 @@ func TestClientKeyUpdate(t *testing.T) {
 	require.Equal(t, "TLS1.3", v.name)
 	for _, cmd := range []string{peer.ServerCmdKeyUpdateRequest, peer.ServerCmdKeyUpdate} {
 		name := strings.TrimSpace(cmd)
-		for _, path := range tlstest.Paths {
-			t.Run(v.name+"/"+name+"/while reading/"+path.Name, func(t *testing.T) {
-				c, srv := sServerOn(t, v, path.Wrap, nil)
+		t.Run(v.name+"/"+name+"/while reading", func(t *testing.T) {
+			tlstest.EachPath(t, func(t *testing.T, path tlstest.Path) {
+				c, srv := sServerOn(t, v, path, nil)
 				say(t, c, srv, "before the key update\n")
 
 				const down = "after the key update\n"
@@ -133,8 +133,8 @@ func TestClientKeyUpdate(t *testing.T) {
 				}
 
 				requireAnsweredBy(t, c, "Shutdown", srv, mark, peer.ServerCloseNotifyReceived)
-			})
-		}
+			}, tlstest.Path.OnSocket)
+		})
 
 		for _, how := range []string{"ShutdownOnce+Retry", "Shutdown"} {
 			t.Run(v.name+"/"+name+"/after our close_notify/"+how, func(t *testing.T) {

@@ -50,16 +50,16 @@ func serverCtx(t testing.TB, v version) *openssl.Ctx {
 // Conn is closed and s_server killed at cleanup.
 func sServer(t testing.TB, v version, sslCtx *openssl.Ctx, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
-	return sServerOn(t, v, nil, sslCtx, extra...)
+	return sServerOn(t, v, tlstest.FD, sslCtx, extra...)
 }
 
-// sServerOn is sServer with our socket wrapped by wrap (nil: not wrapped).
-func sServerOn(t testing.TB, v version, wrap func(tlstest.Sock) net.Conn, sslCtx *openssl.Ctx, extra ...string) (*openssl.Conn, *peer.Process) {
+// sServerOn is sServer with our Conn on path (FD or Generic).
+func sServerOn(t testing.TB, v version, path tlstest.Path, sslCtx *openssl.Ctx, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
 	p := tlstest.Connect(t, tlstest.Spec{
 		Case: tlstest.Case{Version: v.v, Role: tlstest.WeClient},
 		Peer: tlstest.OpenSSLTool, PKI: pki, Ctx: sslCtx, PeerArgs: extra,
-		WrapOurs: wrap,
+		Path: path,
 	})
 	return p.Ours, p.Proc
 }
@@ -74,16 +74,16 @@ func sServerOn(t testing.TB, v version, wrap func(tlstest.Sock) net.Conn, sslCtx
 // closed and s_client killed at cleanup.
 func sClient(t testing.TB, v version, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
-	return sClientOn(t, v, nil, extra...)
+	return sClientOn(t, v, tlstest.FD, extra...)
 }
 
-// sClientOn is sClient with our socket wrapped by wrap (nil: not wrapped).
-func sClientOn(t testing.TB, v version, wrap func(tlstest.Sock) net.Conn, extra ...string) (*openssl.Conn, *peer.Process) {
+// sClientOn is sClient with our Conn on path (FD or Generic).
+func sClientOn(t testing.TB, v version, path tlstest.Path, extra ...string) (*openssl.Conn, *peer.Process) {
 	t.Helper()
 	p := tlstest.Connect(t, tlstest.Spec{
 		Case: tlstest.Case{Version: v.v, Role: tlstest.WeServer},
 		Peer: tlstest.OpenSSLTool, PKI: pki, PeerArgs: extra,
-		WrapOurs: wrap,
+		Path: path,
 	})
 	const up = "hello from s_client\n"
 	require.NoError(t, p.Proc.Send(up))

@@ -22,15 +22,15 @@ func TestServerKeyUpdateAfterOurCloseNotify(t *testing.T) {
 	v := versions[1]
 	require.Equal(t, "TLS1.3", v.name)
 	for _, cmd := range []string{peer.ClientCmdKeyUpdateRequest, peer.ClientCmdKeyUpdate} {
-		for _, path := range tlstest.Paths {
-			t.Run(strings.TrimSpace(cmd)+"/"+path.Name, func(t *testing.T) {
-				c, cl := sClientOn(t, v, path.Wrap)
+		t.Run(strings.TrimSpace(cmd), func(t *testing.T) {
+			tlstest.EachPath(t, func(t *testing.T, path tlstest.Path) {
+				c, cl := sClientOn(t, v, path)
 				mark := cl.Mark()
 				require.NoError(t, cl.Send(cmd))
 				require.NoError(t, cl.WaitForAfter(mark, peer.ClientKeyUpdate, wait))
 
 				requireAnsweredBy(t, c, "Shutdown", cl, mark, peer.ClientClosed)
-			})
-		}
+			}, tlstest.Path.OnSocket)
+		})
 	}
 }

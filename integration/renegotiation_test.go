@@ -22,20 +22,18 @@ const serverCmdRenegotiate = "r\n"
 func TestRenegotiationRequestDuringRead(t *testing.T) {
 	v := versions[0]
 	require.Equal(t, "TLS1.2", v.name)
-	for _, path := range tlstest.Paths {
-		t.Run(path.Name, func(t *testing.T) {
-			c, srv := sServerOn(t, v, path.Wrap, nil)
+	tlstest.EachPath(t, func(t *testing.T, path tlstest.Path) {
+		c, srv := sServerOn(t, v, path, nil)
 
-			require.NoError(t, srv.Send(serverCmdRenegotiate))
-			require.NoError(t, srv.WaitFor(peer.ServerKeyUpdated, wait))
-			const line = "after the hello request\n"
-			require.NoError(t, srv.Send(line))
-			require.Equal(t, line, readN(t, c, len(line)))
+		require.NoError(t, srv.Send(serverCmdRenegotiate))
+		require.NoError(t, srv.WaitFor(peer.ServerKeyUpdated, wait))
+		const line = "after the hello request\n"
+		require.NoError(t, srv.Send(line))
+		require.Equal(t, line, readN(t, c, len(line)))
 
-			say(t, c, srv, "still talking\n")
-			requireAnsweredBy(t, c, "Shutdown", srv, 0, peer.ServerCloseNotifyReceived)
-		})
-	}
+		say(t, c, srv, "still talking\n")
+		requireAnsweredBy(t, c, "Shutdown", srv, 0, peer.ServerCloseNotifyReceived)
+	}, tlstest.Path.OnSocket)
 }
 
 // TestRenegotiationRequestAfterOurCloseNotify (matrix scenario 14): the

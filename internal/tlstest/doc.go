@@ -10,6 +10,9 @@
 //   - the transport: TCP on 127.0.0.1 or a Unix stream socket pair
 //     ([Transport]);
 //   - socket buffer sizes and TCP_MAXSEG, set before the handshake;
+//   - what our Conn runs over: its socket, a wrapper that hides it,
+//     net.Pipe, a conn that embeds the socket, TLS in TLS ([Path], iterated
+//     by [EachPath] and [EachOnPaths]);
 //   - our [openssl.ClosePolicy];
 //   - the peer: crypto/tls in this process, or a program of internal/peer
 //     (openssl s_server/s_client, gnutls-serv/gnutls-cli, Python's ssl)

@@ -80,14 +80,12 @@ type Spec struct {
 	// Recorder and crypto/tls: the matrix's peers that stop reading or
 	// cork their writes.
 	WrapPeer func(Sock) net.Conn
-	// WrapOurs, when set, wraps our socket before our Conn is made on it:
-	// [Generic] makes our Conn take the generic path.
-	WrapOurs func(Sock) net.Conn
-	// Inner, when not Bare, is the conn our Conn runs over instead of its
-	// socket (a crypto/tls peer over TCP only, without WrapOurs and
-	// WrapPeer): Pipe replaces the sockets with net.Pipe, TLSInTLS puts
-	// crypto/tls between them and both sides.
-	Inner Inner
+	// Path is what our Conn runs over: FD (the zero Path) is its socket.
+	// Kinds other than FD and Generic need a crypto/tls peer over TCP
+	// without WrapPeer: Pipe replaces the sockets with net.Pipe (no socket
+	// options or route then), TLSInTLS puts crypto/tls between them and
+	// both sides.
+	Path Path
 	// PeerArgs are extra command-line arguments of a process peer (after
 	// the version's, for openssl and GnuTLS).
 	PeerArgs []string
@@ -98,36 +96,6 @@ type Spec struct {
 	// server listening at serverAddr (TCP only): a relay's in front of it,
 	// for instance. Nil dials the server itself.
 	Via func(serverAddr string) (string, error)
-}
-
-// Generic wraps our socket in a struct that hides everything but net.Conn,
-// for [Spec.WrapOurs]: our Conn then runs on the generic path (a BIO pair
-// and the wrapper's Read and Write) over the same socket.
-func Generic(s Sock) net.Conn { return struct{ net.Conn }{s} }
-
-// Path is one of our Conn's two paths, as [Spec.WrapOurs] chooses it.
-type Path struct {
-	Name string                // "fd" or "generic"
-	Wrap func(s Sock) net.Conn // for Spec.WrapOurs
-}
-
-// Paths are our Conn's two paths over the same socket: the socket-fd path
-// (the socket itself) and the generic path ([Generic]).
-var Paths = []Path{{"fd", nil}, {"generic", Generic}}
-
-// EachPath runs f as a subtest named after each of [Paths].
-func EachPath(t *testing.T, f func(t *testing.T, path Path)) {
-	for _, p := range Paths {
-		t.Run(p.Name, func(t *testing.T) { f(t, p) })
-	}
-}
-
-// EachOnPaths runs f for each of [Paths] and, inside, each of [Cases]:
-// subtests such as "generic/TLS 1.3/we-client".
-func EachOnPaths(t *testing.T, f func(t *testing.T, c Case, path Path)) {
-	EachPath(t, func(t *testing.T, p Path) {
-		Each(t, func(t *testing.T, c Case) { f(t, c, p) })
-	})
 }
 
 // route returns the address the client dials to reach serverAddr.
@@ -159,13 +127,14 @@ type Pair struct {
 	Peer     *tls.Conn
 	PeerSock Sock
 	// PeerEnd is a crypto/tls peer's end of the transport, under
-	// PeerCount and Rec: PeerSock, or with Spec.Inner Pipe net.Pipe's end
+	// PeerCount and Rec: PeerSock, or with Spec.Path Pipe net.Pipe's end
 	// (PeerSock and OurSock are then nil), with TLSInTLS the outer
 	// crypto/tls Conn.
 	PeerEnd net.Conn
 	Rec     *Recorder // with Spec.Record
 	// OurCount and PeerCount count the bytes through our Conn's conn and
-	// through PeerEnd, with Spec.Inner.
+	// through PeerEnd (a crypto/tls peer's, without WrapPeer), unless
+	// Spec.Path is FD.
 	OurCount, PeerCount *Counter
 	ourEnd              net.Conn // the transport's end our Conn is made on
 	// Proc is a process peer; Files are the PEM files it reads.
@@ -212,13 +181,8 @@ func Open(spec Spec) (p *Pair, err error) {
 			return p, err
 		}
 	}
-	ourConn := p.ourEnd
-	if spec.WrapOurs != nil {
-		ourConn = spec.WrapOurs(p.OurSock)
-	}
-	if spec.Inner != Bare {
-		ourConn, p.OurCount = spec.Inner.wrap(p.ourEnd)
-	}
+	ourConn, ourCount := spec.Path.Wrap(p.ourEnd)
+	p.OurCount = ourCount
 	if spec.Role == WeClient {
 		p.Ours, err = openssl.Client(ourConn, sslCtx)
 	} else {
@@ -235,12 +199,12 @@ func Open(spec Spec) (p *Pair, err error) {
 
 func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 	spec := p.Spec
-	if spec.Inner != Bare && (spec.Transport != TCP || spec.WrapOurs != nil || spec.WrapPeer != nil) ||
-		spec.Inner == Pipe && (spec.MSS != 0 || spec.OurSndBuf != 0 || spec.PeerRcvBuf != 0 || spec.Via != nil) {
-		return fmt.Errorf("tlstest: Inner %v needs TCP and neither WrapOurs nor WrapPeer; net.Pipe has no socket options or route", spec.Inner)
+	if !spec.Path.OnSocket() && (spec.Transport != TCP || spec.WrapPeer != nil) ||
+		spec.Path == Pipe && (spec.MSS != 0 || spec.OurSndBuf != 0 || spec.PeerRcvBuf != 0 || spec.Via != nil) {
+		return fmt.Errorf("tlstest: Path %v needs TCP and no WrapPeer; net.Pipe has no socket options or route", spec.Path)
 	}
 	var dialed, accepted net.Conn
-	if spec.Inner == Pipe {
+	if spec.Path == Pipe {
 		dialed, accepted = net.Pipe()
 	} else {
 		d, a, err := socketPair(spec.Transport, spec.MSS, spec.Via)
@@ -250,7 +214,7 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 		p.OurSock, p.PeerSock = byRole(spec.Role, d, a)
 		dialed, accepted = d, a
 	}
-	if spec.Inner == TLSInTLS {
+	if spec.Path == TLSInTLS {
 		// PeerConfig(b, 0, WeServer) is a client's, trusting b.
 		dialed = tls.Client(dialed, PeerConfig(b, 0, WeServer))
 		accepted = tls.Server(accepted, PeerConfig(b, 0, WeClient))
@@ -269,7 +233,7 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 		return err
 	}
 	conn := p.PeerEnd
-	if spec.Inner != Bare {
+	if spec.Path.Counts() {
 		p.PeerCount = &Counter{Conn: conn}
 		conn = p.PeerCount
 	}
@@ -296,8 +260,8 @@ func (p *Pair) openCryptoTLS(b *testcert.Bundle) error {
 // server, or accept a client on a listener of our own.
 func (p *Pair) openProcess(b *testcert.Bundle) (err error) {
 	spec := p.Spec
-	if spec.Transport != TCP || spec.Inner != Bare || spec.PeerRcvBuf != 0 || spec.Record || spec.Config != nil || spec.WrapPeer != nil {
-		return fmt.Errorf("tlstest: a %v peer needs TCP and a bare socket, and has no socket, Recorder or crypto/tls Config of ours", spec.Peer)
+	if spec.Transport != TCP || !spec.Path.OnSocket() || spec.PeerRcvBuf != 0 || spec.Record || spec.Config != nil || spec.WrapPeer != nil {
+		return fmt.Errorf("tlstest: a %v peer needs TCP and our Conn on its socket, and has no socket, Recorder or crypto/tls Config of ours", spec.Peer)
 	}
 	if p.dir, err = os.MkdirTemp("", "tlstest-peer-"); err != nil {
 		return err
@@ -425,7 +389,7 @@ func (p *Pair) peerReady() string {
 // first: our close_notify would wait for a reader.
 func (p *Pair) Close() error {
 	var err error
-	if p.Spec.Inner == Pipe && p.PeerEnd != nil {
+	if p.Spec.Path == Pipe && p.PeerEnd != nil {
 		p.PeerEnd.Close()
 	}
 	if p.Ours != nil {
