@@ -1,8 +1,8 @@
 // Package testcert generates a throwaway public key infrastructure for tests:
-// a certificate authority and certificates signed by it, built in memory with
-// crypto/x509. Nothing is read from or checked into the repository; WriteFiles
-// puts the PEM files where command-line peers such as openssl s_server can
-// read them.
+// a certificate authority and certificates signed by it, or by an
+// intermediate CA it signed, built in memory with crypto/x509. Nothing is
+// read from or checked into the repository; WriteFiles puts the PEM files
+// where command-line peers such as openssl s_server can read them.
 package testcert
 
 import (
@@ -24,24 +24,33 @@ import (
 	"time"
 )
 
-// Bundle is a CA and a leaf certificate signed by it, for the given hosts
-// (DNS names or IPs).
+// Bundle is a CA and a leaf certificate for the given hosts (DNS names or
+// IPs), signed by the CA or, in a bundle from [NewWithIntermediate], by an
+// intermediate CA the CA signed.
 //
-// All fields are set by New, NewRSA and ClientBundle and must not be modified
-// afterwards, except the file names, which WriteFiles sets.
+// All fields are set by New, NewRSA, NewWithIntermediate and ClientBundle and
+// must not be modified afterwards, except the file names, which WriteFiles
+// sets.
 type Bundle struct {
 	CAPEM, CertPEM, KeyPEM []byte // PEM: CA cert, leaf cert, leaf private key (PKCS#8)
-	ChainPEM               []byte // leaf followed by CA
+	ChainPEM               []byte // leaf followed by its issuer: the CA, or the intermediate
 	Leaf                   *x509.Certificate
 	CA                     *x509.Certificate
-	TLSCert                tls.Certificate // leaf + key for crypto/tls
-	Pool                   *x509.CertPool  // contains the CA
+	TLSCert                tls.Certificate // leaf, its issuer (as in ChainPEM) and key, for crypto/tls
+	Pool                   *x509.CertPool  // contains the CA only
+
+	// Intermediate and IntermediatePEM are the intermediate CA that
+	// signed the leaf, in a bundle from NewWithIntermediate or its
+	// ClientBundle; nil otherwise.
+	Intermediate    *x509.Certificate
+	IntermediatePEM []byte
 
 	// Filled by WriteFiles:
 	CAFile, CertFile, KeyFile, ChainFile string
 
-	caKey  crypto.Signer                 // signs ClientBundle certificates; constant
-	newKey func() (crypto.Signer, error) // key type of this bundle; constant
+	issuer    *x509.Certificate             // signs the leaf and ClientBundle's: CA or Intermediate; constant
+	issuerKey crypto.Signer                 // issuer's key; constant
+	newKey    func() (crypto.Signer, error) // key type of this bundle; constant
 }
 
 // New returns a bundle whose CA and leaf keys are ECDSA P-256. The leaf
@@ -54,7 +63,7 @@ type Bundle struct {
 // New returns an error only if key generation or signing fails, or if a host
 // is the empty string.
 func New(hosts ...string) (*Bundle, error) {
-	return newBundle(newECDSAKey, hosts)
+	return newBundle(newECDSAKey, hosts, false)
 }
 
 // NewRSA is like New but uses RSA keys of the given size in bits for the CA
@@ -66,47 +75,60 @@ func NewRSA(bits int, hosts ...string) (*Bundle, error) {
 	}
 	return newBundle(func() (crypto.Signer, error) {
 		return rsa.GenerateKey(rand.Reader, bits)
-	}, hosts)
+	}, hosts, false)
 }
 
 func newECDSAKey() (crypto.Signer, error) {
 	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 }
 
-func newBundle(newKey func() (crypto.Signer, error), hosts []string) (*Bundle, error) {
+// NewWithIntermediate is like New, but the leaf is signed by an
+// intermediate CA ("closenotify test intermediate CA") that the CA signed:
+// a chain of three certificates. The CA may sign one level of CAs below it,
+// the intermediate end-entity certificates only. Intermediate and
+// IntermediatePEM hold the intermediate; ChainPEM and TLSCert carry the leaf
+// followed by the intermediate, without the CA, as a server sends its
+// chain; Pool holds the CA only, so that verification needs the
+// intermediate from the peer. [Bundle.ClientBundle] of the result is signed
+// by the intermediate too.
+//
+// NewWithIntermediate returns an error only if key generation or signing
+// fails, or if a host is the empty string.
+func NewWithIntermediate(hosts ...string) (*Bundle, error) {
+	return newBundle(newECDSAKey, hosts, true)
+}
+
+func newBundle(newKey func() (crypto.Signer, error), hosts []string, intermediate bool) (*Bundle, error) {
 	if len(hosts) == 0 {
 		hosts = []string{"localhost", "127.0.0.1"}
 	}
-	caKey, err := newKey()
-	if err != nil {
-		return nil, fmt.Errorf("testcert: generating CA key: %w", err)
+	// The root's path length allows exactly the CAs below it that the
+	// bundle has.
+	maxPathLen := 0
+	if intermediate {
+		maxPathLen = 1
 	}
-	notBefore, notAfter := validity()
-	caTemplate := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "closenotify test CA", Organization: []string{"closenotify tests"}},
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := sign(caTemplate, caTemplate, caKey.Public(), caKey)
+	ca, caDER, caKey, err := newCA(newKey, "CA", maxPathLen, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("testcert: signing CA certificate: %w", err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("testcert: parsing CA certificate: %w", err)
+		return nil, err
 	}
 	b := &Bundle{
-		CA:     ca,
-		CAPEM:  pemEncode("CERTIFICATE", caDER),
-		Pool:   x509.NewCertPool(),
-		caKey:  caKey,
-		newKey: newKey,
+		CA:        ca,
+		CAPEM:     pemEncode("CERTIFICATE", caDER),
+		Pool:      x509.NewCertPool(),
+		issuer:    ca,
+		issuerKey: caKey,
+		newKey:    newKey,
 	}
 	b.Pool.AddCert(ca)
+	if intermediate {
+		inter, interDER, interKey, err := newCA(newKey, "intermediate CA", 0, ca, caKey)
+		if err != nil {
+			return nil, err
+		}
+		b.Intermediate, b.IntermediatePEM = inter, pemEncode("CERTIFICATE", interDER)
+		b.issuer, b.issuerKey = inter, interKey
+	}
 	leafTemplate, err := leafTemplate(hosts[0], hosts, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth})
 	if err != nil {
 		return nil, err
@@ -119,8 +141,10 @@ func newBundle(newKey func() (crypto.Signer, error), hosts []string) (*Bundle, e
 
 // ClientBundle returns a bundle for the client side of mutual TLS: a new key
 // and a certificate with common name name and only the client authentication
-// extended key usage, signed by b's CA. The key has the type and size of b's
-// keys. The result shares b's CA, CAPEM and Pool; its file names are empty until its own WriteFiles. A name that parses
+// extended key usage, signed by b's CA, or by b's intermediate when b has
+// one. The key has the type and size of b's keys. The result shares b's CA,
+// CAPEM, Pool and intermediate; its file names are empty until its own
+// WriteFiles. A name that parses
 // as an IP address is also put in the IP addresses, any other non-empty name
 // in the DNS names.
 //
@@ -132,11 +156,14 @@ func (b *Bundle) ClientBundle(name string) (*Bundle, error) {
 		return nil, err
 	}
 	c := &Bundle{
-		CA:     b.CA,
-		CAPEM:  b.CAPEM,
-		Pool:   b.Pool,
-		caKey:  b.caKey,
-		newKey: b.newKey,
+		CA:              b.CA,
+		CAPEM:           b.CAPEM,
+		Pool:            b.Pool,
+		Intermediate:    b.Intermediate,
+		IntermediatePEM: b.IntermediatePEM,
+		issuer:          b.issuer,
+		issuerKey:       b.issuerKey,
+		newKey:          b.newKey,
 	}
 	if err := c.issue(tmpl); err != nil {
 		return nil, err
@@ -144,7 +171,8 @@ func (b *Bundle) ClientBundle(name string) (*Bundle, error) {
 	return c, nil
 }
 
-// issue generates a key, signs tmpl with the CA key, and fills the leaf fields.
+// issue generates a key, signs tmpl with the issuer's key, and fills the
+// leaf fields.
 func (b *Bundle) issue(tmpl *x509.Certificate) error {
 	key, err := b.newKey()
 	if err != nil {
@@ -154,7 +182,7 @@ func (b *Bundle) issue(tmpl *x509.Certificate) error {
 		// RSA key exchange (TLS 1.2 without ECDHE) encrypts to the key.
 		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
 	}
-	der, err := sign(tmpl, b.CA, key.Public(), b.caKey)
+	der, err := sign(tmpl, b.issuer, key.Public(), b.issuerKey)
 	if err != nil {
 		return fmt.Errorf("testcert: signing leaf certificate: %w", err)
 	}
@@ -169,9 +197,9 @@ func (b *Bundle) issue(tmpl *x509.Certificate) error {
 	b.Leaf = leaf
 	b.CertPEM = pemEncode("CERTIFICATE", der)
 	b.KeyPEM = pemEncode("PRIVATE KEY", keyDER)
-	b.ChainPEM = append(append([]byte{}, b.CertPEM...), b.CAPEM...)
+	b.ChainPEM = append(append([]byte{}, b.CertPEM...), pemEncode("CERTIFICATE", b.issuer.Raw)...)
 	b.TLSCert = tls.Certificate{
-		Certificate: [][]byte{der, b.CA.Raw},
+		Certificate: [][]byte{der, b.issuer.Raw},
 		PrivateKey:  key,
 		Leaf:        leaf,
 	}
@@ -195,7 +223,7 @@ func (b *Bundle) WriteFiles(dir string) error {
 	}
 	for _, f := range files {
 		if len(f.data) == 0 {
-			return fmt.Errorf("testcert: %s would be empty: bundle not made by New, NewRSA or ClientBundle", f.name)
+			return fmt.Errorf("testcert: %s would be empty: bundle not made by New, NewRSA, NewWithIntermediate or ClientBundle", f.name)
 		}
 		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
 			return fmt.Errorf("testcert: %w", err)
@@ -206,6 +234,41 @@ func (b *Bundle) WriteFiles(dir string) error {
 	b.KeyFile = filepath.Join(dir, "key.pem")
 	b.ChainFile = filepath.Join(dir, "chain.pem")
 	return nil
+}
+
+// newCA returns a new CA certificate with common name "closenotify test "
+// followed by role, its DER and its key; it may sign maxPathLen levels of
+// CAs below it. A nil parent makes it self-signed (a root); otherwise parent
+// and parentKey sign it.
+func newCA(newKey func() (crypto.Signer, error), role string, maxPathLen int, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, []byte, crypto.Signer, error) {
+	cn := "closenotify test " + role
+	key, err := newKey()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("testcert: generating %s key: %w", role, err)
+	}
+	notBefore, notAfter := validity()
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"closenotify tests"}},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            maxPathLen,
+		MaxPathLenZero:        maxPathLen == 0,
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := sign(tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("testcert: signing %s certificate: %w", role, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("testcert: parsing %s certificate: %w", role, err)
+	}
+	return cert, der, key, nil
 }
 
 // leafTemplate returns an end-entity certificate template with common name cn

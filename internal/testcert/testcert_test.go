@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -402,5 +403,78 @@ func TestWriteFilesErrors(t *testing.T) {
 	}
 	if err := (&testcert.Bundle{}).WriteFiles(t.TempDir()); err == nil {
 		t.Error("WriteFiles of an empty Bundle succeeded")
+	}
+}
+
+// TestNewWithIntermediate: the leaf verifies against Pool (the CA only)
+// with the intermediate among the intermediates, as a chain of three, and
+// not without it; ChainPEM and TLSCert carry leaf and intermediate, and
+// ClientBundle is signed by the intermediate too.
+func TestNewWithIntermediate(t *testing.T) {
+	t.Parallel()
+	b, err := testcert.NewWithIntermediate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Intermediate == nil || !b.Intermediate.IsCA || b.Intermediate.MaxPathLen != 0 || !b.Intermediate.MaxPathLenZero {
+		t.Fatalf("Intermediate = %v, want a CA that signs no CAs", b.Intermediate)
+	}
+	if b.Intermediate.Subject.CommonName != "closenotify test intermediate CA" {
+		t.Errorf("intermediate CommonName = %q", b.Intermediate.Subject.CommonName)
+	}
+	if !b.CA.IsCA || b.CA.MaxPathLen != 1 {
+		t.Errorf("CA MaxPathLen = %d, want 1", b.CA.MaxPathLen)
+	}
+	if err := b.Intermediate.CheckSignatureFrom(b.CA); err != nil {
+		t.Errorf("the CA did not sign the intermediate: %v", err)
+	}
+	if err := b.Leaf.CheckSignatureFrom(b.Intermediate); err != nil {
+		t.Errorf("the intermediate did not sign the leaf: %v", err)
+	}
+	if !bytes.Equal(b.IntermediatePEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.Intermediate.Raw})) {
+		t.Error("IntermediatePEM is not the intermediate")
+	}
+	if !bytes.Equal(b.ChainPEM, append(slices.Clone(b.CertPEM), b.IntermediatePEM...)) {
+		t.Error("ChainPEM is not CertPEM followed by IntermediatePEM")
+	}
+	if want := [][]byte{b.Leaf.Raw, b.Intermediate.Raw}; !slices.EqualFunc(b.TLSCert.Certificate, want, bytes.Equal) {
+		t.Error("TLSCert.Certificate is not the leaf followed by the intermediate")
+	}
+
+	cb, err := b.ClientBundle("client1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cb.CA != b.CA || cb.Pool != b.Pool || cb.Intermediate != b.Intermediate || !bytes.Equal(cb.IntermediatePEM, b.IntermediatePEM) {
+		t.Error("client bundle does not share the CA and the intermediate")
+	}
+	if want := [][]byte{cb.Leaf.Raw, b.Intermediate.Raw}; !slices.EqualFunc(cb.TLSCert.Certificate, want, bytes.Equal) {
+		t.Error("client TLSCert.Certificate is not the leaf followed by the intermediate")
+	}
+
+	intermediates := x509.NewCertPool()
+	intermediates.AddCert(b.Intermediate)
+	for _, tc := range []struct {
+		name  string
+		leaf  *x509.Certificate
+		usage x509.ExtKeyUsage
+	}{
+		{"server", b.Leaf, x509.ExtKeyUsageServerAuth},
+		{"client", cb.Leaf, x509.ExtKeyUsageClientAuth},
+	} {
+		opts := x509.VerifyOptions{Roots: b.Pool, Intermediates: intermediates, KeyUsages: []x509.ExtKeyUsage{tc.usage}}
+		chains, err := tc.leaf.Verify(opts)
+		if err != nil {
+			t.Fatalf("%s: leaf does not verify with the intermediate: %v", tc.name, err)
+		}
+		want := []*x509.Certificate{tc.leaf, b.Intermediate, b.CA}
+		if len(chains) != 1 || !slices.EqualFunc(chains[0], want, (*x509.Certificate).Equal) {
+			t.Errorf("%s: verified chains %v, want [[leaf intermediate CA]]", tc.name, chains)
+		}
+		opts.Intermediates = nil
+		var unknown x509.UnknownAuthorityError
+		if _, err := tc.leaf.Verify(opts); !errors.As(err, &unknown) {
+			t.Errorf("%s: without the intermediate: %v, want an x509.UnknownAuthorityError", tc.name, err)
+		}
 	}
 }
