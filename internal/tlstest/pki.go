@@ -52,7 +52,9 @@ func WriteFiles(b *testcert.Bundle, dir string) (Files, error) {
 	return f, nil
 }
 
-// NewServerCtx returns a new Ctx that serves b's leaf certificate and key.
+// NewServerCtx returns a new Ctx that serves b's leaf certificate and key,
+// followed by b's intermediate CA when b has one
+// ([openssl.Ctx.AddChainCertificate]).
 func NewServerCtx(b *testcert.Bundle) (*openssl.Ctx, error) {
 	sslCtx, err := openssl.NewCtx()
 	if err != nil {
@@ -71,6 +73,15 @@ func NewServerCtx(b *testcert.Bundle) (*openssl.Ctx, error) {
 	}
 	if err := sslCtx.UsePrivateKey(key); err != nil {
 		return nil, err
+	}
+	if b.Intermediate != nil {
+		inter, err := openssl.LoadCertificateFromPEM(b.IntermediatePEM)
+		if err != nil {
+			return nil, err
+		}
+		if err := sslCtx.AddChainCertificate(inter); err != nil {
+			return nil, err
+		}
 	}
 	return sslCtx, nil
 }
@@ -149,9 +160,9 @@ func TrustingCtx(tb testing.TB, b *testcert.Bundle) *openssl.Ctx {
 }
 
 // PeerConfig is the crypto/tls configuration facing our Conn in role r: a
-// server presenting b's leaf, or a client trusting b's CA and sending SNI
-// "localhost"; both limited to version when it is not zero. It returns a
-// new Config every time.
+// server presenting b's TLSCert (its leaf and the leaf's issuer), or a
+// client trusting b's CA and sending SNI "localhost"; both limited to
+// version when it is not zero. It returns a new Config every time.
 func PeerConfig(b *testcert.Bundle, version uint16, r Role) *tls.Config {
 	cfg := &tls.Config{MinVersion: version, MaxVersion: version}
 	if r == WeClient {
