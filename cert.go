@@ -12,7 +12,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"runtime"
+	"sync"
 	"unsafe"
+	"weak"
 )
 
 // Certificate is an X.509 certificate held by OpenSSL. It is freed when
@@ -45,19 +47,58 @@ func newCertificate(x *C.X509) *Certificate {
 	return cert
 }
 
-// X509 returns the certificate parsed by crypto/x509.
+// X509 returns the certificate parsed by crypto/x509. The result may be
+// shared with other callers and connections (see parseX509): do not modify
+// it.
 func (c *Certificate) X509() (*x509.Certificate, error) {
 	defer runtime.KeepAlive(c)
 	return parseX509(c.x)
 }
 
-// parseX509 converts an OpenSSL certificate to crypto/x509's form.
+// parseX509 converts an OpenSSL certificate to crypto/x509's form. It
+// parses each distinct certificate once while a parsed copy is in use, as
+// crypto/tls's certificate cache does: every connection to the same server
+// (and every resumed one, whose chain comes from the session) gets the same
+// *x509.Certificate, where parsing an ECDSA certificate cost about 30 µs of
+// a resumed handshake's 1.5 ms.
 func parseX509(x *C.X509) (*x509.Certificate, error) {
 	der, err := certDER(x)
 	if err != nil {
 		return nil, err
 	}
-	return x509.ParseCertificate(der)
+	return parsedCerts.parse(der)
+}
+
+// certCache maps a certificate's DER to its parsed form, held weakly: an
+// entry lives as long as some caller keeps the certificate, and its
+// cleanup removes it afterwards.
+type certCache struct {
+	m sync.Map // string(DER) → weak.Pointer[x509.Certificate]
+}
+
+var parsedCerts certCache
+
+func (cc *certCache) parse(der []byte) (*x509.Certificate, error) {
+	if v, ok := cc.m.Load(string(der)); ok {
+		if cert := v.(weak.Pointer[x509.Certificate]).Value(); cert != nil {
+			return cert, nil
+		}
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	key, wp := string(der), weak.Make(cert)
+	cc.m.Store(key, wp)
+	// CompareAndDelete: another parse may have replaced the entry since.
+	runtime.AddCleanup(cert, func(key string) { cc.m.CompareAndDelete(key, wp) }, key)
+	return cert, nil
+}
+
+// has reports whether der has an entry, for tests.
+func (cc *certCache) has(der []byte) bool {
+	_, ok := cc.m.Load(string(der))
+	return ok
 }
 
 // certDER encodes x in DER.

@@ -38,7 +38,8 @@ type ConnectionState struct {
 	// DidResume is true when the session was resumed.
 	DidResume bool
 	// PeerCertificates is the peer's chain, leaf first; nil when the peer
-	// sent none.
+	// sent none. As with crypto/tls, the certificates are shared with other
+	// connections that received the same ones: do not modify them.
 	PeerCertificates []*x509.Certificate
 	// VerifiedChains holds one chain, the one OpenSSL's verification
 	// built: leaf first, ending at the trust anchor, with the certificates

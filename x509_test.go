@@ -4,16 +4,19 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/closenotify/openssl"
+	"github.com/closenotify/openssl/internal/testcert"
 )
 
 // certFromGo issues a certificate from tmpl with a new P-256 key, and
@@ -163,4 +166,55 @@ func TestCertificateCheckBadArguments(t *testing.T) {
 	// A name with a NUL byte is refused, though its prefix would match.
 	err = cert.CheckHost("localhost\x00.evil", 0)
 	require.EqualError(t, err, "openssl: check host: malformed name (such as one with a NUL byte)")
+}
+
+// TestParsedCertificatesShared: a certificate is parsed once while a parsed
+// copy is in use. Two OpenSSL objects of the same certificate, and the
+// chains of two connections to the same server, give the same
+// *x509.Certificate; another certificate gives another. Once nothing holds
+// the parsed certificate, its cache entry goes.
+func TestParsedCertificatesShared(t *testing.T) {
+	b, err := testcert.New() // certificates no other test parses
+	require.NoError(t, err)
+	load := func(pem []byte) *x509.Certificate {
+		t.Helper()
+		cert, err := openssl.LoadCertificateFromPEM(pem)
+		require.NoError(t, err)
+		parsed, err := cert.X509()
+		require.NoError(t, err)
+		return parsed
+	}
+	leaf := load(b.CertPEM)
+	require.Same(t, leaf, load(b.CertPEM), "the same certificate loaded twice")
+	ca := load(b.CAPEM)
+	require.NotSame(t, leaf, ca)
+	require.Equal(t, b.Leaf.Raw, leaf.Raw)
+
+	addr, results := startGoServer(t, &tls.Config{Certificates: []tls.Certificate{b.TLSCert}})
+	client := ctxOf(t, b, 0)
+	var chains [2][]*x509.Certificate
+	for i := range chains {
+		c, err := openssl.Dial("tcp", addr, client, 0)
+		require.NoError(t, err)
+		chains[i] = c.ConnectionState().PeerCertificates
+		get(t, c)
+		c.Close()
+		nextServed(t, results)
+	}
+	require.Len(t, chains[0], 2, "leaf and CA")
+	require.Same(t, leaf, chains[0][0], "the server's certificate on a connection")
+	require.Same(t, ca, chains[0][1], "the CA's certificate on a connection")
+	for i := range chains[0] {
+		require.Same(t, chains[0][i], chains[1][i], "certificate %d on two connections", i)
+	}
+
+	der := leaf.Raw
+	leaf, ca, chains = nil, nil, [2][]*x509.Certificate{}
+	for i := 0; openssl.CertificateCached(der); i++ {
+		// The entry's cleanup runs after a collection finds the
+		// certificate unreachable, on the runtime's cleanup goroutine.
+		require.Less(t, i, 100, "the cache entry outlived its certificate")
+		runtime.GC()
+		runtime.Gosched()
+	}
 }
