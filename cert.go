@@ -89,10 +89,23 @@ func (cc *certCache) parse(der []byte) (*x509.Certificate, error) {
 		return nil, err
 	}
 	key, wp := string(der), weak.Make(cert)
-	cc.m.Store(key, wp)
-	// CompareAndDelete: another parse may have replaced the entry since.
-	runtime.AddCleanup(cert, func(key string) { cc.m.CompareAndDelete(key, wp) }, key)
-	return cert, nil
+	for {
+		// A parse that ran meanwhile may have stored a copy first: while
+		// it lives, that one is the certificate, so that every caller
+		// gets the same pointer.
+		old, loaded := cc.m.LoadOrStore(key, wp)
+		if loaded {
+			if live := old.(weak.Pointer[x509.Certificate]).Value(); live != nil {
+				return live, nil
+			}
+			if !cc.m.CompareAndSwap(key, old, wp) {
+				continue
+			}
+		}
+		// CompareAndDelete: a later parse may have replaced the entry.
+		runtime.AddCleanup(cert, func(key string) { cc.m.CompareAndDelete(key, wp) }, key)
+		return cert, nil
+	}
 }
 
 // has reports whether der has an entry, for tests.

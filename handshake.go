@@ -109,18 +109,18 @@ func freeX509s(x509s []*C.X509) {
 	}
 }
 
-// parse parses both chains on the first call.
+// parse parses both chains on the first call. The certificates the peer
+// sent appear in both as the same pointers, as with crypto/tls: parseX509
+// gives one *x509.Certificate per certificate while it is in use.
 func (p *peerChain) parse() {
 	peer, verified, hasVerified := p.x509s, []*C.X509(nil), false
 	if i := slices.Index(p.x509s, nil); i >= 0 {
 		peer, verified, hasVerified = p.x509s[:i], p.x509s[i+1:], true
 	}
-	parsed := make([]*x509.Certificate, len(peer))
-	for i, x := range peer {
+	for _, x := range peer {
 		// A certificate OpenSSL accepted but crypto/x509 cannot parse
 		// is left out rather than failing a working connection.
 		if cert, err := parseX509(x); err == nil {
-			parsed[i] = cert
 			p.certs = append(p.certs, cert)
 		}
 	}
@@ -129,12 +129,6 @@ func (p *peerChain) parse() {
 	}
 	chain := make([]*x509.Certificate, 0, len(verified))
 	for _, x := range verified {
-		// OpenSSL builds the chain from the peer's X509 objects:
-		// those are shared, as crypto/tls shares them.
-		if i := slices.Index(peer, x); i >= 0 && parsed[i] != nil {
-			chain = append(chain, parsed[i])
-			continue
-		}
 		cert, err := parseX509(x)
 		if err != nil {
 			return // a partial chain would misstate what was verified

@@ -261,20 +261,16 @@ func (s *CertificateStore) AddCertificate(cert *Certificate) error {
 	if cert == nil {
 		return &Error{Op: op, Err: errors.New("openssl: nil certificate")}
 	}
-	var err error
-	if s.store != nil {
-		var r C.go_ossl_result
-		if C.go_ossl_store_add_cert(s.store, cert.x, &r); r.ret != 1 {
-			err = callError(op, &r)
-		}
-		runtime.KeepAlive(s)
-	} else {
-		err = s.sslCtx.lockedCall(op, func(sslCtx *C.SSL_CTX, r *C.go_ossl_result) {
-			C.go_ossl_store_add_cert(C.SSL_CTX_get_cert_store(sslCtx), cert.x, r)
-		})
-	}
+	// The store locks itself; no Ctx lock is needed to add to it.
+	x := s.ref()
+	defer C.X509_STORE_free(x)
+	var r C.go_ossl_result
+	C.go_ossl_store_add_cert(x, cert.x, &r)
 	runtime.KeepAlive(cert)
-	return err
+	if r.ret != 1 {
+		return callError(op, &r)
+	}
+	return nil
 }
 
 // LoadCertificatesFromPEM trusts every certificate of data, PEM with one
