@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -294,7 +295,16 @@ func (c tlsEndConn) ConnectionState() tls.ConnectionState {
 	return c.Conn.(*tls.Conn).ConnectionState()
 }
 
-func isConnRefused(err error) bool {
+// failedBeforeAnswer reports whether a request failed before any answer
+// could come: it could not connect, or the server's close of a kept-alive
+// connection reset it under the request's write. net/http's Transport
+// retries the second only when it wrote nothing; the same race exists with
+// crypto/tls servers. An answer lost after the handler wrote it is not
+// among these, and tests count those apart.
+func failedBeforeAnswer(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	if !errors.As(err, &op) {
+		return false
+	}
+	return op.Op == "dial" || op.Op == "write" && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
