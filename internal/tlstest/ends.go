@@ -22,9 +22,11 @@ var ErrClosedFirst = errors.New("tlstest: closed by this side first")
 // close_notify, and io.ErrUnexpectedEOF after a TCP FIN without it.
 type EndConn struct {
 	net.Conn
-	once  sync.Once
-	ended chan struct{}
-	err   error // set before ended is closed
+	once      sync.Once
+	ended     chan struct{}
+	err       error // set before ended is closed
+	closeOnce sync.Once
+	closed    chan struct{} // closed once a Close has returned
 }
 
 func (c *EndConn) Read(b []byte) (int, error) {
@@ -37,7 +39,9 @@ func (c *EndConn) Read(b []byte) (int, error) {
 
 func (c *EndConn) Close() error {
 	c.end(ErrClosedFirst)
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	c.closeOnce.Do(func() { close(c.closed) })
+	return err
 }
 
 func (c *EndConn) end(err error) {
@@ -56,7 +60,7 @@ type Ends struct {
 
 // Add returns c wrapped in a recorded EndConn.
 func (e *Ends) Add(c net.Conn) *EndConn {
-	ec := &EndConn{Conn: c, ended: make(chan struct{})}
+	ec := &EndConn{Conn: c, ended: make(chan struct{}), closed: make(chan struct{})}
 	e.mu.Lock()
 	e.conns = append(e.conns, ec)
 	e.mu.Unlock()
@@ -94,8 +98,9 @@ func (e *Ends) RequireCloseNotify(tb testing.TB) (closeNotify int) {
 	return closeNotify
 }
 
-// RequireCloseNotifySent requires that every connection, each an
-// *openssl.Conn closed by now, sent its close_notify, and with received
+// RequireCloseNotifySent waits, within Timeout, until every connection
+// (each an *openssl.Conn) was closed, then requires that each sent its
+// close_notify, and with received
 // that it read the peer's too. It skips, and counts, the connections the
 // peer ended first without close_notify, where OpenSSL sends no alert
 // after the failed read:
@@ -111,7 +116,16 @@ func (e *Ends) RequireCloseNotifySent(tb testing.TB, received bool) (peerEnded i
 	if len(e.conns) == 0 {
 		tb.Fatal("no connection recorded")
 	}
+	deadline := time.After(Timeout)
 	for i, c := range e.conns {
+		// The server may close a connection after the call the test
+		// waited for returned (gRPC's GracefulStop, net/http's
+		// Shutdown): its close_notify is in once Close has returned.
+		select {
+		case <-c.closed:
+		case <-deadline:
+			tb.Fatalf("connection %d of %d was not closed within %v", i, len(e.conns), Timeout)
+		}
 		if errors.Is(c.err, syscall.ECONNRESET) || errors.Is(c.err, openssl.ErrTruncated) {
 			peerEnded++
 			continue
