@@ -119,6 +119,9 @@ func (t *bioTransport) run(s *sslStep, _ direction) error {
 			if s.op == opShutdown {
 				return nil
 			}
+			// The inner conn's Read parks the goroutine when nothing
+			// is there, as the netpoller does on the socket-fd path.
+			c.waits.Add(1)
 			if err := t.fill(fed); err != nil {
 				return c.transportError(s.op, err)
 			}

@@ -69,6 +69,10 @@ type Conn struct {
 	state         ConnectionState // written under handshakeMu before handshakeDone is set; constant after
 	handshakeDone atomic.Bool
 
+	// waits counts the SSL calls of either direction that waited for the
+	// socket (see schedSlice).
+	waits atomic.Uint64
+
 	in  halfConn // reading: Read, and the waits of Shutdown and Close
 	out halfConn // writing: Write, CloseWrite, and the alerts of Shutdown and Close
 

@@ -175,6 +175,9 @@ type sslStep struct {
 	res     sslResult
 	skipped error // callSSL's error: the call was not made
 
+	// slice times the calls between waits (see schedSlice).
+	slice schedSlice
+
 	// onReadable and onWritable are the syscall.RawConn callbacks of the
 	// socket-fd path. Each reports "not done" only when OpenSSL's socket
 	// read (or write) hit EAGAIN, as the edge-triggered netpoller requires.
@@ -185,11 +188,19 @@ func (s *sslStep) init(c *Conn) {
 	s.c = c
 	s.onReadable = func(uintptr) bool {
 		s.skipped = s.c.callSSL(s.op, s.buf, &s.res)
-		return s.skipped != nil || ErrorCode(s.res.ssl_error) != ErrorWantRead
+		done := s.skipped != nil || ErrorCode(s.res.ssl_error) != ErrorWantRead
+		if !done {
+			s.c.waits.Add(1)
+		}
+		return done
 	}
 	s.onWritable = func(uintptr) bool {
 		s.skipped = s.c.callSSL(s.op, s.buf, &s.res)
-		return s.skipped != nil || ErrorCode(s.res.ssl_error) != ErrorWantWrite
+		done := s.skipped != nil || ErrorCode(s.res.ssl_error) != ErrorWantWrite
+		if !done {
+			s.c.waits.Add(1)
+		}
+		return done
 	}
 }
 
@@ -201,10 +212,15 @@ func (s *sslStep) init(c *Conn) {
 // writes and shutdowns, dirRead otherwise. The error is non-nil only when
 // the call was skipped or the wait failed (deadline, closed connection);
 // otherwise s.res holds the outcome.
+//
+// Afterwards the goroutine yields the processor if its direction has made
+// calls for a whole time slice without waiting (see schedSlice).
 func (s *sslStep) run(op sslOp, buf []byte, wait direction) error {
 	s.op, s.buf = op, buf
 	defer func() { s.buf = nil }()
-	return s.c.tr.run(s, wait)
+	err := s.c.tr.run(s, wait)
+	s.slice.endCall(s.c.waits.Load())
+	return err
 }
 
 // fdTransport is the socket-fd path: OpenSSL's socket BIO reads and writes
