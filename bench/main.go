@@ -44,7 +44,7 @@ func main() {
 		conns    = flag.Int("conns", 1000, "idle connections per side")
 		cbench   = flag.String("cbench", "", "path of the C program (cbench/cbench.c built); empty leaves C out")
 		only     = flag.String("only", "", "comma-separated workloads to run (bulk16k,bulk1k,hs1,hs2,resumed,pingpong,idle)")
-		impls    = flag.String("impls", "", "comma-separated implementations to run (ours,go,gossl,c,tcp,ctcp,ours2go,go2ours,c-spin,ctcp-spin); empty: all")
+		impls    = flag.String("impls", "", "comma-separated implementations to run (ours,go,gossl,c,c-epoll,tcp,ctcp,ours2go,go2ours,c-spin,ctcp-spin); empty: all")
 		jsonOut  = flag.String("json", "", "write every sample, the table and the targets as JSON to this file")
 		pngOut   = flag.String("png", "", "draw the ratio chart into this PNG file")
 		benchOut = flag.String("benchfmt", "", "write Go benchmark format lines (for benchstat) to this file")
@@ -145,9 +145,9 @@ var workloads = []struct {
 	name  string
 	impls []string
 }{
-	{"bulk16k", []string{"ours", "go", "gossl", "c", "tcp", "ctcp", "ours2go", "go2ours"}},
-	{"bulk1k", []string{"ours", "go", "gossl", "c", "tcp", "ctcp", "ours2go", "go2ours"}},
-	{"hs1", []string{"ours", "go", "gossl", "c"}},
+	{"bulk16k", []string{"ours", "go", "gossl", "c", "c-epoll", "tcp", "ctcp", "ours2go", "go2ours"}},
+	{"bulk1k", []string{"ours", "go", "gossl", "c", "c-epoll", "tcp", "ctcp", "ours2go", "go2ours"}},
+	{"hs1", []string{"ours", "go", "gossl", "c", "c-epoll"}},
 	{"hs2", []string{"ours", "go", "gossl", "c"}},
 	{"resumed", []string{"ours", "go", "gossl", "c"}},
 	{"pingpong", []string{"ours", "go", "gossl", "c", "tcp", "ctcp", "c-spin", "ctcp-spin"}},
@@ -318,6 +318,11 @@ func (m *measurer) command(j job, side string) *exec.Cmd {
 		cmd = exec.Command(m.self, args...)
 	}
 	cmd.Env = m.confEnv(j.Workload)
+	if j.Impl == "c-epoll" {
+		// The C program as an event loop, like Go's netpoller: see
+		// cbench.c.
+		cmd.Env = append(cmd.Env, "CBENCH_EPOLL=1", "CBENCH_READ_AHEAD=1")
+	}
 	return cmd
 }
 

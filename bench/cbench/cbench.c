@@ -10,6 +10,12 @@
 //	cbench idle-server tls|tcp 0 CONNS CERTDIR
 //	cbench idle-client tls|tcp 0 CONNS CERTDIR ADDR
 //
+// In the environment, CBENCH_EPOLL=1 makes bulk and handshake endpoints
+// wait as an event loop must (and as Go's netpoller does): non-blocking
+// sockets, and on WANT_READ, WANT_WRITE or EAGAIN a wait in epoll_wait,
+// edge-triggered, each thread on an epoll instance of its own; and
+// CBENCH_READ_AHEAD=1 turns on OpenSSL's read-ahead on both ends.
+//
 // The setup (TLS 1.3, TLS_AES_128_GCM_SHA256, X25519, no tickets outside
 // the resumption workload) is set here explicitly and by the OpenSSL config
 // file the driver passes in OPENSSL_CONF.
@@ -26,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +42,7 @@
 #include <openssl/x509v3.h>
 
 static int use_tls;
+static int use_epoll; // CBENCH_EPOLL=1: see the top
 static SSL_CTX *server_ctx, *client_ctx;
 
 static void die(const char *what) {
@@ -106,6 +114,11 @@ static void make_ctxs(const char *dir, int resumption) {
 	snprintf(path, sizeof path, "%s/ca.pem", dir);
 	if (SSL_CTX_load_verify_locations(client_ctx, path, NULL) != 1) die(path);
 	SSL_CTX_set_verify(client_ctx, SSL_VERIFY_PEER, NULL);
+	const char *ra = getenv("CBENCH_READ_AHEAD");
+	if (ra != NULL && strcmp(ra, "1") == 0) {
+		SSL_CTX_set_read_ahead(server_ctx, 1);
+		SSL_CTX_set_read_ahead(client_ctx, 1);
+	}
 	if (!resumption) {
 		SSL_CTX_set_num_tickets(server_ctx, 0);
 	} else {
@@ -145,7 +158,31 @@ typedef struct {
 	int fd;
 	SSL *ssl;
 	int spin; // non-blocking socket, busy-polled
+	int ep;   // > 0: non-blocking socket, waits in this epoll instance
 } end;
+
+// thread_epoll is the calling thread's epoll instance, made on first use.
+static __thread int thread_epoll = -1;
+
+// event_loop makes e wait as an event loop does when use_epoll is set.
+static void event_loop(end *e) {
+	if (!use_epoll) return;
+	if (thread_epoll < 0 && (thread_epoll = epoll_create1(0)) < 0) die("epoll_create1");
+	e->ep = thread_epoll;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+	if (epoll_ctl(e->ep, EPOLL_CTL_ADD, e->fd, &ev) < 0) die("epoll_ctl");
+	if (fcntl(e->fd, F_SETFL, fcntl(e->fd, F_GETFL) | O_NONBLOCK) < 0) die("fcntl");
+}
+
+// wait_event waits for e's socket to change state, once its last read or
+// write said EAGAIN; 0 when e does not wait in epoll.
+static int wait_event(end *e) {
+	if (e->ep <= 0) return 0;
+	struct epoll_event ev;
+	while (epoll_wait(e->ep, &ev, 1, -1) < 0)
+		if (errno != EINTR) die("epoll_wait");
+	return 1;
+}
 
 static void set_nonblocking(int fd) {
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) die("fcntl");
@@ -161,10 +198,10 @@ static void spin_pause(void) { sched_yield(); }
 // done_step reports whether ret is an SSL call's final result: a
 // busy-polled endpoint retries at once on WANT_READ and WANT_WRITE.
 static int done_step(end *e, int ret) {
-	if (ret > 0 || !e->spin) return 1;
+	if (ret > 0 || (!e->spin && e->ep <= 0)) return 1;
 	int err = SSL_get_error(e->ssl, ret);
 	if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) return 1;
-	spin_pause();
+	if (!wait_event(e)) spin_pause();
 	return 0;
 }
 
@@ -191,6 +228,7 @@ static long io_read(end *e, void *buf, size_t n) {
 			int ret = SSL_read_ex(e->ssl, buf, n, &got);
 			if (ret == 1) return (long)got;
 			int err = SSL_get_error(e->ssl, ret);
+			if (err == SSL_ERROR_WANT_READ && wait_event(e)) continue;
 			if (e->spin && err == SSL_ERROR_WANT_READ) {
 				spin_pause();
 				continue;
@@ -199,6 +237,7 @@ static long io_read(end *e, void *buf, size_t n) {
 			return -1;
 		}
 		long got = read(e->fd, buf, n);
+		if (got < 0 && errno == EAGAIN && wait_event(e)) continue;
 		if (got < 0 && e->spin && errno == EAGAIN) {
 			spin_pause();
 			continue;
@@ -216,6 +255,7 @@ static int io_write(end *e, const void *buf, size_t n) {
 			int ret = SSL_write_ex(e->ssl, p, n, &put);
 			if (ret != 1) {
 				int err = SSL_get_error(e->ssl, ret);
+				if (err == SSL_ERROR_WANT_WRITE && wait_event(e)) continue;
 				if (e->spin && err == SSL_ERROR_WANT_WRITE) {
 					spin_pause();
 					continue;
@@ -226,6 +266,7 @@ static int io_write(end *e, const void *buf, size_t n) {
 			continue;
 		}
 		long put = write(e->fd, p, n);
+		if (put < 0 && errno == EAGAIN && wait_event(e)) continue;
 		if (put < 0 && e->spin && errno == EAGAIN) {
 			spin_pause();
 			continue;
@@ -253,6 +294,7 @@ static void close_end(end *e) {
 		SSL_free(e->ssl);
 		e->ssl = NULL;
 	}
+	if (e->ep > 0) epoll_ctl(e->ep, EPOLL_CTL_DEL, e->fd, NULL);
 	close(e->fd);
 }
 
@@ -270,6 +312,7 @@ static void *bulk_reader(void *arg) {
 	end s = {.fd = accept(bulk_state.lfd, NULL, NULL)};
 	if (s.fd < 0) die("accept");
 	nodelay(s.fd);
+	event_loop(&s);
 	if (!handshake(&s, 1, NULL)) die("server handshake");
 	pthread_barrier_wait(&bulk_state.ready);
 	static char buf[64 << 10];
@@ -287,6 +330,7 @@ static void run_bulk(size_t size, double dur) {
 	pthread_t t;
 	pthread_create(&t, NULL, bulk_reader, NULL);
 	end c = {.fd = dial(port_of(bulk_state.lfd))};
+	event_loop(&c);
 	if (!handshake(&c, 0, NULL)) die("client handshake");
 	pthread_barrier_wait(&bulk_state.ready);
 	char *buf = calloc(1, size);
@@ -322,6 +366,7 @@ static void *hs_server(void *arg) {
 		end s = {.fd = accept(hs.lfd, NULL, NULL)};
 		if (s.fd < 0) return NULL; // the listener was shut down
 		nodelay(s.fd);
+		event_loop(&s);
 		if (!handshake(&s, 1, NULL)) die("server handshake");
 		close_end(&s);
 	}
@@ -331,6 +376,7 @@ static void *hs_server(void *arg) {
 // server's close_notify and closes; it keeps the new session in *sess.
 static void hs_one(SSL_SESSION **sess) {
 	end c = {.fd = dial(port_of(hs.lfd))};
+	event_loop(&c);
 	if (!handshake(&c, 0, *sess)) die("client handshake");
 	char b;
 	if (io_read(&c, &b, 1) != 0) die("client read");
@@ -513,6 +559,8 @@ int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	const char *w = argv[1];
 	use_tls = strcmp(argv[2], "tls") == 0;
+	const char *ep = getenv("CBENCH_EPOLL");
+	use_epoll = ep != NULL && strcmp(ep, "1") == 0;
 	int arg = atoi(argv[3]);
 	double dur = atof(argv[4]) / 1000;
 	int resumption = strcmp(w, "resumed") == 0;
