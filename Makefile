@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # Debian packages needed to build against OpenSSL 3 and run the tests.
 DEBIAN_PACKAGES := libssl-dev pkg-config openssl gcc gnutls-bin python3 curl
 
-.PHONY: deps test vet fmt-check demo bench bench-compare bench-compare-quick bench-smoke matrix-readme test-asan fuzz test-grpccreds openssl-3.5 test-openssl-3.5
+.PHONY: deps test vet fmt-check demo bench bench-compare bench-compare-quick bench-sysmon bench-smoke matrix-readme test-asan fuzz test-grpccreds openssl-3.5 test-openssl-3.5
 
 # GRPCCREDS is the gRPC credentials' own module (so that this module does
 # not depend on grpc): deps, vet and test cover it with a cd.
@@ -137,6 +137,19 @@ bench-compare: deps $(CBENCH)
 	set -o pipefail; cd bench && $(GO) run . -cbench $(CBENCH) $(BENCH_FLAGS) \
 		-json $(BENCH_OUT)/results.json -benchfmt $(BENCH_OUT)/results.txt \
 		-png $(BENCH_OUT)/compare.png | tee $(BENCH_OUT)/table.md
+
+# bench-sysmon runs bench-compare's bulk, handshake and ping-pong workloads
+# with a Go runtime whose sysmon never polls more often than every 10 ms (a
+# copy of GOROOT that bench/sysmon-goroot patches, kept in SYSMON_GOROOT),
+# to measure what sysmon's polling costs each Go implementation (README,
+# Performance). Every Go child of that run uses the patched runtime.
+SYSMON_GOROOT ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/closenotify/go-sysmon-10ms
+
+bench-sysmon: deps $(CBENCH)
+	bench/sysmon-goroot $(SYSMON_GOROOT)
+	mkdir -p $(BENCH_OUT)
+	set -o pipefail; cd bench && GOROOT=$(SYSMON_GOROOT) GOTOOLCHAIN=local $(SYSMON_GOROOT)/bin/go run . \
+		-cbench $(CBENCH) -only bulk16k,bulk1k,hs1,pingpong $(BENCH_FLAGS) | tee $(BENCH_OUT)/sysmon.md
 
 bench-compare-quick:
 	$(MAKE) --no-print-directory bench-compare BENCH_FLAGS=-quick
