@@ -36,9 +36,10 @@ import (
 // goroutine, and Write's direction never waits itself; it must not yield,
 // because a yield wakes an idle P (wakep) and moved a 64-byte ping-pong
 // into a mode with 1.5 times the CPU per round trip. The price is that a
-// Conn that streams one way while the other direction keeps receiving (a
-// large HTTP/2 response, which receives WINDOW_UPDATE frames) does not
-// yield.
+// Conn that streams one way while the other direction keeps receiving does
+// not yield. A large HTTP/2 response through net/http is such a stream
+// (WINDOW_UPDATE frames come in), but its writing goroutine parks between
+// frames on its own: a 1 GiB download made 15 handoffs in 3.3 s.
 
 // timeSlice is how long a direction makes SSL calls without a wait on its
 // Conn before it yields: a tenth of sysmon's 10 ms, because sysmon samples,
