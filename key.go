@@ -40,6 +40,15 @@ type PublicKey interface {
 	// as for SignPKCS1v15 (corresponds to EVP_DigestVerifyInit_ex and
 	// EVP_DigestVerify).
 	VerifyPKCS1v15(method Method, data, sig []byte) error
+	// Equal reports whether key is the same public key: the same type and
+	// the same public components, so that a private key equals its public
+	// half and its certificate's key. A nil key equals nothing
+	// (corresponds to EVP_PKEY_eq).
+	Equal(key PublicKey) bool
+	// Size is the length in bytes of the longest signature the key makes:
+	// the modulus for RSA, the longest ASN.1 DER encoding for ECDSA, 64
+	// for Ed25519 (corresponds to EVP_PKEY_get_size).
+	Size() int
 
 	evpPKey() *C.EVP_PKEY
 }
@@ -101,7 +110,28 @@ type privateKey struct {
 	publicKey
 }
 
-func (k *publicKey) evpPKey() *C.EVP_PKEY { return k.k }
+// evpPKey returns the key's EVP_PKEY; nil for a nil k, so that Equal of a
+// nil *publicKey or *privateKey inside the interface is false, not a panic.
+func (k *publicKey) evpPKey() *C.EVP_PKEY {
+	if k == nil {
+		return nil
+	}
+	return k.k
+}
+
+func (k *publicKey) Equal(key PublicKey) bool {
+	if key == nil {
+		return false
+	}
+	defer runtime.KeepAlive(k)
+	defer runtime.KeepAlive(key)
+	return C.go_ossl_pkey_eq(k.k, key.evpPKey()) == 1
+}
+
+func (k *publicKey) Size() int {
+	defer runtime.KeepAlive(k)
+	return int(C.EVP_PKEY_get_size(k.k))
+}
 
 func (k *publicKey) KeyType() NID {
 	defer runtime.KeepAlive(k)

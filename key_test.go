@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"os"
@@ -142,8 +143,80 @@ func TestGenerateKeyServesCryptoTLS(t *testing.T) {
 				der, err := loaded.MarshalPKIXPublicKeyDER()
 				require.NoError(t, err)
 				require.Equal(t, pubDER, der)
+				require.True(t, key.Equal(loaded))
+				require.True(t, loaded.Equal(key))
 			}
+			certKey, err := cert.PublicKey()
+			require.NoError(t, err)
+			require.True(t, key.Equal(certKey))
+			require.True(t, certKey.Equal(key))
+
+			// Size is the longest signature, as Go reckons it.
+			require.Equal(t, maxSignatureSize(t, pub), key.Size())
+			require.Equal(t, key.Size(), certKey.Size())
+			sig, err := key.SignPKCS1v15(signMethod(tc.keyType), []byte("data"))
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(sig), key.Size())
 		})
+	}
+}
+
+// maxSignatureSize is the longest signature pub's scheme makes, worked out
+// in Go: the modulus for RSA, 64 bytes for Ed25519, and for ECDSA the DER
+// SEQUENCE of two INTEGERs as long as the group order N (r and s are below
+// N), as OpenSSL's ECDSA_size counts it.
+func maxSignatureSize(t testing.TB, pub crypto.PublicKey) int {
+	t.Helper()
+	switch pub := pub.(type) {
+	case *rsa.PublicKey:
+		return pub.Size()
+	case ed25519.PublicKey:
+		return ed25519.SignatureSize
+	case *ecdsa.PublicKey:
+		n := pub.Curve.Params().N
+		der, err := asn1.Marshal(struct{ R, S *big.Int }{n, n})
+		require.NoError(t, err)
+		return len(der)
+	}
+	t.Fatalf("unexpected key type %T", pub)
+	return 0
+}
+
+// signMethod is the digest SignPKCS1v15 takes for a key type: none for
+// EdDSA.
+func signMethod(keyType openssl.NID) openssl.Method {
+	if keyType == openssl.KeyTypeED25519 {
+		return nil
+	}
+	return openssl.SHA256_Method
+}
+
+// TestPublicKeyNotEqual: keys of the same type with other components, keys
+// of other types and nil are not Equal, either way round.
+func TestPublicKeyNotEqual(t *testing.T) {
+	generate := map[string]func() (openssl.PrivateKey, error){
+		"RSA 2048": func() (openssl.PrivateKey, error) { return openssl.GenerateRSAKey(2048) },
+		"P-256":    func() (openssl.PrivateKey, error) { return openssl.GenerateECKey(openssl.Prime256v1) },
+		"P-384":    func() (openssl.PrivateKey, error) { return openssl.GenerateECKey(openssl.Secp384r1) },
+		"Ed25519":  openssl.GenerateED25519Key,
+	}
+	keys := map[string][2]openssl.PrivateKey{}
+	for name, gen := range generate {
+		a, err := gen()
+		require.NoError(t, err)
+		b, err := gen()
+		require.NoError(t, err)
+		keys[name] = [2]openssl.PrivateKey{a, b}
+	}
+	for name, pair := range keys {
+		require.False(t, pair[0].Equal(pair[1]), "%s: two generated keys", name)
+		require.False(t, pair[1].Equal(pair[0]), "%s: two generated keys", name)
+		require.False(t, pair[0].Equal(nil), "%s: nil", name)
+		for other, otherPair := range keys {
+			if other != name {
+				require.False(t, pair[0].Equal(otherPair[0]), "%s and %s", name, other)
+			}
+		}
 	}
 }
 

@@ -813,6 +813,16 @@ void go_ossl_pkey_verify(EVP_PKEY *key, const char *md, const unsigned char *dat
 	finish_ret(r, ret);
 }
 
+int go_ossl_pkey_eq(const EVP_PKEY *a, const EVP_PKEY *b) {
+	if (a == NULL || b == NULL) {
+		return 0;
+	}
+	ERR_set_mark();
+	int eq = EVP_PKEY_eq(a, b);
+	ERR_pop_to_mark();
+	return eq;
+}
+
 void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const char *structure,
                          unsigned char **out, size_t *out_len, go_ossl_result *r) {
 	begin(r);

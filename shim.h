@@ -242,6 +242,10 @@ void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const
                          unsigned char **out, size_t *out_len, go_ossl_result *r);
 // go_ossl_pkey_from_der is go_ossl_pkey_from_pem for unencrypted DER: d2i
 // advances a pointer, which must be C memory.
+// go_ossl_pkey_eq is EVP_PKEY_eq (1: the same public key), 0 when either
+// key is NULL. A comparison has no error to report: what EVP_PKEY_eq
+// leaves on the error queue (keys of different types) is dropped.
+int go_ossl_pkey_eq(const EVP_PKEY *a, const EVP_PKEY *b);
 EVP_PKEY *go_ossl_pkey_from_der(const void *der, long len, int public_key, go_ossl_result *r);
 
 // go_ossl_x509_pubkey returns a reference to cert's public key, with the
