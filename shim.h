@@ -202,8 +202,9 @@ int go_ossl_peer_chain(SSL *ssl, X509 **out, int max);
 // go_ossl_peer_chains is go_ossl_peer_chain followed, when with_verified is
 // set and the whole of it fits in max entries, by a NULL and the chain
 // OpenSSL's verification built (SSL_get0_verified_chain: leaf first, trust
-// anchor last), each with a reference too; out has room for 2*max+1. (A NULL rather than a length
-// through a pointer: a Go variable passed by address escapes to the heap.)
+// anchor last), each with a reference too; out has room for 2*max+1. (A
+// NULL rather than a length through a pointer: a Go variable passed by
+// address escapes to the heap.)
 int go_ossl_peer_chains(SSL *ssl, X509 **out, int max, int with_verified);
 const char *go_ossl_servername(SSL *ssl);
 
@@ -242,11 +243,11 @@ void go_ossl_pkey_encode(EVP_PKEY *key, int selection, const char *format, const
                          unsigned char **out, size_t *out_len, go_ossl_result *r);
 // go_ossl_pkey_from_der is go_ossl_pkey_from_pem for unencrypted DER: d2i
 // advances a pointer, which must be C memory.
+EVP_PKEY *go_ossl_pkey_from_der(const void *der, long len, int public_key, go_ossl_result *r);
 // go_ossl_pkey_eq is EVP_PKEY_eq (1: the same public key), 0 when either
 // key is NULL. A comparison has no error to report: what EVP_PKEY_eq
 // leaves on the error queue (keys of different types) is dropped.
 int go_ossl_pkey_eq(const EVP_PKEY *a, const EVP_PKEY *b);
-EVP_PKEY *go_ossl_pkey_from_der(const void *der, long len, int public_key, go_ossl_result *r);
 
 // go_ossl_x509_pubkey returns a reference to cert's public key, with the
 // error queue of a key OpenSSL cannot decode.

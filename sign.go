@@ -46,7 +46,7 @@ func (k *privateKey) SignPKCS1v15(method Method, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer C.free(unsafe.Pointer(md))
-	sig := make([]byte, C.EVP_PKEY_get_size(k.k))
+	sig := make([]byte, k.Size())
 	n := C.size_t(len(sig))
 	var r C.go_ossl_result
 	C.go_ossl_pkey_sign(k.k, md, bytesArg(data), C.size_t(len(data)), bytesArg(sig), &n, &r)

@@ -186,22 +186,21 @@ type sslStep struct {
 
 func (s *sslStep) init(c *Conn) {
 	s.c = c
-	s.onReadable = func(uintptr) bool {
-		s.skipped = s.c.callSSL(s.op, s.buf, &s.res)
-		done := s.skipped != nil || ErrorCode(s.res.ssl_error) != ErrorWantRead
-		if !done {
-			s.c.waits.Add(1)
-		}
-		return done
+	s.onReadable = func(uintptr) bool { return s.callUnlessWant(ErrorWantRead) }
+	s.onWritable = func(uintptr) bool { return s.callUnlessWant(ErrorWantWrite) }
+}
+
+// callUnlessWant makes the step's call inside a RawConn callback and
+// reports whether it is done: it is not when OpenSSL asks for want, the
+// readiness the callback's netpoller wait is for. The netpoller then parks
+// the goroutine, which the Conn counts as a wait (see schedSlice).
+func (s *sslStep) callUnlessWant(want ErrorCode) bool {
+	s.skipped = s.c.callSSL(s.op, s.buf, &s.res)
+	if s.skipped == nil && ErrorCode(s.res.ssl_error) == want {
+		s.c.waits.Add(1)
+		return false
 	}
-	s.onWritable = func(uintptr) bool {
-		s.skipped = s.c.callSSL(s.op, s.buf, &s.res)
-		done := s.skipped != nil || ErrorCode(s.res.ssl_error) != ErrorWantWrite
-		if !done {
-			s.c.waits.Add(1)
-		}
-		return done
-	}
+	return true
 }
 
 // run makes the call until OpenSSL stops asking to wait. A read may ask to
